@@ -1,0 +1,49 @@
+# Thin wrapper around CMake. The real build lives in CMakeLists.txt.
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CMAKE_FLAGS ?=
+
+.PHONY: all deps demo test bench install clean fuzz valgrind docs format
+
+all: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/deps.sh build
+
+demo: all
+	@scripts/demo.sh $(BUILD)
+
+test:
+	@scripts/deps.sh test
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON \
+	      -DSEALNET_WERROR=$${SEALNET_WERROR:-ON} -DSEALNET_BUILD_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+bench: all
+	@scripts/bench.sh $(BUILD)
+
+install: all
+	cmake --install $(BUILD)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+valgrind: all
+	@scripts/deps.sh valgrind
+	@scripts/valgrind.sh $(BUILD)
+
+docs:
+	@scripts/deps.sh docs
+	doxygen docs/Doxyfile
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz

@@ -1,0 +1,70 @@
+/* sealnet — keys and certificates (Godot: CryptoKey, X509Certificate, Crypto).
+ *
+ * Keys and certificates are PEM in and PEM out. Loading replaces what the object held; a load
+ * that fails leaves the object as it was and names the cause in sn_last_error_message().
+ */
+#ifndef SEALNET_CRYPTO_H
+#define SEALNET_CRYPTO_H
+
+#include <sealnet/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sn_crypto_key sn_crypto_key;
+typedef struct sn_x509_cert sn_x509_cert;
+
+/* An empty key object; NULL only when out of memory. */
+SN_API sn_crypto_key *sn_crypto_key_new(void);
+/* Frees the key; NULL is fine. Options built from it keep their own reference. */
+SN_API void sn_crypto_key_free(sn_crypto_key *key);
+/* Loads a PEM private key (or a public key when public_only) from a file.
+ * Errors: SN_ERR_INVALID_PARAMETER (NULL), SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN,
+ * SN_ERR_FILE_CORRUPT (not a key, truncated, encrypted, wrong type). */
+SN_API sn_err sn_crypto_key_load(sn_crypto_key *key, const char *path, bool public_only);
+/* Saves the key as PEM (PKCS#8 private key, or SubjectPublicKeyInfo when public_only).
+ * Errors: SN_ERR_UNCONFIGURED (empty key), SN_ERR_CANT_CREATE, SN_ERR_INVALID_PARAMETER. */
+SN_API sn_err sn_crypto_key_save(const sn_crypto_key *key, const char *path, bool public_only);
+/* As sn_crypto_key_load, from a NUL-terminated PEM string. */
+SN_API sn_err sn_crypto_key_load_from_string(sn_crypto_key *key, const char *pem, bool public_only);
+/* The key as a PEM string, released with sn_free(); NULL on failure (empty key, private key
+ * asked of a public-only key). */
+SN_API char *sn_crypto_key_save_to_string(const sn_crypto_key *key, bool public_only);
+/* True when the object holds only a public key (or nothing). */
+SN_API bool sn_crypto_key_is_public_only(const sn_crypto_key *key);
+
+/* An empty certificate object; NULL only when out of memory. */
+SN_API sn_x509_cert *sn_x509_cert_new(void);
+/* Frees the certificate (chain); NULL is fine. */
+SN_API void sn_x509_cert_free(sn_x509_cert *cert);
+/* Loads one certificate or a chain (every certificate kept, in file order) from a PEM file.
+ * Errors: SN_ERR_INVALID_PARAMETER, SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN, SN_ERR_FILE_CORRUPT. */
+SN_API sn_err sn_x509_cert_load(sn_x509_cert *cert, const char *path);
+/* Writes the whole chain as loaded, each certificate once. SN_ERR_UNCONFIGURED when empty. */
+SN_API sn_err sn_x509_cert_save(const sn_x509_cert *cert, const char *path);
+/* As sn_x509_cert_load, from a NUL-terminated PEM string. */
+SN_API sn_err sn_x509_cert_load_from_string(sn_x509_cert *cert, const char *pem);
+/* The chain as PEM, released with sn_free(); NULL when empty. */
+SN_API char *sn_x509_cert_save_to_string(const sn_x509_cert *cert);
+
+/* A new RSA key with e = 65537. Refuses bits < 2048 (NULL, message says why). */
+SN_API sn_crypto_key *sn_crypto_generate_rsa(int bits);
+/* A new EC signing key on "P-256" (also NULL) or "P-384". Refuses X25519 and unknown curves. */
+SN_API sn_crypto_key *sn_crypto_generate_ec(const char *curve);
+/* A self-signed certificate for `key` (borrowed), SHA-256, random positive serial, the CN also
+ * as a DNS subjectAltName, basicConstraints CA:FALSE.
+ * issuer_name: "CN=..,O=..,C=.." (NULL: "CN=myserver,O=myorganisation,C=IT"); parsed strictly.
+ * not_before / not_after: "YYYYMMDDhhmmss" UTC (NULL: now / now + 1 year).
+ * NULL on failure with the cause in sn_last_error_message(). */
+SN_API sn_x509_cert *sn_crypto_generate_self_signed_certificate(const sn_crypto_key *key,
+                                                                const char *issuer_name,
+                                                                const char *not_before,
+                                                                const char *not_after);
+/* Fills buf with len bytes from the OS CSPRNG (through OpenSSL). */
+SN_API sn_err sn_crypto_generate_random_bytes(void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

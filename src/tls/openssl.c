@@ -1,0 +1,65 @@
+/* The OpenSSL backend's function table. Keys and chains: openssl_crypto.c; contexts and
+ * sessions: openssl_session.c. */
+#include "openssl.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *library_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
+const char *sn_ossl_error_string(const char *fallback)
+{
+    static _Thread_local char buf[384];
+    unsigned long code = ERR_get_error();
+    if (!code) {
+        snprintf(buf, sizeof buf, "%s", fallback);
+        return buf;
+    }
+    /* The first error is usually the root cause; later ones are the call stack's echoes. */
+    const char *reason = ERR_reason_error_string(code);
+    if (reason)
+        snprintf(buf, sizeof buf, "%s", reason);
+    else
+        ERR_error_string_n(code, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+static const sn_tls_backend openssl_backend = {
+    .name = "OpenSSL",
+    .library_version = library_version,
+    .key_load_pem = sn_ossl_key_load_pem,
+    .key_save_pem = sn_ossl_key_save_pem,
+    .key_is_public_only = sn_ossl_key_is_public_only,
+    .key_generate_rsa = sn_ossl_key_generate_rsa,
+    .key_generate_ec = sn_ossl_key_generate_ec,
+    .key_ref = sn_ossl_key_ref,
+    .key_unref = sn_ossl_key_unref,
+    .chain_load_pem = sn_ossl_chain_load_pem,
+    .chain_save_pem = sn_ossl_chain_save_pem,
+    .chain_self_signed = sn_ossl_chain_self_signed,
+    .key_matches_chain = sn_ossl_key_matches_chain,
+    .chain_fingerprint = sn_ossl_chain_fingerprint,
+    .chain_ref = sn_ossl_chain_ref,
+    .chain_unref = sn_ossl_chain_unref,
+    .random_bytes = sn_ossl_random_bytes,
+    .hmac_sha256 = sn_ossl_hmac_sha256,
+    .config_new = sn_ossl_config_new,
+    .config_ref = sn_ossl_config_ref,
+    .config_unref = sn_ossl_config_unref,
+    .session_new = sn_ossl_session_new,
+    .session_free = sn_ossl_session_free,
+    .handshake = sn_ossl_handshake,
+    .read = sn_ossl_read,
+    .write = sn_ossl_write,
+    .close = sn_ossl_close,
+    .failure = sn_ossl_failure,
+    .pending = sn_ossl_pending,
+    .next_timeout_ms = sn_ossl_next_timeout_ms,
+    .handle_timeout = sn_ossl_handle_timeout,
+    .max_payload = sn_ossl_max_payload,
+    .describe = sn_ossl_describe,
+};
+
+const sn_tls_backend *sn_tls_backend_get(void) { return &openssl_backend; }

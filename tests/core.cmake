@@ -1,0 +1,2 @@
+# Error model and basics.
+sealnet_unit_test(test_error test_error.c)
