@@ -37,8 +37,7 @@ SN_API sn_err sn_tcp_peer_put_data(sn_tcp_peer *p, const void *buf, size_t len);
 SN_API sn_err sn_tcp_peer_put_partial_data(sn_tcp_peer *p, const void *buf, size_t len,
                                            size_t *sent);
 SN_API sn_err sn_tcp_peer_get_data(sn_tcp_peer *p, void *buf, size_t len);
-SN_API sn_err sn_tcp_peer_get_partial_data(sn_tcp_peer *p, void *buf, size_t cap,
-                                           size_t *received);
+SN_API sn_err sn_tcp_peer_get_partial_data(sn_tcp_peer *p, void *buf, size_t cap, size_t *received);
 SN_API void sn_tcp_peer_disconnect_from_host(sn_tcp_peer *p);
 SN_API const char *sn_tcp_peer_get_error_message(const sn_tcp_peer *p);
 
