@@ -5,6 +5,7 @@
 #include <sealnet/sealnet.h>
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 #if defined(__GNUC__)
