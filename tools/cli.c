@@ -1,0 +1,334 @@
+/* The `sealnet` command-line tool: entry point, dispatch and the helpers shared by subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_cmd = "";
+
+static uint64_t start_ms;
+static volatile sig_atomic_t stop_flag;
+
+uint64_t cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+double cli_elapsed(void)
+{
+    return (double)(cli_now_ms() - start_ms) / 1000.0;
+}
+
+static void vprefix(FILE *f, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    if (*cli_cmd)
+        fprintf(f, "sealnet %s: ", cli_cmd);
+    else
+        fputs("sealnet: ", f);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    /* One line only: the reason, then where to look. */
+    fflush(stdout);
+    if (*cli_cmd)
+        fprintf(stderr, "sealnet %s: ", cli_cmd);
+    else
+        fputs("sealnet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'sealnet %s%s--help')\n", cli_cmd, *cli_cmd ? " " : "");
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprefix(stderr, fmt, ap);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+void cli_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("[%8.3f] ", cli_elapsed());
+    vprintf(fmt, ap);
+    putchar('\n');
+    fflush(stdout);
+    va_end(ap);
+}
+
+bool cli_parse_int(const char *s, long min, long max, long *out)
+{
+    if (!s || !*s) return false;
+    errno = 0;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    /* "+:": stop at the first operand (HOST PORT) and report a missing value as ':'. */
+    char spec[64];
+    snprintf(spec, sizeof spec, "+:%s", shortopts);
+    opterr = 0;
+    int c = getopt_long(argc, argv, spec, longopts, NULL);
+    if (c == ':') {
+        cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        return '?';
+    }
+    if (c == '?') {
+        if (optopt && optopt < 256 &&
+            !(optind - 1 < argc && strncmp(argv[optind - 1], "--", 2) == 0))
+            cli_usage_error("unknown option '-%c'", optopt);
+        else
+            cli_usage_error("unknown option '%s'", argv[optind - 1 < argc ? optind - 1 : argc - 1]);
+        return '?';
+    }
+    return c;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void cli_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+bool cli_stopping(void)
+{
+    return stop_flag != 0;
+}
+
+int cli_server_credentials(const char *key_path, const char *cert_path, sn_crypto_key **key,
+                           sn_x509_cert **cert)
+{
+    *key = NULL;
+    *cert = NULL;
+    if ((key_path == NULL) != (cert_path == NULL))
+        return cli_usage_error("--key and --cert go together");
+    if (key_path) {
+        *key = sn_crypto_key_new();
+        *cert = sn_x509_cert_new();
+        if (!*key || !*cert) goto oom;
+        if (sn_crypto_key_load(*key, key_path, false) != SN_OK) {
+            cli_fail("cannot load key %s: %s", key_path, sn_last_error_message());
+            goto fail;
+        }
+        if (sn_x509_cert_load(*cert, cert_path) != SN_OK) {
+            cli_fail("cannot load certificate %s: %s", cert_path, sn_last_error_message());
+            goto fail;
+        }
+    } else {
+        *key = sn_crypto_generate_ec("P-256");
+        if (!*key) {
+            cli_fail("cannot generate a key: %s", sn_last_error_message());
+            goto fail;
+        }
+        *cert =
+            sn_crypto_generate_self_signed_certificate(*key, "CN=localhost,O=sealnet", NULL, NULL);
+        if (!*cert) {
+            cli_fail("cannot generate a certificate: %s", sn_last_error_message());
+            goto fail;
+        }
+        printf("generated a self-signed certificate for CN=localhost (EC P-256, 1 year)\n");
+    }
+    char *fp = sn_x509_cert_get_fingerprint_sha256(*cert);
+    if (fp) {
+        printf("certificate SHA-256 fingerprint: %s\n", fp);
+        sn_free(fp);
+    }
+    fflush(stdout);
+    return CLI_OK;
+oom:
+    cli_fail("out of memory");
+fail:
+    sn_crypto_key_free(*key);
+    sn_x509_cert_free(*cert);
+    *key = NULL;
+    *cert = NULL;
+    return CLI_FAIL;
+}
+
+sn_tls_options *cli_client_options(const char *ca_path, bool insecure, const char *name)
+{
+    sn_x509_cert *ca = NULL;
+    if (ca_path) {
+        ca = sn_x509_cert_new();
+        if (!ca || sn_x509_cert_load(ca, ca_path) != SN_OK) {
+            cli_fail("cannot load CA certificate %s: %s", ca_path, sn_last_error_message());
+            sn_x509_cert_free(ca);
+            return NULL;
+        }
+    }
+    sn_tls_options *o =
+        insecure ? sn_tls_options_client_unsafe(ca) : sn_tls_options_client(ca, name);
+    if (!o) cli_fail("cannot build TLS options: %s", sn_last_error_message());
+    sn_x509_cert_free(ca);
+    return o;
+}
+
+void cli_print_payload(FILE *f, const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    /* A trailing newline is the sender's line end, not content. */
+    if (len > 0 && d[len - 1] == '\n') len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = d[i];
+        if (c == '\\')
+            fputs("\\\\", f);
+        else if (c >= 0x20 && c < 0x7f)
+            fputc(c, f);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else
+            fprintf(f, "\\x%02x", c);
+    }
+    fputc('\n', f);
+    fflush(f);
+}
+
+static int stdin_flags = -1;
+
+/* O_NONBLOCK belongs to the open file description, which a terminal shares with the shell:
+ * put it back on the way out. */
+static void restore_stdin(void)
+{
+    if (stdin_flags >= 0) fcntl(0, F_SETFL, stdin_flags);
+}
+
+void cli_lines_read(cli_lines *l)
+{
+    if (stdin_flags < 0) {
+        stdin_flags = fcntl(0, F_GETFL);
+        if (stdin_flags >= 0) {
+            fcntl(0, F_SETFL, stdin_flags | O_NONBLOCK);
+            atexit(restore_stdin);
+        }
+    }
+    while (!l->eof && l->len < sizeof l->buf) {
+        ssize_t n = read(0, l->buf + l->len, sizeof l->buf - l->len);
+        if (n > 0) {
+            l->len += (size_t)n;
+        } else if (n == 0) {
+            l->eof = true;
+        } else {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) l->eof = true;
+            break;
+        }
+    }
+}
+
+bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
+{
+    char *nl = memchr(l->buf, '\n', l->len);
+    size_t take, used;
+    if (nl) {
+        take = (size_t)(nl - l->buf);
+        used = take + 1;
+    } else if ((l->eof && l->len > 0) || l->len == sizeof l->buf) {
+        take = used = l->len;
+    } else {
+        return false;
+    }
+    if (take > 0 && l->buf[take - 1] == '\r') take--;
+    if (take > cap) take = cap;
+    memcpy(out, l->buf, take);
+    *len = take;
+    memmove(l->buf, l->buf + used, l->len - used);
+    l->len -= used;
+    return true;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: sealnet version\n\nPrints the library version and its TLS backend.\n");
+        return CLI_OK;
+    }
+    if (argc > 1) return cli_usage_error("unexpected argument '%s'", argv[1]);
+    printf("sealnet %s\n", sn_version());
+    return CLI_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *what;
+} commands[] = {
+    {"keygen", cmd_keygen, "generate a private key and a self-signed certificate"},
+    {"dtls-server", cmd_dtls_server, "run a DTLS server (answers or echoes packets)"},
+    {"dtls-client", cmd_dtls_client, "connect to a DTLS server; stdin lines become packets"},
+    {"tls-server", cmd_tls_server, "run a TLS-over-TCP server (greets or echoes)"},
+    {"tls-client", cmd_tls_client, "connect to a TLS server; stdin lines are sent"},
+    {"bench", cmd_bench, "run the benchmarks on loopback and print one table"},
+    {"version", cmd_version, "print the library version and TLS backend"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sealnet <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "\n'sealnet <command> --help' describes a command's options; man sealnet(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    start_ms = cli_now_ms();
+    /* Lines must reach a pipe (a test, `| tee`) as they happen. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) return cmd_version(1, argv);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            cli_cmd = commands[i].name;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    return cli_usage_error("unknown command '%s'", argv[1]);
+}

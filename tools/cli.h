@@ -1,0 +1,78 @@
+/* The `sealnet` command-line tool: shared helpers of the subcommands. Not installed. */
+#ifndef SN_CLI_H
+#define SN_CLI_H
+
+#include <sealnet/sealnet.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* Exit codes: 0 success, 1 failure at run time, 2 bad arguments (like most Unix tools). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* The subcommand being run ("dtls-server"), for messages. */
+extern const char *cli_cmd;
+
+/* "sealnet <cmd>: <message>" on stderr as one line; returns CLI_USAGE after pointing at --help. */
+int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* "sealnet <cmd>: <message>" on stderr as one line; returns CLI_FAIL. */
+int cli_fail(const char *fmt, ...) CLI_PRINTF(1, 2);
+
+/* Strict number parsing for options: the whole string, within [min, max]. */
+bool cli_parse_int(const char *s, long min, long max, long *out);
+/* Runs getopt_long over argv with our own one-line messages; returns the option, -1 at the end,
+ * or '?' after printing the error (the caller returns CLI_USAGE). */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* Seconds since the program started, for log lines ("[  1.234]"). */
+double cli_elapsed(void);
+/* Monotonic milliseconds. */
+uint64_t cli_now_ms(void);
+/* A log line on stdout prefixed with the elapsed time, flushed at once. */
+void cli_log(const char *fmt, ...) CLI_PRINTF(1, 2);
+
+/* Installs SIGINT/SIGTERM handlers that set the flag read by cli_stopping(), and ignores
+ * SIGPIPE. */
+void cli_install_signals(void);
+bool cli_stopping(void);
+
+/* Server credentials: loads key_path/cert_path when both are given, else generates an EC P-256
+ * key and a self-signed certificate for "localhost". Prints the certificate's SHA-256
+ * fingerprint. On success *key and *cert are the caller's. */
+int cli_server_credentials(const char *key_path, const char *cert_path, sn_crypto_key **key,
+                           sn_x509_cert **cert);
+/* Client options from --ca / --insecure / --name: NULL after printing the reason. */
+sn_tls_options *cli_client_options(const char *ca_path, bool insecure, const char *name);
+
+/* Prints a received payload as text, escaping what is not printable, ending in a newline. */
+void cli_print_payload(FILE *f, const void *data, size_t len);
+
+/* Non-blocking line reader on stdin for the interactive clients. */
+typedef struct cli_lines {
+    char buf[65536];
+    size_t len;
+    bool eof;
+} cli_lines;
+/* Reads what stdin holds now (never blocks); sets eof when stdin is closed. */
+void cli_lines_read(cli_lines *l);
+/* Pops the next complete line (without its newline) into out; at EOF the unterminated rest counts
+ * as a line. false when there is none. */
+bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len);
+
+/* Subcommands. */
+int cmd_keygen(int argc, char **argv);
+int cmd_dtls_server(int argc, char **argv);
+int cmd_dtls_client(int argc, char **argv);
+int cmd_tls_server(int argc, char **argv);
+int cmd_tls_client(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

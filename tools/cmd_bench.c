@@ -1,0 +1,551 @@
+/* sealnet bench: runs the benchmark programs of bench/ on loopback and prints one table.
+ *
+ * Contract with a benchmark program: it accepts `--seconds N` and prints a markdown table on
+ * stdout (other lines are allowed; "label: number unit" lines are understood too). The first
+ * column of a table names the case; every other cell is a measure. A row whose case names a
+ * baseline (raw, bare, baseline, plain, openssl, kernel) is the reference for the other rows of
+ * the same table: each of their numeric measures gets a ratio against it.
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SN_LIBEXEC_DIR
+#define SN_LIBEXEC_DIR "/usr/local/libexec/sealnet"
+#endif
+
+static void help(void)
+{
+    printf("usage: sealnet bench [dtls|tls|udp|host|all ...] [--seconds N] [--markdown]\n"
+           "\n"
+           "Runs the benchmark programs on loopback (each for about N seconds) and prints one\n"
+           "table of their measures, with the ratio of every measure to its raw baseline (the\n"
+           "row named raw/bare/baseline/openssl of the same table) where there is one. A\n"
+           "progress indicator goes to stderr.\n"
+           "\n"
+           "  dtls|tls|udp|host   run the programs whose name contains that word (default: all)\n"
+           "  --seconds N         time per program (default 3)\n"
+           "  --markdown          print the table as markdown instead of aligned text\n"
+           "  --list              list the benchmark programs found and exit\n"
+           "\n"
+           "The programs are looked up in $SEALNET_BENCH_DIR, then ../bench beside this\n"
+           "binary (the build tree), then " SN_LIBEXEC_DIR ".\n");
+}
+
+/* ---- finding the programs ------------------------------------------------------------- */
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool find_dir(char *out, size_t cap)
+{
+    const char *env = getenv("SEALNET_BENCH_DIR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return is_dir(out);
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(out, cap, "%s/../bench", exe);
+            if (is_dir(out)) return true;
+        }
+    }
+    snprintf(out, cap, "%s", SN_LIBEXEC_DIR);
+    return is_dir(out);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Executables in dir, sorted; caller frees. */
+static char **list_programs(const char *dir, size_t *count)
+{
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char **names = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, X_OK) != 0) continue;
+        if (*count == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) break;
+            names = nn;
+        }
+        names[(*count)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (names) qsort(names, *count, sizeof *names, cmp_str);
+    return names;
+}
+
+/* ---- running one ---------------------------------------------------------------------- */
+
+typedef struct capture {
+    char *data;
+    size_t len, cap;
+} capture;
+
+static void cap_add(capture *c, const char *d, size_t n)
+{
+    if (c->len + n + 1 > c->cap) {
+        size_t nc = c->cap ? c->cap : 4096;
+        while (c->len + n + 1 > nc)
+            nc *= 2;
+        char *p = realloc(c->data, nc);
+        if (!p) return;
+        c->data = p;
+        c->cap = nc;
+    }
+    memcpy(c->data + c->len, d, n);
+    c->len += n;
+    c->data[c->len] = '\0';
+}
+
+static bool drain(int *fd, capture *c)
+{
+    if (*fd < 0) return false;
+    char buf[4096];
+    ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0) {
+        cap_add(c, buf, (size_t)n);
+        return true;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close(*fd);
+        *fd = -1;
+    }
+    return false;
+}
+
+/* Runs path --seconds N with stdout/stderr captured, showing progress; its exit status
+ * (or -1 when it could not run, 124 when it overran and was killed). */
+static int run_program(const char *path, const char *name, long seconds, int index, int total,
+                       capture *out, capture *err)
+{
+    int po[2], pe[2];
+    if (pipe(po) != 0) return -1;
+    if (pipe(pe) != 0) {
+        close(po[0]), close(po[1]);
+        return -1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        char secs[32];
+        snprintf(secs, sizeof secs, "%ld", seconds);
+        execl(path, name, "--seconds", secs, (char *)NULL);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    fcntl(po[0], F_SETFL, O_NONBLOCK);
+    fcntl(pe[0], F_SETFL, O_NONBLOCK);
+    int fo = po[0], fe = pe[0];
+    bool tty = isatty(2);
+    uint64_t start = cli_now_ms();
+    /* A program that ignores --seconds must not hang the command. */
+    uint64_t limit = start + (uint64_t)(seconds * 4 + 60) * 1000u;
+    int status = 0;
+    bool done = false, killed = false;
+    static const char spin[] = "|/-\\";
+    int tick = 0;
+    if (!tty) fprintf(stderr, "bench [%d/%d] %s (%ld s)...\n", index, total, name, seconds);
+    while (!done || fo >= 0 || fe >= 0) {
+        struct pollfd p[2];
+        nfds_t n = 0;
+        if (fo >= 0) p[n++] = (struct pollfd){fo, POLLIN, 0};
+        if (fe >= 0) p[n++] = (struct pollfd){fe, POLLIN, 0};
+        if (n) poll(p, n, 200);
+        while (drain(&fo, out)) {
+        }
+        while (drain(&fe, err)) {
+        }
+        if (!done) {
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            if (r == pid) done = true;
+        }
+        if (done && n == 0) break;
+        uint64_t now = cli_now_ms();
+        if (!done && (now > limit || cli_stopping())) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            done = killed = true;
+        }
+        if (tty) {
+            double el = (double)(now - start) / 1000.0;
+            fprintf(stderr, "\r\033[K%c [%d/%d] %s  %.1f/%ld s", spin[tick++ % 4], index, total,
+                    name, el, seconds);
+            fflush(stderr);
+        }
+        if (done && fo < 0 && fe < 0) break;
+    }
+    if (fo >= 0) close(fo);
+    if (fe >= 0) close(fe);
+    if (tty) fputs("\r\033[K", stderr);
+    if (killed) return 124;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* ---- parsing and the table ------------------------------------------------------------ */
+
+typedef struct row {
+    char bench[64];
+    char kase[96];
+    char measure[96];
+    char value[48];
+    char ratio[24];
+} row;
+
+typedef struct rows {
+    row *r;
+    size_t n, cap;
+} rows;
+
+static row *rows_add(rows *t)
+{
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        row *p = realloc(t->r, nc * sizeof *p);
+        if (!p) return NULL;
+        t->r = p;
+        t->cap = nc;
+    }
+    row *r = &t->r[t->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+/* Bounded copies that truncate quietly (table cells are display text). */
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static void append_str(char *dst, size_t cap, const char *s)
+{
+    size_t used = strlen(dst);
+    if (used < cap) copy_str(dst + used, cap - used, s);
+}
+
+static void trim_copy(char *dst, size_t cap, const char *s, size_t len)
+{
+    while (len > 0 && isspace((unsigned char)*s))
+        s++, len--;
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        len--;
+    /* Markdown emphasis is presentation only. */
+    while (len >= 2 && s[0] == '*' && s[len - 1] == '*')
+        s++, len -= 2;
+    if (len >= cap) len = cap - 1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* Splits a "| a | b |" line into cells; returns how many. */
+static int split_cells(const char *line, char cells[][96], int max)
+{
+    const char *p = line;
+    while (*p == ' ')
+        p++;
+    if (*p != '|') return 0;
+    p++;
+    int n = 0;
+    while (*p && n < max) {
+        const char *bar = strchr(p, '|');
+        if (!bar) {
+            const char *end = p + strlen(p);
+            char tmp[96];
+            trim_copy(tmp, sizeof tmp, p, (size_t)(end - p));
+            if (*tmp) memcpy(cells[n++], tmp, sizeof tmp);
+            break;
+        }
+        trim_copy(cells[n], 96, p, (size_t)(bar - p));
+        n++;
+        p = bar + 1;
+    }
+    return n;
+}
+
+static bool is_separator(char cells[][96], int n)
+{
+    for (int i = 0; i < n; i++)
+        for (const char *c = cells[i]; *c; c++)
+            if (*c != '-' && *c != ':' && *c != ' ') return false;
+    return n > 0;
+}
+
+static bool parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno) return false;
+    *out = v;
+    return true;
+}
+
+static bool is_baseline(const char *kase)
+{
+    static const char *words[] = {"raw", "bare", "baseline", "plain", "openssl", "kernel"};
+    char low[96];
+    size_t i = 0;
+    for (; kase[i] && i < sizeof low - 1; i++)
+        low[i] = (char)tolower((unsigned char)kase[i]);
+    low[i] = '\0';
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+        if (strstr(low, words[w])) return true;
+    return false;
+}
+
+/* Turns one program's stdout into rows: every table, plus "label: number unit" lines. */
+static void parse_output(const char *bench, const char *text, rows *t)
+{
+    char header[16][96];
+    int nheader = 0;
+    size_t table_start = t->n;
+    bool in_table = false;
+    const char *line = text;
+    while (line && *line) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[1024];
+        if (len >= sizeof buf) len = sizeof buf - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        line = nl ? nl + 1 : NULL;
+
+        char cells[16][96];
+        int n = split_cells(buf, cells, 16);
+        if (n == 0) {
+            in_table = false;
+            /* "backend hmac_sha256: 123 ns/op" */
+            char *colon = strchr(buf, ':');
+            double v;
+            if (colon && parse_number(colon + 1, &v)) {
+                row *r = rows_add(t);
+                if (!r) return;
+                copy_str(r->bench, sizeof r->bench, bench);
+                trim_copy(r->kase, sizeof r->kase, buf, (size_t)(colon - buf));
+                char *end;
+                strtod(colon + 1, &end);
+                trim_copy(r->value, sizeof r->value, colon + 1, (size_t)(end - colon - 1));
+                trim_copy(r->measure, sizeof r->measure, end, strlen(end));
+                if (!*r->measure) snprintf(r->measure, sizeof r->measure, "value");
+            }
+            continue;
+        }
+        if (!in_table) {
+            in_table = true;
+            nheader = n;
+            memcpy(header, cells, sizeof cells[0] * (size_t)n);
+            table_start = t->n;
+            continue;
+        }
+        if (is_separator(cells, n)) continue;
+        for (int i = 1; i < n && i < nheader; i++) {
+            row *r = rows_add(t);
+            if (!r) return;
+            copy_str(r->bench, sizeof r->bench, bench);
+            if (*header[0]) {
+                copy_str(r->kase, sizeof r->kase, header[0]);
+                append_str(r->kase, sizeof r->kase, "=");
+            }
+            append_str(r->kase, sizeof r->kase, cells[0]);
+            copy_str(r->measure, sizeof r->measure, header[i]);
+            copy_str(r->value, sizeof r->value, cells[i]);
+        }
+        (void)table_start;
+    }
+}
+
+/* For every row of a bench whose case is not a baseline: value / baseline value of the same
+ * measure (the first baseline row of the same program that has that measure). */
+static void add_ratios(rows *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        row *r = &t->r[i];
+        double v, b;
+        if (is_baseline(r->kase) || !parse_number(r->value, &v)) continue;
+        for (size_t j = 0; j < t->n; j++) {
+            row *q = &t->r[j];
+            if (strcmp(q->bench, r->bench) != 0 || strcmp(q->measure, r->measure) != 0 ||
+                !is_baseline(q->kase) || !parse_number(q->value, &b) || b == 0)
+                continue;
+            snprintf(r->ratio, sizeof r->ratio, "%.2fx", v / b);
+            break;
+        }
+    }
+}
+
+static void print_table(const rows *t, bool markdown)
+{
+    static const char *head[] = {"bench", "case", "measure", "value", "vs baseline"};
+    size_t w[5];
+    for (int c = 0; c < 5; c++)
+        w[c] = strlen(head[c]);
+    for (size_t i = 0; i < t->n; i++) {
+        const row *r = &t->r[i];
+        const char *cells[5] = {r->bench, r->kase, r->measure, r->value, r->ratio};
+        for (int c = 0; c < 5; c++)
+            if (strlen(cells[c]) > w[c]) w[c] = strlen(cells[c]);
+    }
+    if (markdown) {
+        printf("| bench | case | measure | value | vs baseline |\n|---|---|---|---:|---:|\n");
+        for (size_t i = 0; i < t->n; i++) {
+            const row *r = &t->r[i];
+            printf("| %s | %s | %s | %s | %s |\n", r->bench, r->kase, r->measure, r->value,
+                   r->ratio);
+        }
+        return;
+    }
+    printf("%-*s  %-*s  %-*s  %*s  %*s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2],
+           head[2], (int)w[3], head[3], (int)w[4], head[4]);
+    for (size_t i = 0; i < t->n; i++) {
+        const row *r = &t->r[i];
+        printf("%-*s  %-*s  %-*s  %*s  %*s\n", (int)w[0], r->bench, (int)w[1], r->kase, (int)w[2],
+               r->measure, (int)w[3], r->value, (int)w[4], r->ratio);
+    }
+}
+
+static bool selected(const char *name, char **kinds, int nkinds)
+{
+    if (nkinds == 0) return true;
+    for (int i = 0; i < nkinds; i++) {
+        if (strcmp(kinds[i], "all") == 0) return true;
+        if (strstr(name, kinds[i])) return true;
+    }
+    return false;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {{"seconds", required_argument, NULL, 's'},
+                                         {"markdown", no_argument, NULL, 'm'},
+                                         {"list", no_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    long seconds = 3;
+    bool markdown = false, list = false;
+    char *kinds[8];
+    int nkinds = 0, c;
+    for (;;) {
+        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+            switch (c) {
+            case 's':
+                if (!cli_parse_int(optarg, 1, 3600, &seconds))
+                    return cli_usage_error("--seconds wants 1..3600, not '%s'", optarg);
+                break;
+            case 'm':
+                markdown = true;
+                break;
+            case 'l':
+                list = true;
+                break;
+            case 'h':
+                help();
+                return CLI_OK;
+            default:
+                return CLI_USAGE;
+            }
+        }
+        if (optind >= argc) break;
+        const char *k = argv[optind++];
+        if (strcmp(k, "dtls") != 0 && strcmp(k, "tls") != 0 && strcmp(k, "udp") != 0 &&
+            strcmp(k, "host") != 0 && strcmp(k, "all") != 0)
+            return cli_usage_error("unknown benchmark '%s' (dtls, tls, udp, host or all)", k);
+        if (nkinds == 8) return cli_usage_error("too many benchmark names");
+        kinds[nkinds++] = (char *)k;
+    }
+
+    char dir[PATH_MAX];
+    if (!find_dir(dir, sizeof dir))
+        return cli_fail("no benchmark directory found (looked in $SEALNET_BENCH_DIR, ../bench "
+                        "beside sealnet and %s); build with -DSEALNET_BUILD_BENCH=ON",
+                        SN_LIBEXEC_DIR);
+    size_t count;
+    char **names = list_programs(dir, &count);
+    size_t nsel = 0;
+    for (size_t i = 0; i < count; i++)
+        if (selected(names[i], kinds, nkinds)) nsel++;
+    int rc = CLI_OK;
+    if (list) {
+        for (size_t i = 0; i < count; i++)
+            if (selected(names[i], kinds, nkinds)) printf("%s/%s\n", dir, names[i]);
+        goto out;
+    }
+    if (nsel == 0) {
+        rc = cli_fail("no benchmark program matching '%s' in %s", nkinds ? kinds[0] : "all", dir);
+        goto out;
+    }
+    cli_install_signals();
+    rows t = {NULL, 0, 0};
+    int index = 0, failed = 0;
+    for (size_t i = 0; i < count && !cli_stopping(); i++) {
+        if (!selected(names[i], kinds, nkinds)) continue;
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        capture out = {NULL, 0, 0}, err = {NULL, 0, 0};
+        int st = run_program(path, names[i], seconds, ++index, (int)nsel, &out, &err);
+        if (st != 0) {
+            failed++;
+            fprintf(stderr, "sealnet bench: %s %s (status %d)%s%.400s\n", names[i],
+                    st == 124 ? "overran its time and was stopped" : "failed", st,
+                    err.len ? ": " : "", err.len ? err.data : "");
+        } else if (out.data) {
+            size_t before = t.n;
+            parse_output(names[i], out.data, &t);
+            if (t.n == before) fprintf(stderr, "sealnet bench: %s printed no table\n", names[i]);
+        }
+        free(out.data);
+        free(err.data);
+    }
+    add_ratios(&t);
+    if (t.n) print_table(&t, markdown);
+    free(t.r);
+    if (failed) rc = cli_fail("%d of %zu benchmark programs failed", failed, nsel);
+out:
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}

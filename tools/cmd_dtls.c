@@ -1,0 +1,436 @@
+/* sealnet dtls-server / dtls-client: Godot's classic DTLS loop as a command. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HELLO_REPLY "Hello DTLS client"
+
+/* ---- server --------------------------------------------------------------------------- */
+
+static void server_help(void)
+{
+    printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
+           "                           [--echo | --hello] [--seconds N]\n"
+           "\n"
+           "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
+           "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
+           "peer is polled. Without --key/--cert it generates an EC P-256 key and a self-signed\n"
+           "certificate for CN=localhost and prints its SHA-256 fingerprint.\n"
+           "\n"
+           "  --port N       UDP port to listen on (default 4242; 0: any free port)\n"
+           "  --bind ADDR    local address (default '*': every address, IPv6 dual-stack)\n"
+           "  --key FILE     PEM private key (with --cert)\n"
+           "  --cert FILE    PEM certificate or chain, leaf first (with --key)\n"
+           "  --hello        answer every packet with \"" HELLO_REPLY "\" (default)\n"
+           "  --echo         send every packet back unchanged\n"
+           "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
+           "\n"
+           "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
+           "reason) and packet; on a terminal also a status line every second.\n");
+}
+
+typedef struct srv_peer {
+    sn_dtls_peer *dtls;
+    sn_dtls_status last;
+    char who[80];
+} srv_peer;
+
+static void peer_name(sn_dtls_peer *p, char *out, size_t cap)
+{
+    const char *ip = sn_dtls_peer_get_packet_ip(p);
+    if (strchr(ip, ':'))
+        snprintf(out, cap, "[%s]:%d", ip, sn_dtls_peer_get_packet_port(p));
+    else
+        snprintf(out, cap, "%s:%d", ip, sn_dtls_peer_get_packet_port(p));
+}
+
+int cmd_dtls_server(int argc, char **argv)
+{
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"bind", required_argument, NULL, 'b'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"echo", no_argument, NULL, 'e'},
+                                         {"hello", no_argument, NULL, 'H'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    long port = 4242, seconds = 0;
+    const char *bind = "*", *key_path = NULL, *cert_path = NULL;
+    int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
+    int c;
+    while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+        switch (c) {
+        case 'p':
+            if (!cli_parse_int(optarg, 0, 65535, &port))
+                return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
+            break;
+        case 'b':
+            bind = optarg;
+            break;
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'c':
+            cert_path = optarg;
+            break;
+        case 'e':
+        case 'H':
+            if (mode && mode != c) return cli_usage_error("--echo and --hello exclude each other");
+            mode = c;
+            break;
+        case 's':
+            if (!cli_parse_int(optarg, 0, 1000000, &seconds))
+                return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
+            break;
+        case 'h':
+            server_help();
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if ((key_path == NULL) != (cert_path == NULL))
+        return cli_usage_error("--key and --cert go together");
+    bool echo = mode == 'e';
+
+    sn_crypto_key *key;
+    sn_x509_cert *cert;
+    int rc = cli_server_credentials(key_path, cert_path, &key, &cert);
+    if (rc != CLI_OK) return rc;
+    sn_tls_options *opts_srv = sn_tls_options_server(key, cert);
+    sn_crypto_key_free(key);
+    sn_x509_cert_free(cert);
+    if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+
+    rc = CLI_FAIL;
+    srv_peer *peers = NULL;
+    size_t npeers = 0, cap = 0;
+    sn_udp_server *udp = sn_udp_server_new();
+    sn_dtls_server *dtls = sn_dtls_server_new();
+    if (!udp || !dtls) {
+        cli_fail("out of memory");
+        goto out;
+    }
+    if (sn_udp_server_listen(udp, (int)port, bind) != SN_OK) {
+        cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
+        goto out;
+    }
+    if (sn_dtls_server_setup(dtls, opts_srv) != SN_OK) {
+        cli_fail("cannot set up DTLS: %s", sn_last_error_message());
+        goto out;
+    }
+    cli_install_signals();
+    printf("listening on udp port %d\n", sn_udp_server_get_local_port(udp));
+    printf("mode: %s\n", echo ? "echo" : "hello (answers \"" HELLO_REPLY "\")");
+    fflush(stdout);
+
+    bool tty = isatty(1);
+    uint64_t deadline = seconds ? cli_now_ms() + (uint64_t)seconds * 1000u : 0;
+    uint64_t next_status = cli_now_ms() + 1000;
+    uint64_t pk_in = 0, pk_out = 0, hs = 0, hs_fail = 0;
+    uint64_t last_in = 0, last_out = 0, last_hs = 0;
+    char buf[65536];
+
+    while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
+        int wait_ms = 20;
+        for (size_t i = 0; i < npeers; i++) {
+            int t = sn_dtls_peer_next_timeout_ms(peers[i].dtls);
+            if (t >= 0 && t < wait_ms) wait_ms = t;
+        }
+        struct pollfd pfd = {sn_udp_server_get_fd(udp), POLLIN, 0};
+        poll(&pfd, 1, wait_ms);
+
+        sn_udp_server_poll(udp);
+        while (sn_udp_server_is_connection_available(udp)) {
+            sn_udp_peer *u = sn_udp_server_take_connection(udp);
+            if (!u) break;
+            sn_dtls_peer *p = sn_dtls_server_take_connection(dtls, u);
+            if (!p) continue;
+            /* As in Godot: the first ClientHello of a client only earns a cookie. */
+            if (sn_dtls_peer_get_status(p) != SN_DTLS_STATUS_HANDSHAKING) {
+                sn_dtls_peer_free(p);
+                continue;
+            }
+            if (npeers == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                srv_peer *np = realloc(peers, ncap * sizeof *np);
+                if (!np) {
+                    sn_dtls_peer_free(p);
+                    continue;
+                }
+                peers = np;
+                cap = ncap;
+            }
+            srv_peer *sp = &peers[npeers++];
+            sp->dtls = p;
+            sp->last = SN_DTLS_STATUS_HANDSHAKING;
+            peer_name(p, sp->who, sizeof sp->who);
+        }
+
+        for (size_t i = 0; i < npeers;) {
+            srv_peer *sp = &peers[i];
+            sn_dtls_peer_poll(sp->dtls);
+            sn_dtls_status st = sn_dtls_peer_get_status(sp->dtls);
+            if (st != sp->last) {
+                if (st == SN_DTLS_STATUS_CONNECTED) {
+                    hs++;
+                    cli_log("%s connected (%s)", sp->who, sn_dtls_peer_get_cipher(sp->dtls));
+                } else if (sp->last == SN_DTLS_STATUS_HANDSHAKING) {
+                    hs_fail++;
+                    cli_log("%s handshake failed: %s", sp->who,
+                            sn_dtls_peer_get_error_message(sp->dtls));
+                }
+            }
+            size_t len;
+            while (sn_dtls_peer_get_packet(sp->dtls, buf, sizeof buf, &len) == SN_OK) {
+                pk_in++;
+                printf("[%8.3f] %s says: ", cli_elapsed(), sp->who);
+                cli_print_payload(stdout, buf, len);
+                const void *reply = echo ? (const void *)buf : HELLO_REPLY;
+                size_t rlen = echo ? len : strlen(HELLO_REPLY);
+                sn_err e = sn_dtls_peer_put_packet(sp->dtls, reply, rlen);
+                if (e == SN_OK)
+                    pk_out++;
+                else
+                    cli_log("%s: reply not sent: %s", sp->who, sn_last_error_message());
+            }
+            if (st == SN_DTLS_STATUS_CONNECTED || st == SN_DTLS_STATUS_HANDSHAKING) {
+                sp->last = st;
+                i++;
+                continue;
+            }
+            if (sp->last == SN_DTLS_STATUS_CONNECTED) {
+                const char *why = sn_dtls_peer_get_error_message(sp->dtls);
+                cli_log("%s disconnected: %s", sp->who,
+                        *why ? why : "closed by the client (close_notify)");
+            }
+            sn_dtls_peer_free(sp->dtls);
+            peers[i] = peers[--npeers];
+        }
+
+        uint64_t now = cli_now_ms();
+        if (now >= next_status) {
+            if (tty) {
+                size_t hsing = 0;
+                for (size_t i = 0; i < npeers; i++)
+                    if (peers[i].last == SN_DTLS_STATUS_HANDSHAKING) hsing++;
+                sn_dtls_server_stats ds;
+                sn_dtls_server_get_stats(dtls, &ds);
+                cli_log("status: %zu peers (%zu handshaking), %llu packets/s in, %llu packets/s "
+                        "out, %llu handshakes/s, %llu cookies sent, %llu failed handshakes",
+                        npeers, hsing, (unsigned long long)(pk_in - last_in),
+                        (unsigned long long)(pk_out - last_out), (unsigned long long)(hs - last_hs),
+                        (unsigned long long)ds.cookies_sent, (unsigned long long)hs_fail);
+            }
+            last_in = pk_in;
+            last_out = pk_out;
+            last_hs = hs;
+            next_status = now + 1000;
+        }
+    }
+    cli_log("stopping: %llu handshakes, %llu packets in, %llu packets out", (unsigned long long)hs,
+            (unsigned long long)pk_in, (unsigned long long)pk_out);
+    rc = CLI_OK;
+out:
+    for (size_t i = 0; i < npeers; i++)
+        sn_dtls_peer_free(peers[i].dtls); /* close_notify to every connected client */
+    free(peers);
+    sn_dtls_server_free(dtls);
+    sn_udp_server_free(udp);
+    sn_tls_options_free(opts_srv);
+    return rc;
+}
+
+/* ---- client --------------------------------------------------------------------------- */
+
+static void client_help(void)
+{
+    printf(
+        "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST]\n"
+        "                           [--timeout SEC] [--wait MS]\n"
+        "\n"
+        "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
+        "sends every line read from stdin as one packet and prints every packet received.\n"
+        "Exits when stdin closes (after --wait ms without traffic, to print the replies) or\n"
+        "when the server disconnects.\n"
+        "\n"
+        "  --ca FILE      trust the certificate(s) in FILE instead of the system CAs\n"
+        "  --insecure     verify nothing (the server's certificate is not checked)\n"
+        "  --name HOST    the name the certificate must carry, also sent as SNI (default: HOST)\n"
+        "  --timeout SEC  give up the handshake after SEC seconds (default 10)\n"
+        "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
+        "\n"
+        "Exit status: 0 done, 1 handshake or connection failure (reason on stderr), 2 bad\n"
+        "arguments.\n");
+}
+
+int cmd_dtls_client(int argc, char **argv)
+{
+    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
+                                         {"insecure", no_argument, NULL, 'k'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *ca = NULL, *name = NULL;
+    bool insecure = false;
+    long timeout = 10, wait_ms = 1000, port;
+    int c;
+    /* Options may come before or after HOST PORT. */
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    for (;;) {
+        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+            switch (c) {
+            case 'a':
+                ca = optarg;
+                break;
+            case 'k':
+                insecure = true;
+                break;
+            case 'n':
+                name = optarg;
+                break;
+            case 't':
+                if (!cli_parse_int(optarg, 1, 3600, &timeout))
+                    return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
+                break;
+            case 'w':
+                if (!cli_parse_int(optarg, 0, 600000, &wait_ms))
+                    return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
+                break;
+            case 'h':
+                client_help();
+                return CLI_OK;
+            default:
+                return CLI_USAGE;
+            }
+        }
+        if (optind >= argc) break;
+        if (npos == 2) return cli_usage_error("unexpected argument '%s'", argv[optind]);
+        pos[npos++] = argv[optind++];
+    }
+    if (npos < 2) return cli_usage_error("HOST and PORT are required");
+    if (!cli_parse_int(pos[1], 1, 65535, &port))
+        return cli_usage_error("PORT wants a number from 1 to 65535, not '%s'", pos[1]);
+    if (ca && insecure) return cli_usage_error("--ca and --insecure exclude each other");
+    const char *host = pos[0];
+
+    sn_tls_options *o = cli_client_options(ca, insecure, name);
+    if (!o) return CLI_FAIL;
+    int rc = CLI_FAIL;
+    sn_dtls_peer *dtls = sn_dtls_peer_new();
+    sn_udp_peer *udp = sn_udp_peer_new();
+    if (!dtls || !udp) {
+        sn_udp_peer_free(udp);
+        cli_fail("out of memory");
+        goto out;
+    }
+    if (sn_udp_peer_connect_to_host(udp, host, (int)port) != SN_OK) {
+        sn_udp_peer_free(udp);
+        cli_fail("cannot reach %s port %ld: %s", host, port, sn_last_error_message());
+        goto out;
+    }
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.handshake_timeout_ms = (int)(timeout * 1000);
+    sn_dtls_peer_set_settings(dtls, &set);
+    /* udp stays readable (borrowed) while the handshake runs: its ICMP counter tells "nothing
+     * listens there" apart from a silent server. */
+    sn_udp_peer *udp_borrowed = udp;
+    if (sn_dtls_peer_connect_to_peer(dtls, udp, name ? name : host, o) != SN_OK) {
+        cli_fail("cannot start the handshake: %s", sn_last_error_message());
+        goto out;
+    }
+    cli_install_signals();
+    printf("connecting to %s port %ld (DTLS, %s)\n", host, port,
+           insecure ? "certificate not verified"
+           : ca     ? "verified against --ca"
+                    : "system CAs");
+    fflush(stdout);
+
+    cli_lines in;
+    memset(&in, 0, sizeof in);
+    bool connected = false;
+    uint64_t last_activity = cli_now_ms();
+    char line[65536];
+    char buf[65536];
+    size_t pending_len = 0;
+    bool have_pending = false;
+    while (!cli_stopping()) {
+        struct pollfd pfd[2];
+        nfds_t nfds = 0;
+        int fd = sn_dtls_peer_get_fd(dtls);
+        if (fd >= 0) pfd[nfds++] = (struct pollfd){fd, POLLIN, 0};
+        if (!in.eof) pfd[nfds++] = (struct pollfd){0, POLLIN, 0};
+        int t = sn_dtls_peer_next_timeout_ms(dtls);
+        poll(pfd, nfds, t >= 0 && t < 50 ? t : 50);
+
+        sn_dtls_peer_poll(dtls);
+        sn_dtls_status st = sn_dtls_peer_get_status(dtls);
+        if (st == SN_DTLS_STATUS_HANDSHAKING) {
+            sn_udp_peer_stats us;
+            sn_udp_peer_get_stats(udp_borrowed, &us);
+            if (us.icmp_refused > 0) {
+                cli_fail("handshake failed: nothing listens on %s udp port %ld (ICMP port "
+                         "unreachable)",
+                         host, port);
+                goto out;
+            }
+            continue;
+        }
+        if (st == SN_DTLS_STATUS_ERROR || st == SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH) {
+            cli_fail("%s: %s", connected ? "connection failed" : "handshake failed",
+                     sn_dtls_peer_get_error_message(dtls));
+            goto out;
+        }
+        if (!connected && st == SN_DTLS_STATUS_CONNECTED) {
+            connected = true;
+            printf("connected: %s, max packet %d bytes\n", sn_dtls_peer_get_cipher(dtls),
+                   sn_dtls_peer_get_max_packet_size(dtls));
+            fflush(stdout);
+            last_activity = cli_now_ms();
+        }
+        size_t len;
+        while (sn_dtls_peer_get_packet(dtls, buf, sizeof buf, &len) == SN_OK) {
+            printf("< ");
+            cli_print_payload(stdout, buf, len);
+            last_activity = cli_now_ms();
+        }
+        if (st == SN_DTLS_STATUS_DISCONNECTED) {
+            const char *why = sn_dtls_peer_get_error_message(dtls);
+            printf("disconnected: %s\n", *why ? why : "closed by the server (close_notify)");
+            rc = *why ? CLI_FAIL : CLI_OK;
+            goto out;
+        }
+        cli_lines_read(&in);
+        for (;;) {
+            if (!have_pending) {
+                if (!cli_lines_next(&in, line, sizeof line, &pending_len)) break;
+                have_pending = true;
+            }
+            sn_err e = sn_dtls_peer_put_packet(dtls, line, pending_len);
+            if (e == SN_ERR_BUSY) break; /* socket full: try again next turn */
+            have_pending = false;
+            last_activity = cli_now_ms();
+            if (e != SN_OK) fprintf(stderr, "not sent: %s\n", sn_last_error_message());
+        }
+        if (in.eof && !have_pending && in.len == 0 &&
+            cli_now_ms() - last_activity >= (uint64_t)wait_ms) {
+            rc = CLI_OK;
+            break;
+        }
+    }
+    if (cli_stopping()) rc = CLI_OK;
+out:
+    sn_dtls_peer_free(dtls); /* close_notify when connected */
+    sn_tls_options_free(o);
+    return rc;
+}
