@@ -151,12 +151,11 @@ static long utf8_chars(const char *s)
     return n;
 }
 
-#define DN_FAIL(...)                                                                    \
-    do {                                                                                \
-        char why_[256];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                       \
-        return sn_fail(SN_ERR_INVALID_PARAMETER, "invalid issuer name '%.120s': %s", text, \
-                       why_);                                                           \
+#define DN_FAIL(...)                                                                               \
+    do {                                                                                           \
+        char why_[256];                                                                            \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                                  \
+        return sn_fail(SN_ERR_INVALID_PARAMETER, "invalid issuer name '%.120s': %s", text, why_);  \
     } while (0)
 
 sn_err sn_dn_parse(const char *text, sn_dn *dn)
@@ -233,8 +232,7 @@ sn_err sn_dn_parse(const char *text, sn_dn *dn)
             for (size_t i = 0; i < dn->count; i++)
                 if (strcmp(dn->entry[i].key, key) == 0) DN_FAIL("%s appears twice", key);
         }
-        if (dn->count == SN_DN_MAX_ENTRIES)
-            DN_FAIL("more than %d components", SN_DN_MAX_ENTRIES);
+        if (dn->count == SN_DN_MAX_ENTRIES) DN_FAIL("more than %d components", SN_DN_MAX_ENTRIES);
         dn->entry[dn->count].key = key;
         dn->entry[dn->count].value = value;
         dn->count++;

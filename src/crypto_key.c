@@ -32,7 +32,10 @@ void sn_crypto_key_free(sn_crypto_key *key)
     free(key);
 }
 
-sn_tls_key *sn_crypto_key_handle(const sn_crypto_key *key) { return key ? key->handle : NULL; }
+sn_tls_key *sn_crypto_key_handle(const sn_crypto_key *key)
+{
+    return key ? key->handle : NULL;
+}
 
 sn_crypto_key *sn_crypto_key_wrap(sn_tls_key *handle)
 {
@@ -80,7 +83,8 @@ sn_err sn_crypto_key_load_from_string(sn_crypto_key *key, const char *pem, bool 
 
 char *sn_crypto_key_save_to_string(const sn_crypto_key *key, bool public_only)
 {
-    if (!key) return sn_fail_null(SN_ERR_INVALID_PARAMETER, "sn_crypto_key_save_to_string: NULL key");
+    if (!key)
+        return sn_fail_null(SN_ERR_INVALID_PARAMETER, "sn_crypto_key_save_to_string: NULL key");
     if (!key->handle)
         return sn_fail_null(SN_ERR_UNCONFIGURED, "the key is empty: load or generate one first");
     return sn_tls_backend_get()->key_save_pem(key->handle, public_only);

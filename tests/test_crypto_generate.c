@@ -104,8 +104,7 @@ static void self_signed_defaults_openssl(void **state)
     assert_has(verify, "def.crt: OK");
     free(verify);
     assert_int_equal(fx_sh("openssl verify -CAfile def.crt -verify_hostname myserver def.crt"), 0);
-    assert_int_not_equal(fx_sh("openssl verify -CAfile def.crt -verify_hostname other def.crt"),
-                         0);
+    assert_int_not_equal(fx_sh("openssl verify -CAfile def.crt -verify_hostname other def.crt"), 0);
     char *a = fx_sh_output("openssl x509 -in def.crt -noout -pubkey");
     char *b = fx_sh_output("openssl pkey -in def.key -pubout");
     assert_string_equal(a, b);
@@ -141,13 +140,13 @@ static void self_signed_gnutls(void **state)
 {
     (void)state;
     if (!sn_test_have("gnutls-cli")) skip();
-    sn_x509_cert *cert = sn_crypto_generate_self_signed_certificate(ec_key, "CN=gnutls.test", NULL,
-                                                                    NULL);
+    sn_x509_cert *cert =
+        sn_crypto_generate_self_signed_certificate(ec_key, "CN=gnutls.test", NULL, NULL);
     assert_non_null(cert);
     save_pair(ec_key, cert, "gnu");
     char *key_path = strdup(fx_path("gnu.key")), *crt_path = strdup(fx_path("gnu.crt"));
-    const char *argv[] = {"openssl", "s_server", "-accept", "127.0.0.1:0", "-key", key_path,
-                          "-cert",   crt_path,   "-www",    NULL};
+    const char *argv[] = {"openssl", "s_server", "-accept", "127.0.0.1:0", "-key",
+                          key_path,  "-cert",    crt_path,  "-www",        NULL};
     sn_test_proc *srv = sn_test_spawn(argv);
     assert_non_null(srv);
     assert_true(sn_test_proc_wait_for(srv, "ACCEPT 127.0.0.1:", 10000));
@@ -182,8 +181,8 @@ static void self_signed_node(void **state)
     if (!sn_test_have("node")) skip();
     sn_crypto_key *rsa = sn_crypto_generate_rsa(2048);
     assert_non_null(rsa);
-    sn_x509_cert *cert = sn_crypto_generate_self_signed_certificate(rsa, "CN=localhost,O=sealnet",
-                                                                    NULL, NULL);
+    sn_x509_cert *cert =
+        sn_crypto_generate_self_signed_certificate(rsa, "CN=localhost,O=sealnet", NULL, NULL);
     assert_non_null(cert);
     save_pair(rsa, cert, "node");
     static const char script[] =
@@ -217,7 +216,8 @@ static void self_signed_custom(void **state)
     assert_non_null(cert);
     save_pair(p384, cert, "custom");
     char *text = fx_sh_output("openssl x509 -in custom.crt -noout -text -nameopt RFC2253 2>&1");
-    assert_has(text, "Subject: C=IT,L=Roma,ST=Lazio,OU=Net,OU=Ops,O=Acme\\, Inc.,CN=api.example.com");
+    assert_has(text,
+               "Subject: C=IT,L=Roma,ST=Lazio,OU=Net,OU=Ops,O=Acme\\, Inc.,CN=api.example.com");
     assert_has(text, "Not Before: Jan  1 00:00:00 2020 GMT");
     assert_has(text, "Not After : Feb 29 23:59:59 2040 GMT");
     assert_has(text, "DNS:api.example.com");
@@ -266,8 +266,8 @@ static void issuer_name_errors(void **state)
         {"CN=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "at most 64"},
     };
     for (size_t i = 0; i < SN_ARRAY_LEN(bad); i++) {
-        sn_x509_cert *cert = sn_crypto_generate_self_signed_certificate(ec_key, bad[i].issuer,
-                                                                        NULL, NULL);
+        sn_x509_cert *cert =
+            sn_crypto_generate_self_signed_certificate(ec_key, bad[i].issuer, NULL, NULL);
         if (cert) print_error("issuer '%s' was accepted\n", bad[i].issuer);
         assert_null(cert);
         assert_message_has("invalid issuer name");
@@ -368,8 +368,8 @@ static void hmac_sha256_vectors(void **state)
     be->hmac_sha256(key, 20, (const uint8_t *)"Hi There", 8, out);
     hex(out, 32, h);
     assert_string_equal(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-    be->hmac_sha256((const uint8_t *)"Jefe", 4,
-                    (const uint8_t *)"what do ya want for nothing?", 28, out);
+    be->hmac_sha256((const uint8_t *)"Jefe", 4, (const uint8_t *)"what do ya want for nothing?", 28,
+                    out);
     hex(out, 32, h);
     assert_string_equal(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     memset(key, 0xaa, sizeof key);

@@ -77,8 +77,8 @@ static void public_key_files(void **state)
     free(expect);
 
     /* A public key file given where a private key is wanted. */
-    assert_fails_with(sn_crypto_key_load(key, fx_path("ec256_pub.pem"), false),
-                      SN_ERR_FILE_CORRUPT, "public key");
+    assert_fails_with(sn_crypto_key_load(key, fx_path("ec256_pub.pem"), false), SN_ERR_FILE_CORRUPT,
+                      "public key");
     assert_message_has("ec256_pub.pem");
     sn_crypto_key_free(key);
 }
@@ -197,8 +197,8 @@ static void file_errors(void **state)
 {
     (void)state;
     sn_crypto_key *key = sn_crypto_key_new();
-    assert_fails_with(sn_crypto_key_load(key, fx_path("missing.pem"), false),
-                      SN_ERR_FILE_NOT_FOUND, fx_path("missing.pem"));
+    assert_fails_with(sn_crypto_key_load(key, fx_path("missing.pem"), false), SN_ERR_FILE_NOT_FOUND,
+                      fx_path("missing.pem"));
     /* Tests run as root, so permissions do not block reads: a directory cannot be read. */
     assert_fails_with(sn_crypto_key_load(key, fx_dir, false), SN_ERR_CANT_OPEN, "directory");
     assert_message_has(fx_dir);
@@ -260,15 +260,14 @@ static void content_errors(void **state)
                       "no PEM data");
     assert_fails_with(sn_crypto_key_load(key, fx_path("ec256.der"), false), SN_ERR_FILE_CORRUPT,
                       "DER");
-    assert_fails_with(sn_crypto_key_load_from_string(key, "", false), SN_ERR_FILE_CORRUPT,
-                      "empty");
-    assert_fails_with(
-        sn_crypto_key_load_from_string(key, "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
-                                       false),
-        SN_ERR_FILE_CORRUPT, "no data");
+    assert_fails_with(sn_crypto_key_load_from_string(key, "", false), SN_ERR_FILE_CORRUPT, "empty");
     assert_fails_with(sn_crypto_key_load_from_string(
-                          key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END CERTIFICATE-----\n", false),
-                      SN_ERR_FILE_CORRUPT, "line 3");
+                          key, "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", false),
+                      SN_ERR_FILE_CORRUPT, "no data");
+    assert_fails_with(
+        sn_crypto_key_load_from_string(
+            key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END CERTIFICATE-----\n", false),
+        SN_ERR_FILE_CORRUPT, "line 3");
     assert_null(sn_crypto_key_handle(key));
     sn_crypto_key_free(key);
 }

@@ -75,8 +75,8 @@ static bool boundary(const char *s, size_t n, const char *kw, const char **label
 
 static bool is_b64(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '=' || c == ' ' || c == '\t' || c == '\r';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '=' || c == ' ' || c == '\t' || c == '\r';
 }
 
 /* Finds the next block. 1: found; 0: no more blocks; -1: malformed (message recorded). */
@@ -287,15 +287,16 @@ sn_err sn_ossl_key_load_pem(const char *pem, size_t len, bool public_only, sn_tl
     } else if (label_is(&key, "PUBLIC KEY")) {
         pkey = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
     } else { /* "RSA PUBLIC KEY" (PKCS#1) and other type-specific public keys */
-        OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(
-            &pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+        OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL,
+                                                               EVP_PKEY_PUBLIC_KEY, NULL, NULL);
         if (dctx && !OSSL_DECODER_from_bio(dctx, bio)) pkey = NULL;
         OSSL_DECODER_CTX_free(dctx);
     }
     BIO_free(bio);
     if (!pkey)
-        return sn_fail(SN_ERR_FILE_CORRUPT, "PEM parse error at line %d: the '%.*s' block is not "
-                                            "a valid key (%s)",
+        return sn_fail(SN_ERR_FILE_CORRUPT,
+                       "PEM parse error at line %d: the '%.*s' block is not "
+                       "a valid key (%s)",
                        key.line, key.label_len, key.label, sn_ossl_error_string("undecodable"));
     if (public_only && is_private) {
         EVP_PKEY *pub = public_part(pkey);
@@ -332,7 +333,10 @@ char *sn_ossl_key_save_pem(const sn_tls_key *key, bool public_only)
     return s;
 }
 
-bool sn_ossl_key_is_public_only(const sn_tls_key *key) { return !key || key->public_only; }
+bool sn_ossl_key_is_public_only(const sn_tls_key *key)
+{
+    return !key || key->public_only;
+}
 
 sn_tls_key *sn_ossl_key_generate_rsa(int bits)
 {
@@ -409,8 +413,9 @@ sn_err sn_ossl_chain_load_pem(const char *pem, size_t len, sn_tls_chain **out)
             err = sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory");
             break;
         }
-        X509 *x = label_is(&b, "TRUSTED CERTIFICATE") ? PEM_read_bio_X509_AUX(bio, NULL, no_password, NULL)
-                                                       : PEM_read_bio_X509(bio, NULL, no_password, NULL);
+        X509 *x = label_is(&b, "TRUSTED CERTIFICATE")
+                      ? PEM_read_bio_X509_AUX(bio, NULL, no_password, NULL)
+                      : PEM_read_bio_X509(bio, NULL, no_password, NULL);
         BIO_free(bio);
         if (!x) {
             err = sn_fail(SN_ERR_FILE_CORRUPT,
@@ -433,6 +438,7 @@ sn_err sn_ossl_chain_load_pem(const char *pem, size_t len, sn_tls_chain **out)
         ERR_clear_error();
         return err;
     }
+    ERR_clear_error(); /* decoders may leave notes on the queue even when they succeed */
     sn_tls_chain *c = chain_wrap(certs);
     if (!c) return SN_ERR_OUT_OF_MEMORY;
     *out = c;
@@ -539,9 +545,9 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
         na = nb + 365 * 24 * 3600;
     }
     if (na <= nb)
-        return sn_fail_null(SN_ERR_INVALID_PARAMETER,
-                            "not_after (%s) must be later than not_before (%s)",
-                            not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
+        return sn_fail_null(
+            SN_ERR_INVALID_PARAMETER, "not_after (%s) must be later than not_before (%s)",
+            not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
     sn_dn dn;
     if (sn_dn_parse(issuer ? issuer : "CN=myserver,O=myorganisation,C=IT", &dn) != SN_OK) {
         sn_dn_clear(&dn);
@@ -577,8 +583,7 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
     step = "cannot add the certificate extensions";
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
-        !add_san(x, &ctx, dn.cn))
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") || !add_san(x, &ctx, dn.cn))
         goto done;
 
     /* SHA-256 for RSA and ECDSA; EdDSA keys sign without a separate digest. */
