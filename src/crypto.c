@@ -94,6 +94,9 @@ sn_err sn_crypto_write_file(const char *path, const char *data, size_t len, bool
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, secret ? 0600 : 0644);
     if (fd < 0) return sn_fail(SN_ERR_CANT_CREATE, "cannot create '%s': %s", path, strerror(errno));
+    /* Overwriting an existing, wider-open file must not leave a private key readable by others.
+     * Best effort: a file system without permissions (vfat) refuses, and that is fine. */
+    if (secret) (void)fchmod(fd, 0600);
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, data + done, len - done);

@@ -211,6 +211,51 @@ static void content_errors(void **state)
     sn_x509_cert_free(cert);
 }
 
+/* Random damage to a valid chain: SN_OK or FILE_CORRUPT with a message, never a crash, and the
+ * object keeps its previous chain whenever a load fails. */
+static void damaged_input_never_crashes(void **state)
+{
+    (void)state;
+    sn_x509_cert *cert = load_ok("ca.pem");
+    char *ca = fx_read("ca.pem");
+    char *orig = fx_read("chain.pem");
+    size_t len = strlen(orig);
+    unsigned int seed = 777;
+    for (int i = 0; i < 600; i++) {
+        char *m = strdup(orig);
+        int edits = 1 + (int)(rand_r(&seed) % 4);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)rand_r(&seed) % len;
+            switch (rand_r(&seed) % 3) {
+            case 0:
+                m[at] = (char)(rand_r(&seed) % 256);
+                break;
+            case 1:
+                m[at] = "AZaz09+/=\n-"[rand_r(&seed) % 12];
+                break;
+            default:
+                m[at] = '\0';
+                break;
+            }
+        }
+        if (m[0] == '\0') m[0] = 'x';
+        sn_err err = sn_x509_cert_load_from_string(cert, m);
+        assert_true(err == SN_OK || err == SN_ERR_FILE_CORRUPT);
+        assert_int_equal(ERR_peek_error(), 0);
+        if (err != SN_OK) {
+            assert_true(strlen(sn_last_error_message()) > 10);
+        } else {
+            assert_int_equal(sn_x509_cert_load_from_string(cert, ca), SN_OK); /* reset */
+        }
+        char *now = sn_x509_cert_save_to_string(cert);
+        assert_string_equal(now, ca);
+        sn_free(now);
+        free(m);
+    }
+    free(orig), free(ca);
+    sn_x509_cert_free(cert);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +267,7 @@ int main(void)
         cmocka_unit_test(empty_and_null),
         cmocka_unit_test(file_errors),
         cmocka_unit_test(content_errors),
+        cmocka_unit_test(damaged_input_never_crashes),
     };
     return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -85,6 +85,7 @@ static const char fx_script[] =
     "openssl pkey -in rsa.pem -pubout -out rsa_pub.pem\n"
     "openssl pkey -in ec256.pem -pubout -out ec256_pub.pem\n"
     "openssl pkey -in rsa.pem -traditional -out rsa_trad.pem\n"
+    "openssl rsa -in rsa.pem -RSAPublicKey_out -out rsa_pkcs1_pub.pem\n"
     "openssl ecparam -name prime256v1 -genkey -out ec_trad.pem\n"
     "openssl pkey -in ec256.pem -outform DER -out ec256.der\n"
     "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass pass:x "

@@ -48,6 +48,8 @@ typedef struct pem_reader {
 /* Next line of the input (without its newline or trailing CR/spaces). false at the end. */
 static bool next_line(pem_reader *r, const char **start, size_t *n)
 {
+    /* A UTF-8 byte order mark (some Windows editors write one) is not part of the first line. */
+    if (r->pos == 0 && r->len >= 3 && memcmp(r->data, "\xEF\xBB\xBF", 3) == 0) r->pos = 3;
     if (r->pos >= r->len) return false;
     const char *s = r->data + r->pos;
     const char *nl = memchr(s, '\n', r->len - r->pos);
@@ -95,7 +97,6 @@ static int pem_next(pem_reader *r, pem_block *b)
     }
     bool data_seen = false;
     for (;;) {
-        size_t line_pos = r->pos;
         if (!next_line(r, &s, &n)) {
             sn_fail(SN_ERR_FILE_CORRUPT,
                     "truncated PEM: the '%.*s' block that begins at line %d has no END line",
@@ -128,7 +129,6 @@ static int pem_next(pem_reader *r, pem_block *b)
                     b->label_len, b->label, b->line, r->line);
             return -1;
         }
-        (void)line_pos;
         /* RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: ...") precede the data. */
         const char *colon = memchr(s, ':', n);
         if (!data_seen && colon) {
@@ -255,15 +255,27 @@ sn_err sn_ossl_key_load_pem(const char *pem, size_t len, bool public_only, sn_tl
     pem_block b, first = {0}, key = {0};
     int blocks = 0, rc;
     bool found = false;
+    /* The first private key; with public_only, the first key of either kind. A public key met
+     * while a private one is wanted is remembered to name it in the message. */
+    pem_block public_seen = {0};
+    bool have_public = false;
     while ((rc = pem_next(&r, &b)) == 1) {
         if (blocks++ == 0) first = b;
-        if (label_ends(&b, "PRIVATE KEY") || label_ends(&b, "PUBLIC KEY")) {
+        if (label_ends(&b, "PRIVATE KEY") || (public_only && label_ends(&b, "PUBLIC KEY"))) {
             key = b;
             found = true;
             break;
         }
+        if (!have_public && label_ends(&b, "PUBLIC KEY")) {
+            public_seen = b;
+            have_public = true;
+        }
     }
     if (rc < 0) return SN_ERR_FILE_CORRUPT;
+    if (!found && have_public) {
+        key = public_seen;
+        found = true;
+    }
     if (!found)
         return no_block(pem, len, blocks, &first, public_only ? "a key" : "a private key",
                         public_only ? "-----BEGIN PUBLIC KEY-----" : "-----BEGIN PRIVATE KEY-----");
