@@ -68,6 +68,7 @@ sn_err sn_crypto_key_load(sn_crypto_key *key, const char *path, bool public_only
     sn_err err = sn_crypto_read_file(path, &data, &len);
     if (err != SN_OK) return err;
     err = load(key, data, len, public_only);
+    explicit_bzero(data, len); /* it held a private key */
     free(data);
     return err == SN_OK ? SN_OK : with_context(err, path);
 }
@@ -104,8 +105,7 @@ sn_err sn_crypto_key_save(const sn_crypto_key *key, const char *path, bool publi
     if (!pem) return with_context(SN_FAILED, path);
     /* A private key file is created readable by its owner only. */
     sn_err err = sn_crypto_write_file(path, pem, strlen(pem), !public_only);
-    size_t n = strlen(pem);
-    memset(pem, 0, n);
+    explicit_bzero(pem, strlen(pem));
     free(pem);
     return err;
 }

@@ -331,7 +331,8 @@ char *sn_ossl_key_save_pem(const sn_tls_key *key, bool public_only)
     if (!public_only && key->public_only)
         return sn_fail_null(SN_ERR_UNCONFIGURED,
                             "the key is public only: there is no private key to save");
-    BIO *bio = BIO_new(BIO_s_mem());
+    /* A secure-memory BIO: the private key's PEM is wiped when the BIO is freed. */
+    BIO *bio = BIO_new(public_only ? BIO_s_mem() : BIO_s_secmem());
     if (!bio) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
     /* PEM_write_bio_PrivateKey writes PKCS#8 ("PRIVATE KEY") in OpenSSL 3. */
     int ok = public_only ? PEM_write_bio_PUBKEY(bio, key->pkey)
