@@ -290,6 +290,9 @@ static void file_errors(void **state)
     assert_fails_with(sn_crypto_key_load(key, fx_path("big.pem"), false), SN_ERR_FILE_CORRUPT,
                       "10485760 bytes");
     assert_message_has("4 MiB");
+    /* A device that never ends is cut off at the cap too. */
+    assert_fails_with(sn_crypto_key_load(key, "/dev/zero", false), SN_ERR_FILE_CORRUPT,
+                      "larger than 4194304 bytes");
     assert_null(sn_crypto_key_handle(key));
     sn_crypto_key_free(key);
 }
