@@ -1,5 +1,6 @@
 /* `make demo` runs build/examples/demo: it must finish on its own within seconds, exit 0, and
- * print the summary line only when every step was observed. argv[1] is the demo binary. */
+ * print the summary line only when every step was observed. argv[1] is the demo binary.
+ * Also: the README's C code is exactly examples/readme_{server,client}.c, which run together. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,58 @@ static void demo_passes_every_step(void **state)
     sn_test_proc_stop(p);
 }
 
+/* The README shows the files verbatim, so what readers copy is what is compiled and run here. */
+static void readme_code_is_the_compiled_examples(void **state)
+{
+    (void)state;
+    char *readme_path = sn_test_path(sn_test_source_dir(), "README.md");
+    char *readme = sn_test_read_file(readme_path, NULL);
+    assert_non_null(readme);
+    static const char *files[] = {"examples/readme_server.c", "examples/readme_client.c"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = sn_test_path(sn_test_source_dir(), files[i]);
+        char *code = sn_test_read_file(path, NULL);
+        assert_non_null(code);
+        char *block = malloc(strlen(code) + 16);
+        sprintf(block, "```c\n%s```\n", code);
+        if (!strstr(readme, block)) fail_msg("README.md does not show %s verbatim", files[i]);
+        free(block);
+        free(code);
+        free(path);
+    }
+    free(readme);
+    free(readme_path);
+}
+
+static void readme_server_answers_readme_client(void **state)
+{
+    (void)state;
+    char *server = sn_test_path(sn_test_build_dir(), "examples/readme_server");
+    char *client = sn_test_path(sn_test_build_dir(), "examples/readme_client");
+    const char *sargv[] = {server, "0", NULL};
+    sn_test_proc *s = sn_test_spawn(sargv);
+    assert_non_null(s);
+    const char *needle = "listening on udp port ";
+    if (!sn_test_proc_wait_for(s, needle, 20000) || !sn_test_proc_wait_for(s, "\n", 1000))
+        fail_msg("readme_server printed:\n%s", sn_test_proc_output(s));
+    char port[16];
+    snprintf(port, sizeof port, "%d",
+             atoi(strstr(sn_test_proc_output(s), needle) + strlen(needle)));
+    for (int round = 0; round < 2; round++) { /* twice: the server keeps serving */
+        const char *cargv[] = {client, port, NULL};
+        sn_test_proc *c = sn_test_spawn(cargv);
+        assert_non_null(c);
+        int rc = sn_test_proc_wait_exit(c, 20000);
+        const char *out = sn_test_proc_output(c);
+        if (rc != 0 || strcmp(out, "Hello DTLS client\n") != 0)
+            fail_msg("readme_client: rc %d, output:\n%s", rc, out);
+        sn_test_proc_stop(c);
+    }
+    sn_test_proc_stop(s);
+    free(server);
+    free(client);
+}
+
 int main(int argc, char **argv)
 {
     static char path[4096];
@@ -55,6 +108,10 @@ int main(int argc, char **argv)
     else
         snprintf(path, sizeof path, "%s/examples/demo", sn_test_build_dir());
     demo_bin = path;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(demo_passes_every_step)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(demo_passes_every_step),
+        cmocka_unit_test(readme_code_is_the_compiled_examples),
+        cmocka_unit_test(readme_server_answers_readme_client),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
