@@ -2,9 +2,10 @@
  *
  * Contract with a benchmark program: it accepts `--seconds N` and prints a markdown table on
  * stdout (other lines are allowed; "label: number unit" lines are understood too). The first
- * column of a table names the case; every other cell is a measure. A row whose case names a
- * baseline (raw, bare, baseline, plain, openssl, kernel) is the reference for the other rows of
- * the same table: each of their numeric measures gets a ratio against it.
+ * column of a table names the case; every other cell is a measure. Baselines, shown side by side
+ * with a ratio: a row whose case names one (raw, bare, baseline, plain, openssl, kernel) is the
+ * reference for the other rows of its table; a column whose header names one ("bare ns/dgram")
+ * is the reference for the column with the same header otherwise ("server ns/dgram").
  */
 #include "cli.h"
 
@@ -41,7 +42,8 @@ static void help(void)
            "  --list              list the benchmark programs found and exit\n"
            "\n"
            "The programs are looked up in $SEALNET_BENCH_DIR, then ../bench beside this\n"
-           "binary (the build tree), then " SN_LIBEXEC_DIR ".\n");
+           "binary (the build tree), then ../libexec/sealnet beside it, then\n" SN_LIBEXEC_DIR
+           ".\n");
 }
 
 /* ---- finding the programs ------------------------------------------------------------- */
@@ -67,6 +69,9 @@ static bool find_dir(char *out, size_t cap)
         if (slash) {
             *slash = '\0';
             snprintf(out, cap, "%s/../bench", exe);
+            if (is_dir(out)) return true;
+            /* Installed under another prefix than configured: bin/../libexec/sealnet. */
+            snprintf(out, cap, "%s/../libexec/sealnet", exe);
             if (is_dir(out)) return true;
         }
     }
@@ -225,11 +230,32 @@ static int run_program(const char *path, const char *name, long seconds, int ind
 
 /* ---- parsing and the table ------------------------------------------------------------ */
 
+#define MAXCOLS 16
+#define CELL    96
+
+typedef char cell[CELL];
+
+/* One markdown table (or the "label: number unit" lines sharing a unit) of one program. */
+typedef struct table {
+    cell head[MAXCOLS];
+    int ncols;
+    bool keyvalue;
+    cell (*rows)[MAXCOLS];
+    int nrows, cap;
+} table;
+
+typedef struct tables {
+    table *t;
+    int n, cap;
+} tables;
+
+/* One line of the merged output. */
 typedef struct row {
     char bench[64];
-    char kase[96];
-    char measure[96];
+    char kase[CELL];
+    char measure[CELL];
     char value[48];
+    char baseline[48];
     char ratio[24];
 } row;
 
@@ -237,20 +263,6 @@ typedef struct rows {
     row *r;
     size_t n, cap;
 } rows;
-
-static row *rows_add(rows *t)
-{
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 64;
-        row *p = realloc(t->r, nc * sizeof *p);
-        if (!p) return NULL;
-        t->r = p;
-        t->cap = nc;
-    }
-    row *r = &t->r[t->n++];
-    memset(r, 0, sizeof *r);
-    return r;
-}
 
 /* Bounded copies that truncate quietly (table cells are display text). */
 static void copy_str(char *dst, size_t cap, const char *s)
@@ -281,8 +293,45 @@ static void trim_copy(char *dst, size_t cap, const char *s, size_t len)
     dst[len] = '\0';
 }
 
+static table *tables_add(tables *ts)
+{
+    if (ts->n == ts->cap) {
+        int nc = ts->cap ? ts->cap * 2 : 8;
+        table *p = realloc(ts->t, (size_t)nc * sizeof *p);
+        if (!p) return NULL;
+        ts->t = p;
+        ts->cap = nc;
+    }
+    table *t = &ts->t[ts->n++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+static cell *table_add_row(table *t)
+{
+    if (t->nrows == t->cap) {
+        int nc = t->cap ? t->cap * 2 : 16;
+        cell(*p)[MAXCOLS] = realloc(t->rows, (size_t)nc * sizeof *p);
+        if (!p) return NULL;
+        t->rows = p;
+        t->cap = nc;
+    }
+    cell *r = t->rows[t->nrows++];
+    memset(r, 0, sizeof(cell) * MAXCOLS);
+    return r;
+}
+
+static void tables_free(tables *ts)
+{
+    for (int i = 0; i < ts->n; i++)
+        free(ts->t[i].rows);
+    free(ts->t);
+    ts->t = NULL;
+    ts->n = ts->cap = 0;
+}
+
 /* Splits a "| a | b |" line into cells; returns how many. */
-static int split_cells(const char *line, char cells[][96], int max)
+static int split_cells(const char *line, cell *cells, int max)
 {
     const char *p = line;
     while (*p == ' ')
@@ -293,20 +342,19 @@ static int split_cells(const char *line, char cells[][96], int max)
     while (*p && n < max) {
         const char *bar = strchr(p, '|');
         if (!bar) {
-            const char *end = p + strlen(p);
-            char tmp[96];
-            trim_copy(tmp, sizeof tmp, p, (size_t)(end - p));
+            cell tmp;
+            trim_copy(tmp, sizeof tmp, p, strlen(p));
             if (*tmp) memcpy(cells[n++], tmp, sizeof tmp);
             break;
         }
-        trim_copy(cells[n], 96, p, (size_t)(bar - p));
+        trim_copy(cells[n], CELL, p, (size_t)(bar - p));
         n++;
         p = bar + 1;
     }
     return n;
 }
 
-static bool is_separator(char cells[][96], int n)
+static bool is_separator(cell *cells, int n)
 {
     for (int i = 0; i < n; i++)
         for (const char *c = cells[i]; *c; c++)
@@ -324,26 +372,64 @@ static bool parse_number(const char *s, double *out)
     return true;
 }
 
-static bool is_baseline(const char *kase)
+static const char *const baseline_words[] = {"raw",   "bare",    "baseline",
+                                             "plain", "openssl", "kernel"};
+static const char *const own_words[] = {"sealnet", "server", "ours", "sn"};
+#define NBASE (sizeof baseline_words / sizeof baseline_words[0])
+#define NOWN  (sizeof own_words / sizeof own_words[0])
+
+static bool is_baseline(const char *text)
 {
-    static const char *words[] = {"raw", "bare", "baseline", "plain", "openssl", "kernel"};
-    char low[96];
+    char low[CELL];
     size_t i = 0;
-    for (; kase[i] && i < sizeof low - 1; i++)
-        low[i] = (char)tolower((unsigned char)kase[i]);
+    for (; text[i] && i < sizeof low - 1; i++)
+        low[i] = (char)tolower((unsigned char)text[i]);
     low[i] = '\0';
-    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
-        if (strstr(low, words[w])) return true;
+    for (size_t w = 0; w < NBASE; w++)
+        if (strstr(low, baseline_words[w])) return true;
     return false;
 }
 
-/* Turns one program's stdout into rows: every table, plus "label: number unit" lines. */
-static void parse_output(const char *bench, const char *text, rows *t)
+/* A header without the words that say whose figure it is: "bare ns/dgram" -> "ns/dgram". */
+static void strip_owner(const char *head, char *out, size_t cap)
 {
-    char header[16][96];
-    int nheader = 0;
-    size_t table_start = t->n;
-    bool in_table = false;
+    out[0] = '\0';
+    char tmp[CELL];
+    copy_str(tmp, sizeof tmp, head);
+    char *save = NULL;
+    for (char *tok = strtok_r(tmp, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        bool drop = false;
+        for (size_t w = 0; w < NBASE; w++)
+            if (strcasecmp(tok, baseline_words[w]) == 0) drop = true;
+        for (size_t w = 0; w < NOWN; w++)
+            if (strcasecmp(tok, own_words[w]) == 0) drop = true;
+        if (drop) continue;
+        if (*out) append_str(out, cap, " ");
+        append_str(out, cap, tok);
+    }
+}
+
+/* A column of ratios someone already computed ("7.01x"). */
+static bool is_ratio_column(const table *t, int col)
+{
+    int seen = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        const char *c = t->rows[r][col];
+        size_t len = strlen(c);
+        double v;
+        if (!len) continue;
+        if (c[len - 1] != 'x' || !parse_number(c, &v)) return false;
+        seen++;
+    }
+    return seen > 0;
+}
+
+/* Turns one program's stdout into tables: every markdown table, plus the "label: number unit"
+ * lines grouped by unit. */
+static void parse_output(const char *text, tables *ts)
+{
+    int cur = -1;     /* the markdown table being read */
+    int kv_first = 0; /* key-value tables after the last markdown table start here */
     const char *line = text;
     while (line && *line) {
         const char *nl = strchr(line, '\n');
@@ -354,96 +440,166 @@ static void parse_output(const char *bench, const char *text, rows *t)
         buf[len] = '\0';
         line = nl ? nl + 1 : NULL;
 
-        char cells[16][96];
-        int n = split_cells(buf, cells, 16);
+        cell cells[MAXCOLS];
+        int n = split_cells(buf, cells, MAXCOLS);
         if (n == 0) {
-            in_table = false;
+            cur = -1;
             /* "backend hmac_sha256: 123 ns/op" */
             char *colon = strchr(buf, ':');
             double v;
-            if (colon && parse_number(colon + 1, &v)) {
-                row *r = rows_add(t);
-                if (!r) return;
-                copy_str(r->bench, sizeof r->bench, bench);
-                trim_copy(r->kase, sizeof r->kase, buf, (size_t)(colon - buf));
-                char *end;
-                strtod(colon + 1, &end);
-                trim_copy(r->value, sizeof r->value, colon + 1, (size_t)(end - colon - 1));
-                trim_copy(r->measure, sizeof r->measure, end, strlen(end));
-                if (!*r->measure) snprintf(r->measure, sizeof r->measure, "value");
+            if (!colon || !parse_number(colon + 1, &v)) continue;
+            char *end;
+            strtod(colon + 1, &end);
+            cell unit, label, value;
+            trim_copy(unit, sizeof unit, end, strlen(end));
+            if (!*unit) copy_str(unit, sizeof unit, "value");
+            trim_copy(label, sizeof label, buf, (size_t)(colon - buf));
+            trim_copy(value, sizeof value, colon + 1, (size_t)(end - colon - 1));
+            table *t = NULL;
+            for (int i = kv_first; i < ts->n; i++)
+                if (ts->t[i].keyvalue && strcmp(ts->t[i].head[1], unit) == 0) t = &ts->t[i];
+            if (!t) {
+                if (!(t = tables_add(ts))) return;
+                t->keyvalue = true;
+                t->ncols = 2;
+                copy_str(t->head[0], CELL, "case");
+                copy_str(t->head[1], CELL, unit);
             }
+            cell *r = table_add_row(t);
+            if (!r) return;
+            copy_str(r[0], CELL, label);
+            copy_str(r[1], CELL, value);
             continue;
         }
-        if (!in_table) {
-            in_table = true;
-            nheader = n;
-            memcpy(header, cells, sizeof cells[0] * (size_t)n);
-            table_start = t->n;
+        if (cur < 0) {
+            table *t = tables_add(ts);
+            if (!t) return;
+            cur = ts->n - 1;
+            kv_first = ts->n;
+            t->ncols = n;
+            memcpy(t->head, cells, sizeof(cell) * (size_t)n);
             continue;
         }
         if (is_separator(cells, n)) continue;
-        for (int i = 1; i < n && i < nheader; i++) {
-            row *r = rows_add(t);
-            if (!r) return;
-            copy_str(r->bench, sizeof r->bench, bench);
-            if (*header[0]) {
-                copy_str(r->kase, sizeof r->kase, header[0]);
-                append_str(r->kase, sizeof r->kase, "=");
-            }
-            append_str(r->kase, sizeof r->kase, cells[0]);
-            copy_str(r->measure, sizeof r->measure, header[i]);
-            copy_str(r->value, sizeof r->value, cells[i]);
-        }
-        (void)table_start;
+        table *t = &ts->t[cur];
+        cell *r = table_add_row(t);
+        if (!r) return;
+        memcpy(r, cells, sizeof(cell) * (size_t)(n < t->ncols ? n : t->ncols));
     }
 }
 
-/* For every row of a bench whose case is not a baseline: value / baseline value of the same
- * measure (the first baseline row of the same program that has that measure). */
-static void add_ratios(rows *t)
+static row *rows_add(rows *t)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        row *r = &t->r[i];
-        double v, b;
-        if (is_baseline(r->kase) || !parse_number(r->value, &v)) continue;
-        for (size_t j = 0; j < t->n; j++) {
-            row *q = &t->r[j];
-            if (strcmp(q->bench, r->bench) != 0 || strcmp(q->measure, r->measure) != 0 ||
-                !is_baseline(q->kase) || !parse_number(q->value, &b) || b == 0)
-                continue;
-            snprintf(r->ratio, sizeof r->ratio, "%.2fx", v / b);
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        row *p = realloc(t->r, nc * sizeof *p);
+        if (!p) return NULL;
+        t->r = p;
+        t->cap = nc;
+    }
+    row *r = &t->r[t->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+/* Emits one table as rows: every measure of every case with its baseline side by side (a
+ * baseline row of the table, or a baseline column such as "bare ns/dgram" beside
+ * "server ns/dgram") and the ratio of the two. */
+static void emit_table(const char *bench, const table *t, rows *out)
+{
+    int partner[MAXCOLS]; /* the baseline column paired with a column, or -1 */
+    bool base_col[MAXCOLS] = {false}, ratio_col[MAXCOLS] = {false};
+    cell measure[MAXCOLS];
+    bool paired = false;
+    for (int c = 1; c < t->ncols; c++) {
+        partner[c] = -1;
+        ratio_col[c] = is_ratio_column(t, c);
+        copy_str(measure[c], CELL, t->head[c]);
+    }
+    for (int c = 1; c < t->ncols; c++) {
+        if (ratio_col[c] || !is_baseline(t->head[c])) continue;
+        cell want;
+        strip_owner(t->head[c], want, sizeof want);
+        for (int k = 1; k < t->ncols; k++) {
+            cell have;
+            if (k == c || ratio_col[k] || is_baseline(t->head[k]) || partner[k] >= 0) continue;
+            strip_owner(t->head[k], have, sizeof have);
+            if (strcmp(have, want) != 0) continue;
+            partner[k] = c;
+            base_col[c] = true;
+            copy_str(measure[k], CELL, have);
+            paired = true;
             break;
+        }
+    }
+    int base_row = -1, cases = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        if (base_row < 0 && is_baseline(t->rows[r][0]))
+            base_row = r;
+        else
+            cases++;
+    }
+    const char *h0 = t->head[0];
+    bool plain_case = !*h0 || strcasecmp(h0, "case") == 0 || strcasecmp(h0, "name") == 0 ||
+                      strcasecmp(h0, "bench") == 0 || strcasecmp(h0, "benchmark") == 0 ||
+                      strcasecmp(h0, "path") == 0 || strcasecmp(h0, "what") == 0;
+    for (int r = 0; r < t->nrows; r++) {
+        if (r == base_row && cases > 0) continue; /* shown beside every other row */
+        for (int c = 1; c < t->ncols; c++) {
+            if (base_col[c] || !*t->rows[r][c]) continue;
+            /* "server/bare" is recomputed from the pair; other ratios ("vs 10 peers") stay. */
+            if (ratio_col[c] && paired && is_baseline(t->head[c])) continue;
+            row *o = rows_add(out);
+            if (!o) return;
+            copy_str(o->bench, sizeof o->bench, bench);
+            if (!plain_case) {
+                copy_str(o->kase, sizeof o->kase, h0);
+                append_str(o->kase, sizeof o->kase, "=");
+            }
+            append_str(o->kase, sizeof o->kase, t->rows[r][0]);
+            copy_str(o->measure, sizeof o->measure, measure[c]);
+            copy_str(o->value, sizeof o->value, t->rows[r][c]);
+            if (partner[c] >= 0)
+                copy_str(o->baseline, sizeof o->baseline, t->rows[r][partner[c]]);
+            else if (base_row >= 0 && r != base_row && !ratio_col[c])
+                copy_str(o->baseline, sizeof o->baseline, t->rows[base_row][c]);
+            double v, b;
+            if (parse_number(o->value, &v) && parse_number(o->baseline, &b) && b != 0)
+                snprintf(o->ratio, sizeof o->ratio, "%.2fx", v / b);
         }
     }
 }
 
 static void print_table(const rows *t, bool markdown)
 {
-    static const char *head[] = {"bench", "case", "measure", "value", "vs baseline"};
-    size_t w[5];
-    for (int c = 0; c < 5; c++)
+    static const char *head[] = {"bench", "case", "measure", "value", "baseline", "ratio"};
+    enum { N = 6 };
+    size_t w[N];
+    for (int c = 0; c < N; c++)
         w[c] = strlen(head[c]);
     for (size_t i = 0; i < t->n; i++) {
         const row *r = &t->r[i];
-        const char *cells[5] = {r->bench, r->kase, r->measure, r->value, r->ratio};
-        for (int c = 0; c < 5; c++)
+        const char *cells[N] = {r->bench, r->kase, r->measure, r->value, r->baseline, r->ratio};
+        for (int c = 0; c < N; c++)
             if (strlen(cells[c]) > w[c]) w[c] = strlen(cells[c]);
     }
     if (markdown) {
-        printf("| bench | case | measure | value | vs baseline |\n|---|---|---|---:|---:|\n");
+        printf("| bench | case | measure | value | baseline | ratio |\n"
+               "|---|---|---|---:|---:|---:|\n");
         for (size_t i = 0; i < t->n; i++) {
             const row *r = &t->r[i];
-            printf("| %s | %s | %s | %s | %s |\n", r->bench, r->kase, r->measure, r->value,
-                   r->ratio);
+            printf("| %s | %s | %s | %s | %s | %s |\n", r->bench, r->kase, r->measure, r->value,
+                   r->baseline, r->ratio);
         }
         return;
     }
-    printf("%-*s  %-*s  %-*s  %*s  %*s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2],
-           head[2], (int)w[3], head[3], (int)w[4], head[4]);
+    printf("%-*s  %-*s  %-*s  %*s  %*s  %*s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2],
+           head[2], (int)w[3], head[3], (int)w[4], head[4], (int)w[5], head[5]);
     for (size_t i = 0; i < t->n; i++) {
         const row *r = &t->r[i];
-        printf("%-*s  %-*s  %-*s  %*s  %*s\n", (int)w[0], r->bench, (int)w[1], r->kase, (int)w[2],
-               r->measure, (int)w[3], r->value, (int)w[4], r->ratio);
+        printf("%-*s  %-*s  %-*s  %*s  %*s  %*s\n", (int)w[0], r->bench, (int)w[1], r->kase,
+               (int)w[2], r->measure, (int)w[3], r->value, (int)w[4], r->baseline, (int)w[5],
+               r->ratio);
     }
 }
 
@@ -532,14 +688,17 @@ int cmd_bench(int argc, char **argv)
                     st == 124 ? "overran its time and was stopped" : "failed", st,
                     err.len ? ": " : "", err.len ? err.data : "");
         } else if (out.data) {
+            tables ts = {NULL, 0, 0};
+            parse_output(out.data, &ts);
             size_t before = t.n;
-            parse_output(names[i], out.data, &t);
+            for (int k = 0; k < ts.n; k++)
+                emit_table(names[i], &ts.t[k], &t);
+            tables_free(&ts);
             if (t.n == before) fprintf(stderr, "sealnet bench: %s printed no table\n", names[i]);
         }
         free(out.data);
         free(err.data);
     }
-    add_ratios(&t);
     if (t.n) print_table(&t, markdown);
     free(t.r);
     if (failed) rc = cli_fail("%d of %zu benchmark programs failed", failed, nsel);
