@@ -14,7 +14,7 @@
 static void server_help(void)
 {
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
-           "                           [--echo | --hello] [--seconds N]\n"
+           "                           [--echo | --hello] [--idle SEC] [--seconds N]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -27,6 +27,7 @@ static void server_help(void)
            "  --cert FILE    PEM certificate or chain, leaf first (with --key)\n"
            "  --hello        answer every packet with \"" HELLO_REPLY "\" (default)\n"
            "  --echo         send every packet back unchanged\n"
+           "  --idle SEC     disconnect a client silent for SEC seconds (default 60; 0: never)\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
            "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
@@ -50,16 +51,13 @@ static void peer_name(sn_dtls_peer *p, char *out, size_t cap)
 
 int cmd_dtls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"bind", required_argument, NULL, 'b'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"echo", no_argument, NULL, 'e'},
-                                         {"hello", no_argument, NULL, 'H'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    long port = 4242, seconds = 0;
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
+        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
+        {"seconds", required_argument, NULL, 's'}, {"idle", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    long port = 4242, seconds = 0, idle = 60;
     const char *bind = "*", *key_path = NULL, *cert_path = NULL;
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
@@ -86,6 +84,10 @@ int cmd_dtls_server(int argc, char **argv)
         case 's':
             if (!cli_parse_int(optarg, 0, 1000000, &seconds))
                 return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
+            break;
+        case 'i':
+            if (!cli_parse_int(optarg, 0, 1000000, &idle))
+                return cli_usage_error("--idle wants a number of seconds, not '%s'", optarg);
             break;
         case 'h':
             server_help();
@@ -199,6 +201,15 @@ int cmd_dtls_server(int argc, char **argv)
                     pk_out++;
                 else
                     cli_log("%s: reply not sent: %s", sp->who, sn_last_error_message());
+            }
+            /* Godot keeps a vanished client CONNECTED forever; a server must not. */
+            if (st == SN_DTLS_STATUS_CONNECTED && idle > 0 &&
+                sn_dtls_now_ms() - sn_dtls_peer_get_last_packet_time_ms(sp->dtls) >
+                    (uint64_t)idle * 1000u) {
+                cli_log("%s disconnected: silent for %ld s (--idle)", sp->who, idle);
+                sn_dtls_peer_free(sp->dtls); /* close_notify */
+                peers[i] = peers[--npeers];
+                continue;
             }
             if (st == SN_DTLS_STATUS_CONNECTED || st == SN_DTLS_STATUS_HANDSHAKING) {
                 sp->last = st;
@@ -407,7 +418,8 @@ int cmd_dtls_client(int argc, char **argv)
         if (st == SN_DTLS_STATUS_DISCONNECTED) {
             const char *why = sn_dtls_peer_get_error_message(dtls);
             printf("disconnected: %s\n", *why ? why : "closed by the server (close_notify)");
-            rc = *why ? CLI_FAIL : CLI_OK;
+            /* The server ended the session (close_notify): not a failure of ours. */
+            rc = CLI_OK;
             goto out;
         }
         cli_lines_read(&in);
