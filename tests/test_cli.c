@@ -322,6 +322,29 @@ static void dtls_server_and_client_exchange_lines(void **state)
     free(cert);
 }
 
+/* --idle: a client that stays connected but silent is dropped, and told so (close_notify). */
+static void dtls_server_drops_idle_clients(void **state)
+{
+    (void)state;
+    int port;
+    sn_test_proc *srv = start_server(
+        (const char *[]){"dtls-server", "--port", "0", "--idle", "1", "--seconds", "60", NULL},
+        "listening on udp port ", &port);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = {sealnet_bin, "dtls-client", "127.0.0.1", port_s, "--insecure", NULL};
+    sn_test_proc *cli = sn_test_spawn(argv); /* stdin stays open: the client never sends */
+    assert_non_null(cli);
+    assert_true(sn_test_proc_wait_for(cli, "connected: ", 20000));
+    uint64_t t0 = sn_test_now_ms();
+    assert_true(sn_test_proc_wait_for(srv, "disconnected: silent for 1 s (--idle)", 10000));
+    assert_true(sn_test_now_ms() - t0 >= 500); /* not before it was idle */
+    assert_true(sn_test_proc_wait_for(cli, "disconnected: ", 10000));
+    assert_int_equal(sn_test_proc_wait_exit(cli, 10000), 0);
+    sn_test_proc_stop(cli);
+    assert_int_equal(sn_test_proc_stop(srv), 0);
+}
+
 /* A port nobody listens on: bind one, note it, close it. */
 static int closed_udp_port(void)
 {
@@ -478,6 +501,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_arguments_exit_2_with_one_line),
         cmocka_unit_test(keygen_writes_parseable_pem_and_refuses_overwrite),
         cmocka_unit_test(dtls_server_and_client_exchange_lines),
+        cmocka_unit_test(dtls_server_drops_idle_clients),
         cmocka_unit_test(dtls_client_to_closed_port_fails_clearly),
         cmocka_unit_test(tls_server_and_client_exchange_lines),
         cmocka_unit_test(tls_client_to_closed_port_fails_clearly),
