@@ -409,9 +409,10 @@ static void strip_owner(const char *head, char *out, size_t cap)
     }
 }
 
-/* A column of ratios someone already computed ("7.01x"). */
+/* A column of ratios someone already computed: headed "ratio", or every value like "7.01x". */
 static bool is_ratio_column(const table *t, int col)
 {
+    if (strncasecmp(t->head[col], "ratio", 5) == 0) return true;
     int seen = 0;
     for (int r = 0; r < t->nrows; r++) {
         const char *c = t->rows[r][col];
@@ -540,15 +541,21 @@ static void emit_table(const char *bench, const table *t, rows *out)
             cases++;
     }
     const char *h0 = t->head[0];
-    bool plain_case = !*h0 || strcasecmp(h0, "case") == 0 || strcasecmp(h0, "name") == 0 ||
-                      strcasecmp(h0, "bench") == 0 || strcasecmp(h0, "benchmark") == 0 ||
-                      strcasecmp(h0, "path") == 0 || strcasecmp(h0, "what") == 0;
+    /* "peers=10" says what the first column varies; "measurement=..." would say nothing. */
+    static const char *const generic[] = {"case",    "name",        "bench",   "benchmark",
+                                          "path",    "what",        "test",    "metric",
+                                          "measure", "measurement", "scenario"};
+    bool plain_case = !*h0;
+    for (size_t g = 0; g < sizeof generic / sizeof generic[0]; g++)
+        if (strcasecmp(h0, generic[g]) == 0) plain_case = true;
     for (int r = 0; r < t->nrows; r++) {
         if (r == base_row && cases > 0) continue; /* shown beside every other row */
         for (int c = 1; c < t->ncols; c++) {
             if (base_col[c] || !*t->rows[r][c]) continue;
             /* "server/bare" is recomputed from the pair; other ratios ("vs 10 peers") stay. */
-            if (ratio_col[c] && paired && is_baseline(t->head[c])) continue;
+            if (ratio_col[c] && paired &&
+                (is_baseline(t->head[c]) || strncasecmp(t->head[c], "ratio", 5) == 0))
+                continue;
             row *o = rows_add(out);
             if (!o) return;
             copy_str(o->bench, sizeof o->bench, bench);
