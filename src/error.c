@@ -12,8 +12,8 @@ static _Thread_local char last_error[512];
 const char *sn_err_string(sn_err e)
 {
     switch (e) {
-#define SN_CASE(x) \
-    case x:        \
+#define SN_CASE(x)                                                                                 \
+    case x:                                                                                        \
         return #x;
         SN_CASE(SN_OK)
         SN_CASE(SN_FAILED)
@@ -43,7 +43,10 @@ const char *sn_err_string(sn_err e)
     return "SN_ERR_UNKNOWN";
 }
 
-const char *sn_last_error_message(void) { return last_error; }
+const char *sn_last_error_message(void)
+{
+    return last_error;
+}
 
 static void record(const char *fmt, va_list ap)
 {
@@ -79,7 +82,10 @@ void sn_format_message(char *dst, size_t cap, const char *fmt, ...)
     if (dst != last_error) snprintf(last_error, sizeof last_error, "%s", dst);
 }
 
-void sn_free(void *p) { free(p); }
+void sn_free(void *p)
+{
+    free(p);
+}
 
 const char *sn_version(void)
 {
@@ -100,7 +106,10 @@ void sn_set_log_handler(void (*fn)(int level, const char *msg, void *user), void
     log_fn = fn;
 }
 
-bool sn_log_enabled(void) { return log_fn != NULL; }
+bool sn_log_enabled(void)
+{
+    return log_fn != NULL;
+}
 
 void sn_log(int level, const char *fmt, ...)
 {
@@ -141,12 +150,18 @@ static bool alloc_should_fail(void)
     return false;
 }
 
-void *sn_malloc(size_t n) { return alloc_should_fail() ? NULL : malloc(n ? n : 1); }
+void *sn_malloc(size_t n)
+{
+    return alloc_should_fail() ? NULL : malloc(n ? n : 1);
+}
 void *sn_calloc(size_t count, size_t n)
 {
     return alloc_should_fail() ? NULL : calloc(count ? count : 1, n ? n : 1);
 }
-void *sn_realloc(void *p, size_t n) { return alloc_should_fail() ? NULL : realloc(p, n ? n : 1); }
+void *sn_realloc(void *p, size_t n)
+{
+    return alloc_should_fail() ? NULL : realloc(p, n ? n : 1);
+}
 char *sn_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

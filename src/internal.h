@@ -5,6 +5,7 @@
 #include <sealnet/sealnet.h>
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 #if defined(__GNUC__)
@@ -38,6 +39,6 @@ char *sn_strdup(const char *s);
 SN_API void sn_test_fail_alloc_after(long n, bool sticky);
 
 #define SN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define SN_UNUSED(x) ((void)(x))
+#define SN_UNUSED(x)    ((void)(x))
 
 #endif

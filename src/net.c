@@ -93,9 +93,9 @@ int sn_net_open(int family, int socktype, sn_err *err)
 {
     int fd = socket(family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        *err = sn_fail(errno == EMFILE || errno == ENFILE ? SN_ERR_OUT_OF_MEMORY
-                                                          : SN_ERR_CANT_CREATE,
-                       "cannot create socket: %s", strerror(errno));
+        *err =
+            sn_fail(errno == EMFILE || errno == ENFILE ? SN_ERR_OUT_OF_MEMORY : SN_ERR_CANT_CREATE,
+                    "cannot create socket: %s", strerror(errno));
     return fd;
 }
 
@@ -109,8 +109,7 @@ static int bind_one(int family, int socktype, const sn_addr *addr, bool v6only, 
     if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) != 0 &&
         !v6only) {
         close(fd);
-        *err = sn_fail(SN_ERR_CANT_CREATE, "dual-stack socket not supported: %s",
-                       strerror(errno));
+        *err = sn_fail(SN_ERR_CANT_CREATE, "dual-stack socket not supported: %s", strerror(errno));
         return -1;
     }
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0) {
@@ -159,8 +158,8 @@ int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reu
                        bind_address);
         return -1;
     }
-    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6,
-                    reuse_addr, port, err);
+    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6, reuse_addr,
+                    port, err);
 }
 
 void sn_net_format(const struct sockaddr *sa, char ip[SN_IP_STRLEN], int *port)

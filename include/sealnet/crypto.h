@@ -39,7 +39,8 @@ SN_API sn_x509_cert *sn_x509_cert_new(void);
 /* Frees the certificate (chain); NULL is fine. */
 SN_API void sn_x509_cert_free(sn_x509_cert *cert);
 /* Loads one certificate or a chain (every certificate kept, in file order) from a PEM file.
- * Errors: SN_ERR_INVALID_PARAMETER, SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN, SN_ERR_FILE_CORRUPT. */
+ * Errors: SN_ERR_INVALID_PARAMETER, SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN, SN_ERR_FILE_CORRUPT.
+ */
 SN_API sn_err sn_x509_cert_load(sn_x509_cert *cert, const char *path);
 /* Writes the whole chain as loaded, each certificate once. SN_ERR_UNCONFIGURED when empty. */
 SN_API sn_err sn_x509_cert_save(const sn_x509_cert *cert, const char *path);

@@ -31,8 +31,8 @@ typedef struct sn_tls_io {
 } sn_tls_io;
 
 typedef enum sn_tls_result {
-    SN_TLS_OK = 0,    /* done */
-    SN_TLS_WANT = 1,  /* needs transport progress: call again later */
+    SN_TLS_OK = 0,     /* done */
+    SN_TLS_WANT = 1,   /* needs transport progress: call again later */
     SN_TLS_CLOSED = 2, /* the remote sent close_notify */
     SN_TLS_FAILED = 3  /* fatal: see failure() */
 } sn_tls_result;

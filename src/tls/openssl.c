@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *library_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
+static const char *library_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
 
 const char *sn_ossl_error_string(const char *fallback)
 {
@@ -62,4 +65,7 @@ static const sn_tls_backend openssl_backend = {
     .describe = sn_ossl_describe,
 };
 
-const sn_tls_backend *sn_tls_backend_get(void) { return &openssl_backend; }
+const sn_tls_backend *sn_tls_backend_get(void)
+{
+    return &openssl_backend;
+}

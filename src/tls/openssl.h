@@ -16,7 +16,7 @@ struct sn_tls_key {
 };
 
 struct sn_tls_chain {
-    STACK_OF(X509) *certs; /* leaf first, in load order */
+    STACK_OF(X509) * certs; /* leaf first, in load order */
     atomic_int refs;
 };
 

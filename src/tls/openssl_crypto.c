@@ -11,7 +11,10 @@ char *sn_ossl_key_save_pem(const sn_tls_key *key, bool public_only)
     SN_UNUSED(key), SN_UNUSED(public_only);
     return NULL;
 }
-bool sn_ossl_key_is_public_only(const sn_tls_key *key) { return key->public_only; }
+bool sn_ossl_key_is_public_only(const sn_tls_key *key)
+{
+    return key->public_only;
+}
 sn_tls_key *sn_ossl_key_generate_rsa(int bits)
 {
     SN_UNUSED(bits);
@@ -22,8 +25,14 @@ sn_tls_key *sn_ossl_key_generate_ec(const char *curve)
     SN_UNUSED(curve);
     return NULL;
 }
-sn_tls_key *sn_ossl_key_ref(sn_tls_key *key) { return key; }
-void sn_ossl_key_unref(sn_tls_key *key) { SN_UNUSED(key); }
+sn_tls_key *sn_ossl_key_ref(sn_tls_key *key)
+{
+    return key;
+}
+void sn_ossl_key_unref(sn_tls_key *key)
+{
+    SN_UNUSED(key);
+}
 sn_err sn_ossl_chain_load_pem(const char *pem, size_t len, sn_tls_chain **out)
 {
     SN_UNUSED(pem), SN_UNUSED(len), SN_UNUSED(out);
@@ -50,8 +59,14 @@ sn_err sn_ossl_chain_fingerprint(const sn_tls_chain *chain, char out[96])
     SN_UNUSED(chain), SN_UNUSED(out);
     return SN_ERR_UNAVAILABLE;
 }
-sn_tls_chain *sn_ossl_chain_ref(sn_tls_chain *chain) { return chain; }
-void sn_ossl_chain_unref(sn_tls_chain *chain) { SN_UNUSED(chain); }
+sn_tls_chain *sn_ossl_chain_ref(sn_tls_chain *chain)
+{
+    return chain;
+}
+void sn_ossl_chain_unref(sn_tls_chain *chain)
+{
+    SN_UNUSED(chain);
+}
 sn_err sn_ossl_random_bytes(void *buf, size_t len)
 {
     SN_UNUSED(buf), SN_UNUSED(len);

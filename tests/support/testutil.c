@@ -75,7 +75,10 @@ sn_test_proc *sn_test_spawn(const char *const argv[])
     return p;
 }
 
-pid_t sn_test_proc_pid(const sn_test_proc *p) { return p->pid; }
+pid_t sn_test_proc_pid(const sn_test_proc *p)
+{
+    return p->pid;
+}
 
 static bool read_some(sn_test_proc *p)
 {
@@ -90,7 +93,8 @@ static bool read_some(sn_test_proc *p)
         return false;
     }
     if (p->len + (size_t)n + 1 > p->cap) {
-        while (p->len + (size_t)n + 1 > p->cap) p->cap *= 2;
+        while (p->len + (size_t)n + 1 > p->cap)
+            p->cap *= 2;
         p->out = realloc(p->out, p->cap);
     }
     memcpy(p->out + p->len, buf, (size_t)n);

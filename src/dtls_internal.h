@@ -1,0 +1,48 @@
+/* DTLS internals shared by dtls_server.c, dtls_peer.c and dtls_hello.c. Not installed. */
+#ifndef SN_DTLS_INTERNAL_H
+#define SN_DTLS_INTERNAL_H
+
+#include "objects.h"
+
+/* Our cookies: 4-byte timestamp (seconds) + 28 bytes of HMAC-SHA256. GnuTLS accepts cookies of
+ * at most 32 bytes, so this is also the ceiling for interoperability. */
+#define SN_DTLS_COOKIE_LEN 32
+#define SN_DTLS_SECRET_LEN 32
+/* Record header 13 + handshake header 12 + version 2 + cookie length 1 + cookie. */
+#define SN_DTLS_HVR_MAX (13 + 12 + 3 + SN_DTLS_COOKIE_LEN)
+
+/* What take_connection needs to know about the first datagram of a connection. */
+typedef struct sn_dtls_hello {
+    uint8_t record_seq[6]; /* echoed in the HelloVerifyRequest (RFC 6347 4.2.1) */
+    uint16_t message_seq;  /* echoed likewise */
+    const uint8_t *cookie; /* points into the datagram */
+    size_t cookie_len;
+} sn_dtls_hello;
+
+/* Parses a datagram that should open with an unfragmented DTLS ClientHello. Bounds-checked on
+ * every field; false for anything else. */
+bool sn_dtls_parse_client_hello(const uint8_t *d, size_t len, sn_dtls_hello *out);
+
+/* The HelloVerifyRequest answering `hello` with `cookie`; returns its length. */
+size_t sn_dtls_build_hello_verify(const sn_dtls_hello *hello, const uint8_t *cookie,
+                                  size_t cookie_len, uint8_t out[SN_DTLS_HVR_MAX]);
+
+/* Cookie = time || HMAC(secret, time || address || port)[0..27]. The address is normalised so
+ * an IPv4 client has one cookie whether seen as v4 or v4-mapped v6. */
+void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s,
+                         const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN]);
+/* True when cookie was made for addr with this secret no longer than lifetime_s ago. */
+bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now_s,
+                          uint32_t lifetime_s, const sn_addr *addr, const uint8_t *cookie,
+                          size_t len);
+
+/* dtls_peer.c: builds the server side of a connection whose opening ClientHello carried
+ * `cookie` (already verified). Takes ownership of udp. */
+sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_settings *settings,
+                                      sn_udp_peer *udp, const uint8_t *cookie, size_t cookie_len);
+/* dtls_peer.c: a peer in ERROR that holds nothing but its message. */
+sn_dtls_peer *sn_dtls_peer_new_failed(const char *message);
+
+bool sn_dtls_settings_valid(const sn_dtls_settings *s);
+
+#endif
