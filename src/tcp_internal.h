@@ -27,6 +27,11 @@ sn_tcp_peer *sn_tcp_peer_from_accepted(int fd, const struct sockaddr *remote);
 long sn_tcp_peer_io_send(sn_tcp_peer *p, const void *data, size_t len);
 long sn_tcp_peer_io_recv(sn_tcp_peer *p, void *buf, size_t cap);
 
+/* Ends the connection politely: FIN after what was written, unread input discarded (so that
+ * close() does not turn into a reset that could destroy what we just sent), socket closed,
+ * status NONE. */
+void sn_tcp_peer_shutdown(sn_tcp_peer *p);
+
 /* Waits with poll(2) until the socket is ready for `events` (POLLIN / POLLOUT) or timeout_ms
  * passes (< 0: forever). SN_OK, SN_ERR_TIMEOUT, or SN_ERR_CONNECTION_ERROR. */
 sn_err sn_tcp_wait_fd(int fd, short events, int timeout_ms);

@@ -385,6 +385,17 @@ void sn_tcp_peer_disconnect_from_host(sn_tcp_peer *p)
     p->port = 0;
 }
 
+void sn_tcp_peer_shutdown(sn_tcp_peer *p)
+{
+    if (p->fd >= 0 && p->status == SN_TCP_STATUS_CONNECTED) {
+        shutdown(p->fd, SHUT_WR);
+        char sink[4096];
+        for (int i = 0; i < 256 && recv(p->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
+        }
+    }
+    sn_tcp_peer_disconnect_from_host(p);
+}
+
 const char *sn_tcp_peer_get_error_message(const sn_tcp_peer *p)
 {
     return p ? p->error : "";
