@@ -31,7 +31,7 @@ struct sn_tls_stream {
     sn_tls_status status;
     bool started; /* the handshake runs (TCP is up) */
     int handshake_timeout_ms;
-    uint64_t handshake_deadline_ms;
+    uint64_t handshake_started_ms;
     uint8_t *rbuf; /* read-ahead, SN_TLS_RECORD_MAX bytes once allocated */
     size_t rpos, rlen;
     uint8_t *wbuf; /* write stash, SN_TLS_RECORD_MAX bytes once allocated */
@@ -262,8 +262,7 @@ static void handshake(sn_tls_stream *s)
             return;
         }
         s->started = true;
-        s->handshake_deadline_ms =
-            s->handshake_timeout_ms > 0 ? sn_now_ms() + (uint64_t)s->handshake_timeout_ms : 0;
+        s->handshake_started_ms = sn_now_ms();
     }
     switch (be()->handshake(s->tls)) {
     case SN_TLS_OK:
@@ -274,7 +273,9 @@ static void handshake(sn_tls_stream *s)
                s->description);
         return;
     case SN_TLS_WANT:
-        if (s->handshake_deadline_ms && sn_now_ms() >= s->handshake_deadline_ms)
+        /* Read at each check, so that a timeout set after the start applies too. */
+        if (s->handshake_timeout_ms > 0 &&
+            sn_now_ms() - s->handshake_started_ms >= (uint64_t)s->handshake_timeout_ms)
             end_with(s, SN_TLS_STATUS_ERROR, "handshake timed out after %g s",
                      s->handshake_timeout_ms / 1000.0);
         return;

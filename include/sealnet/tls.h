@@ -77,7 +77,8 @@ SN_API void sn_tls_stream_disconnect_from_stream(sn_tls_stream *s);
 SN_API const char *sn_tls_stream_get_error_message(const sn_tls_stream *s);
 
 /* sealnet additions. */
-/* Handshake timeout, counted from the moment TCP is up; default 30000 ms; <= 0: none. On expiry
+/* Handshake timeout, counted from the moment TCP is up; default 30000 ms; <= 0: none. Applies to
+ * a handshake already running too. On expiry
  * the status becomes ERROR ("handshake timed out after N s"). */
 SN_API sn_err sn_tls_stream_set_handshake_timeout_ms(sn_tls_stream *s, int timeout_ms);
 /* The negotiated protocol and cipher once connected, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
