@@ -120,3 +120,15 @@ bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now
         diff |= (uint8_t)(expect[i] ^ cookie[i]);
     return diff == 0;
 }
+
+size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint8_t out[15])
+{
+    uint8_t *p = out;
+    *p++ = 21, *p++ = 0xfe, *p++ = 0xfd; /* alert record, DTLS 1.2 */
+    *p++ = 0, *p++ = 0;                  /* epoch 0: before any keys */
+    memcpy(p, hello->record_seq, 6), p += 6;
+    *p++ = 0, *p++ = 2;
+    *p++ = 2; /* fatal */
+    *p++ = description;
+    return (size_t)(p - out);
+}

@@ -27,6 +27,15 @@ bool sn_dtls_parse_client_hello(const uint8_t *d, size_t len, sn_dtls_hello *out
 size_t sn_dtls_build_hello_verify(const sn_dtls_hello *hello, const uint8_t *cookie,
                                   size_t cookie_len, uint8_t out[SN_DTLS_HVR_MAX]);
 
+/* A plaintext fatal alert (e.g. 40 handshake_failure) answering `hello`, for refusing a client
+ * before any session exists; returns its length (15). */
+size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint8_t out[15]);
+
+/* dtls_server.c: refuses the connection whose first datagrams wait in udp: answers its
+ * ClientHello with a fatal handshake_failure alert (the client fails cleanly instead of timing
+ * out) and frees udp. Used by a host that is full. */
+void sn_dtls_server_refuse(sn_udp_peer *udp);
+
 /* Cookie = time || HMAC(secret, time || address || port)[0..27]. The address is normalised so
  * an IPv4 client has one cookie whether seen as v4 or v4-mapped v6. */
 void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s,

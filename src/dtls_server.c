@@ -182,3 +182,21 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
     sn_udp_peer_free(udp);
     return sn_dtls_peer_new_failed("HelloVerifyRequest sent; the client retries with a cookie");
 }
+
+void sn_dtls_server_refuse(sn_udp_peer *udp)
+{
+    const uint8_t *d;
+    size_t len;
+    sn_dtls_hello hello;
+    bool answered = false;
+    while (!answered && (d = sn_udp_peer_peek(udp, &len))) {
+        if (sn_dtls_parse_client_hello(d, len, &hello)) {
+            uint8_t alert[15];
+            size_t n = sn_dtls_build_alert(&hello, 40 /* handshake_failure */, alert);
+            sn_udp_peer_put_packet(udp, alert, n);
+            answered = true;
+        }
+        sn_udp_peer_drop(udp);
+    }
+    sn_udp_peer_free(udp);
+}
