@@ -330,7 +330,12 @@ static size_t read_session(sn_tls_stream *s, uint8_t *buf, size_t cap)
 void sn_tls_stream_poll(sn_tls_stream *s)
 {
     if (!s) return;
-    if (s->status == SN_TLS_STATUS_HANDSHAKING) handshake(s);
+    if (s->status == SN_TLS_STATUS_HANDSHAKING) {
+        /* No read-ahead in the call that finishes the handshake: the program sees CONNECTED at
+         * least once, even when the remote closes right after its handshake. */
+        handshake(s);
+        return;
+    }
     if (s->status != SN_TLS_STATUS_CONNECTED) return;
     if (s->wlen && flush_stash(s) == SN_ERR_CONNECTION_ERROR) return;
     /* Read ahead only when nothing decrypted waits: enough to notice data and the remote's
