@@ -16,22 +16,6 @@
 #include "internal.h"
 #include "test_tls_util.h"
 
-static tls_certs *certs;
-
-static int setup(void **state)
-{
-    (void)state;
-    certs = tls_certs_new();
-    return certs ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tls_certs_free(certs);
-    return 0;
-}
-
 /* One direction's bookkeeping: a generator of the bytes to send and two running hashes. */
 typedef struct flow {
     sn_tls_stream *from, *to;
@@ -166,5 +150,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(both_ways),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    if (!sn_test_have("openssl")) {
+        fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, tls_group_setup, tls_group_teardown);
 }

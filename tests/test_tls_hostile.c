@@ -20,22 +20,6 @@
 #include "internal.h"
 #include "test_tls_util.h"
 
-static tls_certs *certs;
-
-static int setup(void **state)
-{
-    (void)state;
-    certs = tls_certs_new();
-    return certs ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tls_certs_free(certs);
-    return 0;
-}
-
 static int raw_listen(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -67,14 +51,20 @@ static int raw_accept(int lfd)
     return fd;
 }
 
-static sn_tls_status pump_until_not(sn_tls_stream *s, sn_tls_status from, int timeout_ms)
+/* A client stream connecting to a raw server of ours: *lfd listens, *raw is the accepted socket.
+ * timeout_ms > 0 sets the handshake timeout; opts as connect_to_stream. */
+static sn_tls_stream *connect_to_raw(int *lfd, int *raw, int timeout_ms, const sn_tls_options *opts)
 {
-    uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
-    while (sn_tls_stream_get_status(s) == from && sn_test_now_ms() < end) {
-        sn_tls_stream_poll(s);
-        sn_test_sleep_ms(1);
-    }
-    return sn_tls_stream_get_status(s);
+    int port;
+    *lfd = raw_listen(&port);
+    sn_tcp_peer *tcp = sn_tcp_peer_new();
+    assert_int_equal(sn_tcp_peer_connect_to_host(tcp, "127.0.0.1", port), SN_OK);
+    sn_tls_stream *c = sn_tls_stream_new();
+    if (timeout_ms > 0)
+        assert_int_equal(sn_tls_stream_set_handshake_timeout_ms(c, timeout_ms), SN_OK);
+    assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", opts), SN_OK);
+    *raw = raw_accept(*lfd);
+    return c;
 }
 
 /* A server stream accepting a raw client of ours; returns the raw client's fd. */
@@ -113,7 +103,8 @@ static void garbage_instead_of_client_hello(void **state)
         sn_tls_stream *s = accept_raw(&srv, &raw);
         assert_int_equal(send(raw, cases[i].data, cases[i].len, MSG_NOSIGNAL),
                          (ssize_t)cases[i].len);
-        assert_int_equal(pump_until_not(s, SN_TLS_STATUS_HANDSHAKING, 3000), SN_TLS_STATUS_ERROR);
+        assert_int_equal(tls_poll_until_not(s, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+                         SN_TLS_STATUS_ERROR);
         const char *msg = sn_tls_stream_get_error_message(s);
         print_message("garbage %zu: %s\n", i, msg);
         assert_true(strlen(msg) > 10);
@@ -128,13 +119,8 @@ static void garbage_instead_of_client_hello(void **state)
 static void garbage_instead_of_server_hello(void **state)
 {
     (void)state;
-    int port;
-    int lfd = raw_listen(&port);
-    sn_tcp_peer *tcp = sn_tcp_peer_new();
-    assert_int_equal(sn_tcp_peer_connect_to_host(tcp, "127.0.0.1", port), SN_OK);
-    sn_tls_stream *c = sn_tls_stream_new();
-    assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", certs->client), SN_OK);
-    int raw = raw_accept(lfd);
+    int lfd, raw;
+    sn_tls_stream *c = connect_to_raw(&lfd, &raw, 0, certs->client);
     const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
     uint8_t hello[4096];
     /* Wait for the ClientHello, then answer with HTTP. */
@@ -148,7 +134,8 @@ static void garbage_instead_of_server_hello(void **state)
     assert_true(got > 5);
     assert_int_equal(hello[0], 0x16); /* a handshake record */
     send(raw, reply, sizeof reply - 1, MSG_NOSIGNAL);
-    assert_int_equal(pump_until_not(c, SN_TLS_STATUS_HANDSHAKING, 3000), SN_TLS_STATUS_ERROR);
+    assert_int_equal(tls_poll_until_not(c, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+                     SN_TLS_STATUS_ERROR);
     print_message("http reply: %s\n", sn_tls_stream_get_error_message(c));
     assert_true(strlen(sn_tls_stream_get_error_message(c)) > 10);
     sn_tls_stream_free(c);
@@ -166,7 +153,8 @@ static void stall_mid_handshake_server_side(void **state)
     assert_int_equal(sn_tls_stream_set_handshake_timeout_ms(s, 500), SN_OK);
     send(raw, "\x16\x03\x01", 3, MSG_NOSIGNAL);
     uint64_t t0 = sn_test_now_ms();
-    assert_int_equal(pump_until_not(s, SN_TLS_STATUS_HANDSHAKING, 5000), SN_TLS_STATUS_ERROR);
+    assert_int_equal(tls_poll_until_not(s, NULL, SN_TLS_STATUS_HANDSHAKING, 5000),
+                     SN_TLS_STATUS_ERROR);
     uint64_t took = sn_test_now_ms() - t0;
     assert_true(took >= 400 && took < 2500);
     assert_string_equal(sn_tls_stream_get_error_message(s), "handshake timed out after 0.5 s");
@@ -179,15 +167,10 @@ static void stall_mid_handshake_server_side(void **state)
 static void stall_mid_handshake_client_side(void **state)
 {
     (void)state;
-    int port;
-    int lfd = raw_listen(&port);
-    sn_tcp_peer *tcp = sn_tcp_peer_new();
-    assert_int_equal(sn_tcp_peer_connect_to_host(tcp, "127.0.0.1", port), SN_OK);
-    sn_tls_stream *c = sn_tls_stream_new();
-    assert_int_equal(sn_tls_stream_set_handshake_timeout_ms(c, 500), SN_OK);
-    assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", NULL), SN_OK);
-    int raw = raw_accept(lfd);
-    assert_int_equal(pump_until_not(c, SN_TLS_STATUS_HANDSHAKING, 5000), SN_TLS_STATUS_ERROR);
+    int lfd, raw;
+    sn_tls_stream *c = connect_to_raw(&lfd, &raw, 500, NULL);
+    assert_int_equal(tls_poll_until_not(c, NULL, SN_TLS_STATUS_HANDSHAKING, 5000),
+                     SN_TLS_STATUS_ERROR);
     assert_string_equal(sn_tls_stream_get_error_message(c), "handshake timed out after 0.5 s");
     sn_tls_stream_free(c);
     close(raw);
@@ -374,5 +357,9 @@ int main(void)
         cmocka_unit_test(tampered_record),
         cmocka_unit_test(reset_while_connected),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    if (!sn_test_have("openssl")) {
+        fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, tls_group_setup, tls_group_teardown);
 }

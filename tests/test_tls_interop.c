@@ -19,22 +19,7 @@
 #include "internal.h"
 #include "test_tls_util.h"
 
-static tls_certs *certs;
 static int ran;
-
-static int setup(void **state)
-{
-    (void)state;
-    certs = tls_certs_new();
-    return 0; /* NULL: every case skips */
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tls_certs_free(certs);
-    return 0;
-}
 
 static bool need(const char *tool)
 {
@@ -369,7 +354,7 @@ int main(void)
         cmocka_unit_test(example_server_node_clients_tls12),
         cmocka_unit_test(example_server_node_clients_tls13),
     };
-    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, tls_group_setup, tls_group_teardown);
     if (!failed && !ran) {
         fprintf(stderr, "SKIP: neither openssl nor node is available\n");
         return 77;

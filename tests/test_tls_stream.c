@@ -12,22 +12,6 @@
 #include "internal.h"
 #include "test_tls_util.h"
 
-static tls_certs *certs;
-
-static int setup(void **state)
-{
-    (void)state;
-    certs = tls_certs_new();
-    return certs ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tls_certs_free(certs);
-    return 0;
-}
-
 /* Reads from the stream (polling it and `other`) until want bytes arrived or timeout. */
 static size_t read_n(sn_tls_stream *s, sn_tls_stream *other, void *buf, size_t want, int timeout_ms)
 {
@@ -42,18 +26,6 @@ static size_t read_n(sn_tls_stream *s, sn_tls_stream *other, void *buf, size_t w
         if (!n) sn_test_sleep_ms(1);
     }
     return got;
-}
-
-static sn_tls_status poll_until_not(sn_tls_stream *s, sn_tls_stream *other, sn_tls_status from,
-                                    int timeout_ms)
-{
-    uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
-    while (sn_tls_stream_get_status(s) == from && sn_test_now_ms() < end) {
-        sn_tls_stream_poll(s);
-        if (other) sn_tls_stream_poll(other);
-        sn_test_sleep_ms(1);
-    }
-    return sn_tls_stream_get_status(s);
 }
 
 static void handshake_and_exchange(void **state)
@@ -85,7 +57,7 @@ static void handshake_and_exchange(void **state)
     }
     assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_CONNECTED);
     assert_int_equal(sn_tls_stream_get_status(s), SN_TLS_STATUS_HANDSHAKING);
-    assert_int_equal(poll_until_not(s, c, SN_TLS_STATUS_HANDSHAKING, 3000),
+    assert_int_equal(tls_poll_until_not(s, c, SN_TLS_STATUS_HANDSHAKING, 3000),
                      SN_TLS_STATUS_CONNECTED);
     assert_non_null(strstr(sn_tls_stream_get_protocol_description(c), "TLSv1.3"));
     assert_string_equal(sn_tls_stream_get_error_message(c), "");
@@ -144,7 +116,7 @@ static void connect_while_tcp_connecting(void **state)
     if (e == SN_OK) {
         assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", certs->client),
                          SN_OK);
-        assert_int_equal(poll_until_not(c, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+        assert_int_equal(tls_poll_until_not(c, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
                          SN_TLS_STATUS_ERROR);
         assert_non_null(strstr(sn_tls_stream_get_error_message(c), "refused"));
     } else {
@@ -206,7 +178,7 @@ static void verification(void **state)
             assert_int_equal(sn_tls_stream_get_status(p.server), SN_TLS_STATUS_CONNECTED);
         } else {
             /* The server hears the client's alert and fails too, never CONNECTED. */
-            assert_int_equal(poll_until_not(p.server, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+            assert_int_equal(tls_poll_until_not(p.server, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
                              SN_TLS_STATUS_ERROR);
             assert_true(strlen(sn_tls_stream_get_error_message(p.server)) > 0);
             /* The TCP connection underneath is closed. */
@@ -230,7 +202,7 @@ static void close_notify_is_quiet(void **state)
     sn_tls_stream_disconnect_from_stream(p.client);
     assert_int_equal(sn_tls_stream_get_status(p.client), SN_TLS_STATUS_DISCONNECTED);
     assert_int_equal(sn_tls_stream_put_data(p.client, "x", 1), SN_ERR_UNCONFIGURED);
-    assert_int_equal(poll_until_not(p.server, NULL, SN_TLS_STATUS_CONNECTED, 3000),
+    assert_int_equal(tls_poll_until_not(p.server, NULL, SN_TLS_STATUS_CONNECTED, 3000),
                      SN_TLS_STATUS_DISCONNECTED);
     assert_string_equal(sn_tls_stream_get_error_message(p.server), "");
     char buf[16] = {0};
@@ -246,7 +218,7 @@ static void close_notify_is_quiet(void **state)
     tls_pair_open_with(&p, certs, "localhost", certs->client);
     sn_tls_stream_free(p.server);
     p.server = NULL;
-    assert_int_equal(poll_until_not(p.client, NULL, SN_TLS_STATUS_CONNECTED, 3000),
+    assert_int_equal(tls_poll_until_not(p.client, NULL, SN_TLS_STATUS_CONNECTED, 3000),
                      SN_TLS_STATUS_DISCONNECTED);
     assert_string_equal(sn_tls_stream_get_error_message(p.client), "");
     tls_pair_close(&p);
@@ -264,7 +236,7 @@ static void truncation_is_reported(void **state)
     char buf[16] = {0};
     assert_int_equal(read_n(p.client, NULL, buf, 7, 2000), 7);
     assert_string_equal(buf, "partial");
-    assert_int_equal(poll_until_not(p.client, NULL, SN_TLS_STATUS_CONNECTED, 3000),
+    assert_int_equal(tls_poll_until_not(p.client, NULL, SN_TLS_STATUS_CONNECTED, 3000),
                      SN_TLS_STATUS_DISCONNECTED);
     assert_non_null(strstr(sn_tls_stream_get_error_message(p.client), "truncated"));
     tls_pair_close(&p);
@@ -306,7 +278,8 @@ static void arguments_and_ownership(void **state)
     assert_int_equal(sn_tls_stream_get_status(s), SN_TLS_STATUS_DISCONNECTED);
     /* That client's TCP peer is gone (freed): the server side sees the close. */
     assert_int_equal(sn_tls_stream_accept_stream(s, t.server_side, certs->server), SN_OK);
-    assert_int_equal(poll_until_not(s, NULL, SN_TLS_STATUS_HANDSHAKING, 3000), SN_TLS_STATUS_ERROR);
+    assert_int_equal(tls_poll_until_not(s, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+                     SN_TLS_STATUS_ERROR);
     assert_non_null(strstr(sn_tls_stream_get_error_message(s), "closed"));
     sn_tcp_server_free(t.srv);
     tcp_pair_open(&t, true);
@@ -425,5 +398,9 @@ int main(void)
         cmocka_unit_test(truncation_is_reported), cmocka_unit_test(arguments_and_ownership),
         cmocka_unit_test(many_small_writes),      cmocka_unit_test(never_reading_peer),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    if (!sn_test_have("openssl")) {
+        fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, tls_group_setup, tls_group_teardown);
 }

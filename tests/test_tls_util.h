@@ -64,6 +64,27 @@ static inline tls_certs *tls_certs_new(void)
     return c;
 }
 
+static inline void tls_certs_free(tls_certs *c);
+
+/* The certificates of one test program, made by the cmocka group setup below. NULL when the
+ * openssl command is missing. */
+static tls_certs *certs;
+
+/* cmocka group setup/teardown. */
+static inline int tls_group_setup(void **state)
+{
+    (void)state;
+    certs = tls_certs_new();
+    return 0;
+}
+
+static inline int tls_group_teardown(void **state)
+{
+    (void)state;
+    tls_certs_free(certs);
+    return 0;
+}
+
 static inline void tls_certs_free(tls_certs *c)
 {
     if (!c) return;
@@ -127,6 +148,19 @@ static inline void tls_pump_handshake(sn_tls_stream *a, sn_tls_stream *b, int ti
         if (b) sn_tls_stream_poll(b);
         sn_test_sleep_ms(1);
     }
+}
+
+/* Polls s (and other, when given) until s leaves status `from` or timeout_ms passes. */
+static inline sn_tls_status tls_poll_until_not(sn_tls_stream *s, sn_tls_stream *other,
+                                               sn_tls_status from, int timeout_ms)
+{
+    uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
+    while (sn_tls_stream_get_status(s) == from && sn_test_now_ms() < end) {
+        sn_tls_stream_poll(s);
+        if (other) sn_tls_stream_poll(other);
+        sn_test_sleep_ms(1);
+    }
+    return sn_tls_stream_get_status(s);
 }
 
 /* A client and a server stream connected to each other over loopback (handshake pumped). */
