@@ -315,11 +315,11 @@ static void route(sn_udp_server *s, unsigned i, uint64_t now)
     sn_udp_rx *rx = s->rx;
     size_t len = sn_udp_rx_len(rx, i);
     s->st.datagrams_received++;
-    s->st.bytes_received += len;
     if (sn_udp_rx_truncated(rx, i)) {
         s->st.dropped_oversize++;
         return;
     }
+    s->st.bytes_received += len;
     const sn_udp_pkt *slot = rx->slots[i];
     sn_udp_key key;
     sn_udp_key_from(&slot->from.sa, &key);

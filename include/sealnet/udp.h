@@ -103,7 +103,7 @@ SN_API void sn_udp_server_stop(sn_udp_server *s);
 /* Counters of a server since it was created. Gauges (`*_now`) describe the present. */
 typedef struct sn_udp_server_stats {
     uint64_t datagrams_received; /* read from the socket, including those dropped below */
-    uint64_t bytes_received;
+    uint64_t bytes_received;     /* payload of the datagrams not truncated */
     uint64_t datagrams_routed; /* queued to a taken peer or a pending connection */
     uint64_t datagrams_sent;   /* by peers taken from this server */
     uint64_t bytes_sent;
