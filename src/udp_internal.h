@@ -68,6 +68,13 @@ typedef struct sn_udp_key {
 } sn_udp_key;
 
 struct sn_udp_peer {
+    /* Hot while routing: the key, the queue and its bounds, the receive counters. Kept first so
+     * they share the first cache lines (the server prefetches them). */
+    sn_udp_key key; /* server-owned: the routing key */
+    sn_udp_queue q;
+    size_t max_packets, max_bytes;
+    sn_udp_peer_stats stats;
+    uint64_t hash;
     int fd;                /* own socket; -1 for server-owned, closed or unbound peers */
     int family;            /* of fd */
     sn_udp_server *server; /* owning server; NULL when standalone or detached */
@@ -76,18 +83,13 @@ struct sn_udp_peer {
     bool connected;        /* fd connected to `remote` */
     bool has_remote;       /* `remote` is set (connected, destination, or server-routed) */
     bool broadcast;
-    sn_addr remote;
-    sn_udp_key key; /* server-owned: the routing key */
-    uint64_t hash;
+    bool have_last;
     uint64_t created_ms;
     struct sn_udp_peer *prev, *next; /* server's pending or taken list */
-    sn_udp_queue q;
-    size_t max_packets, max_bytes;
-    sn_udp_rx *rx; /* standalone: lazily allocated */
+    sn_udp_rx *rx;                   /* standalone: lazily allocated */
+    sn_addr remote;
     sn_udp_sockaddr last_from;
-    bool have_last;
     char last_ip[SN_IP_STRLEN];
-    sn_udp_peer_stats stats;
 };
 
 /* Queue helpers. */

@@ -310,21 +310,13 @@ static void expire(sn_udp_server *s, uint64_t now)
     }
 }
 
-static void route(sn_udp_server *s, unsigned i, uint64_t now)
+/* Routes datagram i to its peer, opening a pending connection for a new source. */
+static void route(sn_udp_server *s, unsigned i, const sn_udp_key *key, uint64_t h, uint64_t now)
 {
     sn_udp_rx *rx = s->rx;
     size_t len = sn_udp_rx_len(rx, i);
-    s->st.datagrams_received++;
-    if (sn_udp_rx_truncated(rx, i)) {
-        s->st.dropped_oversize++;
-        return;
-    }
-    s->st.bytes_received += len;
     const sn_udp_pkt *slot = rx->slots[i];
-    sn_udp_key key;
-    sn_udp_key_from(&slot->from.sa, &key);
-    uint64_t h = key_hash(s, &key);
-    sn_udp_peer *p = table_find(s, &key, h);
+    sn_udp_peer *p = table_find(s, key, h);
     if (!p) {
         if (s->pend_count >= (size_t)s->max_pending) {
             s->st.dropped_pending_full++;
@@ -364,6 +356,48 @@ static void route(sn_udp_server *s, unsigned i, uint64_t now)
     s->st.datagrams_routed++;
 }
 
+/* Routes a batch in three passes so that memory latency overlaps instead of adding up with many
+ * peers: hash every source and prefetch its table slot; find the slot whose hash matches and
+ * prefetch that peer's first cache lines; then look up (now from cache) and queue. */
+#define SN_UDP_ROUTE_CHUNK 64
+static void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
+{
+    sn_udp_rx *rx = s->rx;
+    sn_udp_key keys[SN_UDP_ROUTE_CHUNK];
+    uint64_t hashes[SN_UDP_ROUTE_CHUNK];
+    for (unsigned base = 0; base < n; base += SN_UDP_ROUTE_CHUNK) {
+        unsigned m = n - base < SN_UDP_ROUTE_CHUNK ? n - base : SN_UDP_ROUTE_CHUNK;
+        size_t mask = s->tcap ? s->tcap - 1 : 0;
+        for (unsigned i = 0; i < m; i++) {
+            sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
+            hashes[i] = key_hash(s, &keys[i]);
+            if (s->tcap) __builtin_prefetch(&s->table[(size_t)hashes[i] & mask]);
+        }
+        if (s->tcap)
+            for (unsigned i = 0; i < m; i++)
+                for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
+                    const sn_udp_slot *t = &s->table[j];
+                    if (!t->p) break;
+                    if (t->hash == hashes[i]) {
+                        __builtin_prefetch(t->p, 1);
+                        __builtin_prefetch((const char *)t->p + 64, 1);
+                        __builtin_prefetch((const char *)t->p + 128, 1);
+                        break;
+                    }
+                }
+        for (unsigned i = 0; i < m; i++) {
+            unsigned k = base + i;
+            s->st.datagrams_received++;
+            if (sn_udp_rx_truncated(rx, k)) {
+                s->st.dropped_oversize++;
+                continue;
+            }
+            s->st.bytes_received += sn_udp_rx_len(rx, k);
+            route(s, k, &keys[i], hashes[i], now);
+        }
+    }
+}
+
 sn_err sn_udp_server_poll(sn_udp_server *s)
 {
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "poll: server is NULL");
@@ -384,8 +418,7 @@ sn_err sn_udp_server_poll(sn_udp_server *s)
             s->st.recv_errors++;
             break;
         }
-        for (unsigned i = 0; i < (unsigned)r; i++)
-            route(s, i, now);
+        route_batch(s, (unsigned)r, now);
         total += (unsigned)r;
         if ((unsigned)r < want) break;
     }
