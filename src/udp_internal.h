@@ -17,16 +17,16 @@
 /* Largest payload accepted by put_packet (IPv4 limit, also used for IPv6). */
 #define SN_UDP_MAX_PAYLOAD 65507
 /* Default receive capacity of one slot: a datagram longer than this is truncated and dropped. */
-#define SN_UDP_DEFAULT_SLOT 65535
-#define SN_UDP_DEFAULT_QUEUE_PACKETS 256
-#define SN_UDP_DEFAULT_QUEUE_BYTES (256u * 1024u)
-#define SN_UDP_DEFAULT_MAX_PENDING 16
+#define SN_UDP_DEFAULT_SLOT               65535
+#define SN_UDP_DEFAULT_QUEUE_PACKETS      256
+#define SN_UDP_DEFAULT_QUEUE_BYTES        (256u * 1024u)
+#define SN_UDP_DEFAULT_MAX_PENDING        16
 #define SN_UDP_DEFAULT_PENDING_TIMEOUT_MS 10000
-#define SN_UDP_DEFAULT_BATCH 64
-#define SN_UDP_MAX_BATCH 1024
-#define SN_UDP_DEFAULT_POLL_CAP 1024
+#define SN_UDP_DEFAULT_BATCH              64
+#define SN_UDP_MAX_BATCH                  1024
+#define SN_UDP_DEFAULT_POLL_CAP           1024
 /* Standalone peers read in smaller batches: they usually talk to one remote. */
-#define SN_UDP_PEER_BATCH 8
+#define SN_UDP_PEER_BATCH    8
 #define SN_UDP_PEER_PUMP_CAP 256
 
 /* Source address as recvmmsg writes it (big enough for IPv6). */
@@ -120,8 +120,8 @@ void sn_udp_server_count_send(sn_udp_server *s, size_t bytes, sn_err result);
 /* udp_server.c: test hook, the peer registered for an address (NULL when none). */
 sn_udp_peer *sn_udp_server_lookup(const sn_udp_server *s, const struct sockaddr *sa);
 /* udp_peer.c: a new server-owned peer for `from` (NULL when out of memory). */
-sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from,
-                                   socklen_t fromlen, size_t max_packets, size_t max_bytes);
+sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from, socklen_t fromlen,
+                                   size_t max_packets, size_t max_bytes);
 /* udp_peer.c: the server is going away; keep the queue, forget the server. */
 void sn_udp_peer_detach(sn_udp_peer *p);
 /* udp_peer.c: frees a pending peer (the server owns it). */

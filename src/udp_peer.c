@@ -112,7 +112,10 @@ bool sn_udp_rx_truncated(const sn_udp_rx *rx, unsigned i)
     return (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
 }
 
-size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i) { return rx->msgs[i].msg_len; }
+size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i)
+{
+    return rx->msgs[i].msg_len;
+}
 
 sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i)
 {
@@ -161,8 +164,8 @@ sn_udp_peer *sn_udp_peer_new(void)
     return p;
 }
 
-sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from,
-                                   socklen_t fromlen, size_t max_packets, size_t max_bytes)
+sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from, socklen_t fromlen,
+                                   size_t max_packets, size_t max_bytes)
 {
     sn_udp_peer *p = sn_calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -277,8 +280,8 @@ sn_err sn_udp_peer_connect_to_host(sn_udp_peer *p, const char *host, int port)
     if (!host || !*host) return sn_fail(SN_ERR_INVALID_PARAMETER, "connect_to_host: no host");
     if ((e = sn_net_check_port(port, false)) != SN_OK) return e;
     sn_addr dest;
-    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC,
-                            &dest)) != SN_OK)
+    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC, &dest)) !=
+        SN_OK)
         return e;
     if (p->fd < 0 && (e = bind_for(p, &dest)) != SN_OK) return e;
     sn_net_match_family(&dest, p->family);
@@ -296,7 +299,10 @@ bool sn_udp_peer_is_bound(const sn_udp_peer *p)
     return p && (p->fd >= 0 || (p->server_owned && p->server));
 }
 
-bool sn_udp_peer_is_socket_connected(const sn_udp_peer *p) { return p && p->connected; }
+bool sn_udp_peer_is_socket_connected(const sn_udp_peer *p)
+{
+    return p && p->connected;
+}
 
 sn_err sn_udp_peer_set_dest_address(sn_udp_peer *p, const char *host, int port)
 {
@@ -307,8 +313,8 @@ sn_err sn_udp_peer_set_dest_address(sn_udp_peer *p, const char *host, int port)
     if (!host || !*host) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_dest_address: no host");
     if ((e = sn_net_check_port(port, false)) != SN_OK) return e;
     sn_addr dest;
-    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC,
-                            &dest)) != SN_OK)
+    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC, &dest)) !=
+        SN_OK)
         return e;
     p->remote = dest;
     p->has_remote = true;
@@ -446,7 +452,10 @@ bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out)
     return true;
 }
 
-bool sn_udp_peer_is_server_owned(const sn_udp_peer *p) { return p && p->server_owned; }
+bool sn_udp_peer_is_server_owned(const sn_udp_peer *p)
+{
+    return p && p->server_owned;
+}
 
 int sn_udp_peer_get_available_packet_count(sn_udp_peer *p)
 {
@@ -512,20 +521,21 @@ sn_err sn_udp_peer_wait(sn_udp_peer *p, int timeout_ms)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "wait: peer is NULL");
     if (timeout_ms < -1)
-        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "wait: timeout %d ms is negative",
-                       timeout_ms);
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "wait: timeout %d ms is negative", timeout_ms);
     uint64_t deadline = timeout_ms < 0 ? 0 : sn_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        if (p->server_owned && p->server) sn_udp_server_poll(p->server);
-        else sn_udp_peer_pump(p);
+        if (p->server_owned && p->server)
+            sn_udp_server_poll(p->server);
+        else
+            sn_udp_peer_pump(p);
         if (p->q.head) return SN_OK;
         int fd = sn_udp_peer_get_fd(p);
         if (fd < 0) return sn_fail(SN_ERR_UNCONFIGURED, "wait: peer has no socket");
         int left = -1;
         if (timeout_ms >= 0) {
             uint64_t now = sn_now_ms();
-            if (now >= deadline) return sn_fail(SN_ERR_TIMEOUT, "no datagram within %d ms",
-                                                timeout_ms);
+            if (now >= deadline)
+                return sn_fail(SN_ERR_TIMEOUT, "no datagram within %d ms", timeout_ms);
             left = (int)(deadline - now);
         }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -590,8 +600,8 @@ static sn_err multicast(sn_udp_peer *p, const char *group, const char *ifname, b
         memset(&m, 0, sizeof m);
         m.ipv6mr_multiaddr = a6;
         m.ipv6mr_interface = ifindex;
-        r = setsockopt(p->fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
-                       &m, sizeof m);
+        r = setsockopt(p->fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, &m,
+                       sizeof m);
     } else {
         return sn_fail(SN_ERR_INVALID_PARAMETER, "%s: '%s' is not an IP address", what, group);
     }

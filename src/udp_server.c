@@ -41,22 +41,22 @@ struct sn_udp_server {
 /* ---- hashing -------------------------------------------------------------------------- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                  \
-    do {                                                                                          \
-        v0 += v1;                                                                                 \
-        v1 = ROTL(v1, 13);                                                                        \
-        v1 ^= v0;                                                                                 \
-        v0 = ROTL(v0, 32);                                                                        \
-        v2 += v3;                                                                                 \
-        v3 = ROTL(v3, 16);                                                                        \
-        v3 ^= v2;                                                                                 \
-        v0 += v3;                                                                                 \
-        v3 = ROTL(v3, 21);                                                                        \
-        v3 ^= v0;                                                                                 \
-        v2 += v1;                                                                                 \
-        v1 = ROTL(v1, 17);                                                                        \
-        v1 ^= v2;                                                                                 \
-        v2 = ROTL(v2, 32);                                                                        \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 /* SipHash-1-3 of the 24-byte key. */
@@ -202,7 +202,10 @@ void sn_udp_server_forget_peer(sn_udp_server *s, sn_udp_peer *p)
         taken_unlink(s, p);
 }
 
-int sn_udp_server_fd(const sn_udp_server *s) { return s ? s->fd : -1; }
+int sn_udp_server_fd(const sn_udp_server *s)
+{
+    return s ? s->fd : -1;
+}
 
 void sn_udp_server_count_send(sn_udp_server *s, size_t bytes, sn_err result)
 {
@@ -293,11 +296,20 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
     return SN_OK;
 }
 
-bool sn_udp_server_is_listening(const sn_udp_server *s) { return s && s->fd >= 0; }
+bool sn_udp_server_is_listening(const sn_udp_server *s)
+{
+    return s && s->fd >= 0;
+}
 
-int sn_udp_server_get_local_port(const sn_udp_server *s) { return s && s->fd >= 0 ? s->port : 0; }
+int sn_udp_server_get_local_port(const sn_udp_server *s)
+{
+    return s && s->fd >= 0 ? s->port : 0;
+}
 
-int sn_udp_server_get_fd(const sn_udp_server *s) { return s ? s->fd : -1; }
+int sn_udp_server_get_fd(const sn_udp_server *s)
+{
+    return s ? s->fd : -1;
+}
 
 /* ---- poll ----------------------------------------------------------------------------- */
 
@@ -496,8 +508,8 @@ sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_po
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "batch %d out of range (1..%d)", batch,
                        SN_UDP_MAX_BATCH);
     if (max_per_poll < batch)
-        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
-                       "per-poll cap %d below the batch size %d", max_per_poll, batch);
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "per-poll cap %d below the batch size %d",
+                       max_per_poll, batch);
     if ((unsigned)batch != s->batch) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;

@@ -210,7 +210,10 @@ static void five_hundred_clients_demux(void **state)
     sn_udp_server_free(s);
 }
 
-static int port_of(sn_udp_peer *p) { return sn_udp_peer_get_local_port(p); }
+static int port_of(sn_udp_peer *p)
+{
+    return sn_udp_peer_get_local_port(p);
+}
 
 static int remote_port(sn_udp_peer *p)
 {
@@ -591,6 +594,46 @@ static void server_bad_input(void **state)
     sn_udp_server_free(s);
 }
 
+/* Allocation failures while polling: reported or counted, never a crash, and the server keeps
+ * working once memory is back. */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    sn_udp_server *s = listening("127.0.0.1");
+    sn_udp_peer *c1 = client_of(s, "127.0.0.1"), *c2 = client_of(s, "127.0.0.1");
+    assert_int_equal(sn_udp_peer_put_packet(c1, "a", 1), SN_OK);
+    poll_until_received(s, 1); /* receive slots now exist; slot 0 went to the queue */
+    assert_int_equal(sn_udp_peer_put_packet(c2, "b", 1), SN_OK);
+    sn_test_sleep_ms(20);
+    /* Every allocation fails: refilling the used slot fails, poll says so. */
+    sn_test_fail_alloc_after(0, true);
+    assert_int_equal(sn_udp_server_poll(s), SN_ERR_OUT_OF_MEMORY);
+    sn_test_fail_alloc_after(-1, false);
+    /* The slot refill succeeds, the new peer's allocation fails: dropped and counted. */
+    sn_test_fail_alloc_after(1, false);
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    sn_test_fail_alloc_after(-1, false);
+    sn_udp_server_stats st;
+    sn_udp_server_get_stats(s, &st);
+    assert_int_equal(st.dropped_no_memory, 1);
+    assert_int_equal(st.pending_now, 1);
+    /* Memory is back: c2 is accepted on its next datagram. */
+    assert_int_equal(sn_udp_peer_put_packet(c2, "c", 1), SN_OK);
+    poll_until_received(s, 3);
+    sn_udp_server_get_stats(s, &st);
+    assert_int_equal(st.pending_now, 2);
+    /* A failed server allocation is reported. */
+    sn_test_fail_alloc_after(0, false);
+    assert_null(sn_udp_server_new());
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    sn_test_fail_alloc_after(0, false);
+    assert_null(sn_udp_peer_new());
+    sn_test_fail_alloc_after(-1, false);
+    sn_udp_peer_free(c1);
+    sn_udp_peer_free(c2);
+    sn_udp_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +649,7 @@ int main(void)
         cmocka_unit_test(stats_exact),
         cmocka_unit_test(mapped_and_plain_ipv4_one_key),
         cmocka_unit_test(server_bad_input),
+        cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
