@@ -427,26 +427,34 @@ static void batching_and_cap(void **state)
     sn_udp_server *s = listening("127.0.0.1");
     assert_int_equal(sn_udp_server_set_recv_buffer_size(s, 4 << 20), SN_OK);
     sn_udp_peer *c = client_of(s, "127.0.0.1");
-    /* Defaults: 64 per recvmmsg, 1024 per poll. 1000 datagrams: 15 full batches + 40. */
-    for (uint32_t i = 0; i < 1000; i++)
+    /* Defaults: 64 per recvmmsg, 1024 per poll. 1000 datagrams: 15 full batches + 40. Fewer if
+     * the kernel would not grant the buffer (unprivileged, small rmem_max): every datagram must
+     * be queued before the poll for the syscall count to be exact. */
+    int rcvbuf = 0;
+    socklen_t sl = sizeof rcvbuf;
+    assert_int_equal(getsockopt(sn_udp_server_get_fd(s), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl), 0);
+    uint32_t n = (uint32_t)rcvbuf / 2048 < 1000 ? (uint32_t)rcvbuf / 2048 : 1000;
+    for (uint32_t i = 0; i < n; i++)
         assert_int_equal(sn_udp_peer_put_packet(c, &i, sizeof i), SN_OK);
     sn_test_sleep_ms(50);
     assert_int_equal(sn_udp_server_set_queue_limits(s, 2000, 0), SN_OK);
     assert_int_equal(sn_udp_server_poll(s), SN_OK);
     sn_udp_server_stats st;
     sn_udp_server_get_stats(s, &st);
-    assert_int_equal(st.datagrams_received, 1000);
-    assert_int_equal(st.datagrams_routed, 1000);
-    assert_int_equal(st.recv_syscalls, 16);
+    assert_int_equal(st.datagrams_received, n);
+    assert_int_equal(st.datagrams_routed, n);
+    /* Full batches, then one short (or empty) read that ends the poll. */
+    assert_int_equal(st.recv_syscalls, n / 64 + 1);
     assert_int_equal(st.polls_capped, 0);
     sn_udp_peer *p = sn_udp_server_take_connection(s);
-    assert_int_equal(sn_udp_peer_get_available_packet_count(p), 1000);
-    for (uint32_t i = 0; i < 1000; i++) {
+    assert_int_equal(sn_udp_peer_get_available_packet_count(p), n);
+    for (uint32_t i = 0; i < n; i++) {
         uint32_t v;
         size_t len;
         assert_int_equal(sn_udp_peer_get_packet(p, &v, sizeof v, &len), SN_OK);
         assert_int_equal(v, i);
     }
+    uint64_t calls0 = st.recv_syscalls, got0 = st.datagrams_received;
     /* Batch 64, cap 100: 150 datagrams take two polls. */
     assert_int_equal(sn_udp_server_set_poll_limits(s, 64, 100), SN_OK);
     for (uint32_t i = 0; i < 150; i++)
@@ -454,14 +462,14 @@ static void batching_and_cap(void **state)
     sn_test_sleep_ms(50);
     assert_int_equal(sn_udp_server_poll(s), SN_OK);
     sn_udp_server_get_stats(s, &st);
-    assert_int_equal(st.datagrams_received, 1100);
-    assert_int_equal(st.recv_syscalls, 18); /* 64 + 36 */
+    assert_int_equal(st.datagrams_received, got0 + 100);
+    assert_int_equal(st.recv_syscalls, calls0 + 2); /* 64 + 36 */
     assert_int_equal(st.polls_capped, 1);
     assert_int_equal(sn_udp_peer_get_available_packet_count(p), 100);
     assert_int_equal(sn_udp_server_poll(s), SN_OK);
     sn_udp_server_get_stats(s, &st);
-    assert_int_equal(st.datagrams_received, 1150);
-    assert_int_equal(st.recv_syscalls, 19);
+    assert_int_equal(st.datagrams_received, got0 + 150);
+    assert_int_equal(st.recv_syscalls, calls0 + 3);
     assert_int_equal(sn_udp_peer_get_available_packet_count(p), 150);
     /* Range checks. */
     assert_int_equal(sn_udp_server_set_poll_limits(s, 0, 10), SN_ERR_PARAMETER_RANGE_ERROR);
