@@ -36,13 +36,39 @@ typedef union sn_udp_sockaddr {
     struct sockaddr_in6 v6;
 } sn_udp_sockaddr;
 
-/* One queued datagram. The kernel wrote `data` and `from` directly. */
+struct sn_udp_chunk;
+
+/* One queued datagram. The kernel wrote `data` (and `ext`) and `from` directly. */
 typedef struct sn_udp_pkt {
     struct sn_udp_pkt *next;
-    size_t len;
+    size_t len;                 /* whole payload */
+    struct sn_udp_chunk *chunk; /* pool chunk holding this block; NULL: a malloc'd block */
+    uint8_t *ext;               /* pooled blocks: payload beyond SN_UDP_POOL_HEAD, else NULL */
     sn_udp_sockaddr from;
     uint8_t data[];
 } sn_udp_pkt;
+
+/* Server receive slots come from a pool of fixed blocks (no allocator call per datagram, dense
+ * memory). A block holds the header and up to SN_UDP_POOL_HEAD bytes; a longer datagram's rest
+ * lands in a per-slot overflow buffer that becomes the node's `ext`. */
+#define SN_UDP_POOL_BLOCK        2048
+#define SN_UDP_POOL_HEAD         (SN_UDP_POOL_BLOCK - sizeof(sn_udp_pkt))
+#define SN_UDP_POOL_CHUNK_BLOCKS 128
+typedef struct sn_udp_pool sn_udp_pool;
+
+/* Payload bytes stored in the block itself. */
+static inline size_t sn_udp_pkt_head_len(const sn_udp_pkt *pkt)
+{
+    return pkt->ext ? SN_UDP_POOL_HEAD : pkt->len;
+}
+/* Releases a queued datagram (pool block or malloc'd block, and its overflow). */
+void sn_udp_pkt_free(sn_udp_pkt *pkt);
+
+/* A pool; NULL when out of memory. keep_empty: fully free chunks kept for reuse. */
+sn_udp_pool *sn_udp_pool_new(size_t keep_empty);
+void sn_udp_pool_set_keep(sn_udp_pool *pool, size_t keep_empty);
+/* The owner lets go: the pool frees itself once every block is back. */
+void sn_udp_pool_release(sn_udp_pool *pool);
 
 /* FIFO of datagrams with its counts. */
 typedef struct sn_udp_queue {
@@ -53,10 +79,12 @@ typedef struct sn_udp_queue {
 /* A batch of receive slots for recvmmsg. */
 typedef struct sn_udp_rx {
     unsigned batch;
-    size_t slot_cap;
+    size_t slot_cap;   /* longest datagram accepted */
+    sn_udp_pool *pool; /* NULL: slots are malloc'd at full size and shrunk with realloc */
     sn_udp_pkt **slots;
+    uint8_t **over; /* pool mode: overflow buffers (slot_cap - SN_UDP_POOL_HEAD bytes) */
     struct mmsghdr *msgs;
-    struct iovec *iov;
+    struct iovec *iov; /* two per message */
 } sn_udp_rx;
 
 /* Hash key of a remote: IPv6 bytes (IPv4 as IPv4-mapped), port, scope. 24 bytes. */
@@ -97,8 +125,8 @@ void sn_udp_queue_push(sn_udp_queue *q, sn_udp_pkt *pkt);
 void sn_udp_queue_pop_free(sn_udp_queue *q);
 void sn_udp_queue_clear(sn_udp_queue *q);
 
-/* Receive batches. */
-sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap);
+/* Receive batches (pool NULL: malloc'd slots; else borrowed from the owner). */
+sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap, sn_udp_pool *pool);
 void sn_udp_rx_free(sn_udp_rx *rx);
 /* Fills slots 0..n-1 (allocating missing ones) and calls recvmmsg once for up to `want`
  * datagrams. Returns the count, 0 when nothing is waiting, -1 with errno on another error. */

@@ -28,6 +28,7 @@ struct sn_udp_server {
     size_t max_dgram;
     int rcvbuf;
     sn_udp_rx *rx;
+    sn_udp_pool *pool;
     sn_udp_slot *table;
     size_t tcap, tcount;
     uint64_t key[2];
@@ -271,6 +272,9 @@ void sn_udp_server_stop(sn_udp_server *s)
     s->tcap = s->tcount = 0;
     sn_udp_rx_free(s->rx);
     s->rx = NULL;
+    /* Datagrams still queued on detached peers keep their blocks; the pool goes with the last. */
+    sn_udp_pool_release(s->pool);
+    s->pool = NULL;
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->port = 0;
@@ -410,13 +414,22 @@ static void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
     }
 }
 
+/* Free chunks the pool keeps: enough for one poll's worth of datagrams plus the slots, so a
+ * steady flow reuses memory instead of mapping and faulting it in again. */
+static size_t keep_chunks(const sn_udp_server *s)
+{
+    return (s->cap + s->batch) / SN_UDP_POOL_CHUNK_BLOCKS + 1;
+}
+
 sn_err sn_udp_server_poll(sn_udp_server *s)
 {
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "poll: server is NULL");
     if (s->fd < 0) return sn_fail(SN_ERR_UNCONFIGURED, "poll: server is not listening");
     uint64_t now = sn_now_ms();
     expire(s, now);
-    if (!s->rx && !(s->rx = sn_udp_rx_new(s->batch, s->max_dgram)))
+    if (!s->pool && !(s->pool = sn_udp_pool_new(keep_chunks(s))))
+        return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory for UDP receive buffers");
+    if (!s->rx && !(s->rx = sn_udp_rx_new(s->batch, s->max_dgram, s->pool)))
         return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory for UDP receive buffers");
     unsigned total = 0;
     while (total < s->cap) {
@@ -516,6 +529,7 @@ sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_po
     }
     s->batch = (unsigned)batch;
     s->cap = (unsigned)max_per_poll;
+    sn_udp_pool_set_keep(s->pool, keep_chunks(s));
     return SN_OK;
 }
 
