@@ -14,14 +14,16 @@
 
 /* ---- block pool ----------------------------------------------------------------------- */
 
-/* A chunk of SN_UDP_POOL_CHUNK_BLOCKS blocks, mapped once. Blocks never used yet are handed out
- * by `bump` so a new chunk touches no page before the kernel writes into it. */
+/* A chunk of SN_UDP_POOL_CHUNK_BLOCKS blocks, mapped once. Returned blocks are kept as indexes
+ * on a stack inside the chunk (not linked through the blocks: taking one must not read a cold
+ * block). Blocks never used yet are handed out by `bump`, so a new chunk touches no page before
+ * the kernel writes into it. */
 typedef struct sn_udp_chunk {
     struct sn_udp_pool *pool;
     struct sn_udp_chunk *prev, *next; /* pool's list of chunks with a free block */
-    sn_udp_pkt *free;                 /* returned blocks, linked through `next` */
-    unsigned nfree, bump;
     uint8_t *mem;
+    unsigned nfree, bump, top;
+    uint16_t stack[SN_UDP_POOL_CHUNK_BLOCKS];
 } sn_udp_chunk;
 
 struct sn_udp_pool {
@@ -91,13 +93,8 @@ static sn_udp_pkt *pool_alloc(sn_udp_pool *pool)
         pool->empty++;
     }
     if (c->nfree == SN_UDP_POOL_CHUNK_BLOCKS) pool->empty--;
-    sn_udp_pkt *pkt;
-    if (c->free) {
-        pkt = c->free;
-        c->free = pkt->next;
-    } else {
-        pkt = (sn_udp_pkt *)(void *)(c->mem + (size_t)c->bump++ * SN_UDP_POOL_BLOCK);
-    }
+    size_t idx = c->top ? c->stack[--c->top] : c->bump++;
+    sn_udp_pkt *pkt = (sn_udp_pkt *)(void *)(c->mem + idx * SN_UDP_POOL_BLOCK);
     if (--c->nfree == 0) chunk_unlink(pool, c);
     pkt->chunk = c;
     pkt->ext = NULL;
@@ -108,8 +105,7 @@ static void pool_free(sn_udp_pkt *pkt)
 {
     sn_udp_chunk *c = pkt->chunk;
     sn_udp_pool *pool = c->pool;
-    pkt->next = c->free;
-    c->free = pkt;
+    c->stack[c->top++] = (uint16_t)(((uint8_t *)pkt - c->mem) / SN_UDP_POOL_BLOCK);
     if (c->nfree++ == 0) chunk_link(pool, c);
     if (c->nfree < SN_UDP_POOL_CHUNK_BLOCKS) return;
     pool->empty++;
