@@ -1,9 +1,10 @@
 /* Private structures shared by udp_peer.c and udp_server.c. Not installed.
  *
- * Memory model (see docs/udp.md): the kernel writes each datagram straight into a heap block
- * (an sn_udp_pkt "slot") that is handed to recvmmsg. When the datagram is kept, the block is
- * shrunk in place with realloc to its real size and linked into the peer's queue as is; a fresh
- * slot is allocated for the next receive. get_packet then copies once into the caller's buffer.
+ * Memory model (see docs/udp.md): the kernel writes each datagram straight into the memory that
+ * becomes its queue node. A server's slots are 2 KiB blocks from a per-server pool (plus an
+ * overflow buffer for the rest of longer datagrams); a standalone peer's slots are 64 KiB malloc
+ * blocks shrunk in place with realloc once the length is known. get_packet then copies once into
+ * the caller's buffer.
  */
 #ifndef SN_UDP_INTERNAL_H
 #define SN_UDP_INTERNAL_H

@@ -143,7 +143,8 @@ SN_API sn_err sn_udp_server_set_queue_limits(sn_udp_server *s, size_t max_packet
  * SN_ERR_PARAMETER_RANGE_ERROR outside those ranges. */
 SN_API sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_poll);
 /* Longest datagram accepted (1..65535, default 65535); longer ones are dropped and counted.
- * Smaller values save address space in the receive slots. */
+ * Up to 1984 bytes a datagram lives in one 2 KiB pool block; allowing longer ones also reserves a
+ * per-slot overflow buffer (address space, touched only by long datagrams). */
 SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */
