@@ -662,6 +662,105 @@ static void allocation_failures(void **state)
     sn_udp_server_free(s);
 }
 
+/* Random traffic, takes, reads, frees and closes, then the server freed under live peers:
+ * every datagram read is intact and comes from the address its peer is bound to, and the
+ * counters add up. ASan checks the pool and the table. */
+static void churn(void **state)
+{
+    (void)state;
+    enum { NC = 48, ITER = 3000 };
+    srand(12345);
+    sn_udp_server *s = listening("*");
+    assert_int_equal(sn_udp_server_set_recv_buffer_size(s, 4 << 20), SN_OK);
+    sn_udp_server_set_max_pending_connections(s, 8);
+    assert_int_equal(sn_udp_server_set_queue_limits(s, 6, 20000), SN_OK);
+    sn_udp_peer *cl[NC], *taken[NC * 4];
+    size_t ntaken = 0;
+    int cport[NC];
+    for (int i = 0; i < NC; i++) {
+        cl[i] = client_of(s, i % 3 ? "127.0.0.1" : "::1");
+        cport[i] = port_of(cl[i]);
+    }
+    static uint8_t buf[4000], in[4000];
+    uint64_t reads = 0;
+    for (int it = 0; it < ITER; it++) {
+        int k = rand() % NC;
+        size_t len = (size_t)(rand() % 8 == 0 ? rand() % 4000 : rand() % 200);
+        if (len >= 8) {
+            memcpy(buf, &k, sizeof k);
+            memcpy(buf + 4, &it, sizeof it);
+            for (size_t j = 8; j < len; j++)
+                buf[j] = (uint8_t)(j * 31 + (size_t)k);
+        }
+        sn_err e = sn_udp_peer_put_packet(cl[k], buf, len);
+        assert_true(e == SN_OK || e == SN_ERR_BUSY);
+        if (it % 7 == 0) assert_int_equal(sn_udp_server_poll(s), SN_OK);
+        if (rand() % 5 == 0 && ntaken < NC * 4) {
+            sn_udp_peer *p = sn_udp_server_take_connection(s);
+            if (p) taken[ntaken++] = p;
+        }
+        if (ntaken && rand() % 3 == 0) {
+            size_t t = (size_t)rand() % ntaken;
+            sn_udp_peer *p = taken[t];
+            int port = remote_port(p);
+            size_t got;
+            if (rand() % 2) {
+                const uint8_t *d = sn_udp_peer_peek(p, &got);
+                if (d) {
+                    if (got >= 8) {
+                        int who;
+                        memcpy(&who, d, sizeof who);
+                        assert_int_equal(cport[who], port);
+                        for (size_t j = 8; j < got; j++)
+                            assert_int_equal(d[j], (uint8_t)(j * 31 + (size_t)who));
+                    }
+                    sn_udp_peer_drop(p);
+                    reads++;
+                }
+            } else if (sn_udp_peer_get_packet(p, in, sizeof in, &got) == SN_OK) {
+                if (got >= 8) {
+                    int who;
+                    memcpy(&who, in, sizeof who);
+                    assert_int_equal(cport[who], port);
+                    assert_int_equal(sn_udp_peer_get_packet_port(p), port);
+                    for (size_t j = 8; j < got; j++)
+                        assert_int_equal(in[j], (uint8_t)(j * 31 + (size_t)who));
+                }
+                reads++;
+            }
+        }
+        if (ntaken && rand() % 25 == 0) {
+            size_t t = (size_t)rand() % ntaken;
+            if (rand() % 2)
+                sn_udp_peer_free(taken[t]);
+            else
+                sn_udp_peer_close(taken[t]), sn_udp_peer_free(taken[t]);
+            taken[t] = taken[--ntaken];
+        }
+    }
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    sn_udp_server_stats st;
+    sn_udp_server_get_stats(s, &st);
+    assert_int_equal(st.datagrams_received, st.datagrams_routed + st.dropped_pending_full +
+                                                st.dropped_queue_full + st.dropped_oversize +
+                                                st.dropped_no_memory);
+    assert_int_equal(st.taken_now, ntaken);
+    assert_int_equal(st.pending_taken, st.pending_opened - st.pending_now - st.pending_expired -
+                                           st.pending_discarded);
+    assert_true(reads > 100);
+    assert_true(st.dropped_queue_full > 0);
+    assert_true(st.dropped_pending_full > 0);
+    sn_udp_server_free(s);
+    for (size_t t = 0; t < ntaken; t++) {
+        size_t got;
+        while (sn_udp_peer_get_packet(taken[t], in, sizeof in, &got) == SN_OK)
+            ;
+        sn_udp_peer_free(taken[t]);
+    }
+    for (int i = 0; i < NC; i++)
+        sn_udp_peer_free(cl[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +777,7 @@ int main(void)
         cmocka_unit_test(mapped_and_plain_ipv4_one_key),
         cmocka_unit_test(server_bad_input),
         cmocka_unit_test(allocation_failures),
+        cmocka_unit_test(churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
