@@ -1,0 +1,2 @@
+# UDP: sn_udp_peer and sn_udp_server.
+sealnet_unit_test(test_udp_peer test_udp_peer.c)
