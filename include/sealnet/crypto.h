@@ -48,6 +48,13 @@ SN_API sn_err sn_x509_cert_save(const sn_x509_cert *cert, const char *path);
 SN_API sn_err sn_x509_cert_load_from_string(sn_x509_cert *cert, const char *pem);
 /* The chain as PEM, released with sn_free(); NULL when empty. */
 SN_API char *sn_x509_cert_save_to_string(const sn_x509_cert *cert);
+/* Number of certificates in the chain (0 when empty or NULL). */
+SN_API int sn_x509_cert_get_count(const sn_x509_cert *cert);
+/* SHA-256 of the first (leaf) certificate's DER as "AB:CD:..." (95 characters), as
+ * `openssl x509 -noout -fingerprint -sha256` prints it; released with sn_free(). NULL when empty. */
+SN_API char *sn_x509_cert_get_fingerprint_sha256(const sn_x509_cert *cert);
+/* True when key (private or public) is the key of the chain's first certificate. */
+SN_API bool sn_x509_cert_matches_key(const sn_x509_cert *cert, const sn_crypto_key *key);
 
 /* A new RSA key with e = 65537. Refuses bits < 2048 (NULL, message says why). */
 SN_API sn_crypto_key *sn_crypto_generate_rsa(int bits);
