@@ -68,11 +68,10 @@ static bool find_dir(char *out, size_t cap)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(out, cap, "%s/../bench", exe);
-            if (is_dir(out)) return true;
+            if (snprintf(out, cap, "%s/../bench", exe) < (int)cap && is_dir(out)) return true;
             /* Installed under another prefix than configured: bin/../libexec/sealnet. */
-            snprintf(out, cap, "%s/../libexec/sealnet", exe);
-            if (is_dir(out)) return true;
+            if (snprintf(out, cap, "%s/../libexec/sealnet", exe) < (int)cap && is_dir(out))
+                return true;
         }
     }
     snprintf(out, cap, "%s", SN_LIBEXEC_DIR);
@@ -96,8 +95,8 @@ static char **list_programs(const char *dir, size_t *count)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, X_OK) != 0) continue;
         if (*count == cap) {
             cap = cap ? cap * 2 : 16;
