@@ -304,45 +304,76 @@ static void dtls_server_and_client_exchange_lines(void **state)
     free(out);
     sn_test_proc_stop(srv);
 
-    /* Echo mode with a generated certificate: the server prints its fingerprint. */
-    srv = start_server(
-        (const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60", NULL},
-        "listening on udp port ", &port);
-    assert_non_null(strstr(sn_test_proc_output(srv), "certificate SHA-256 fingerprint: "));
-    snprintf(port_s, sizeof port_s, "%d", port);
-    rc = run((const char *[]){"dtls-client", "127.0.0.1", port_s, "--insecure", NULL},
-             "alpha\nbeta gamma\n", 30000, &out);
-    if (rc != 0 || !strstr(out, "< alpha\n") || !strstr(out, "< beta gamma\n"))
-        fail_msg("echo: rc %d:\n%s", rc, out);
-    free(out);
-    assert_true(sn_test_proc_wait_for(srv, "says: beta gamma", 10000));
-    /* SIGTERM: a clean stop with a summary. */
-    assert_int_equal(sn_test_proc_stop(srv), 0);
     free(key);
     free(cert);
+}
+
+/* True when this sealnet was built with the host API (dtls-server --host). */
+static bool have_host_mode(void)
+{
+    char *out;
+    run((const char *[]){"dtls-server", "--help", NULL}, NULL, 20000, &out);
+    bool yes = strstr(out, "--host") != NULL;
+    free(out);
+    return yes;
+}
+
+/* Echo mode with a generated certificate (the server prints its fingerprint), on the classic
+ * loop and, when built with it, on the host API. */
+static void dtls_echo_server_both_loops(void **state)
+{
+    (void)state;
+    bool host = have_host_mode();
+    for (int round = 0; round < (host ? 2 : 1); round++) {
+        int port;
+        sn_test_proc *srv =
+            start_server((const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60",
+                                          round ? "--host" : NULL, NULL},
+                         "listening on udp port ", &port);
+        assert_non_null(strstr(sn_test_proc_output(srv), "certificate SHA-256 fingerprint: "));
+        if (round) assert_non_null(strstr(sn_test_proc_output(srv), "host API"));
+        char port_s[16];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        char *out;
+        int rc = run((const char *[]){"dtls-client", "127.0.0.1", port_s, "--insecure", NULL},
+                     "alpha\nbeta gamma\n", 30000, &out);
+        if (rc != 0 || !strstr(out, "< alpha\n") || !strstr(out, "< beta gamma\n"))
+            fail_msg("echo (%s): rc %d:\n%s", round ? "host" : "classic", rc, out);
+        free(out);
+        assert_true(sn_test_proc_wait_for(srv, "says: beta gamma", 10000));
+        assert_true(sn_test_proc_wait_for(srv, "disconnected: closed by the client", 10000));
+        /* SIGTERM: a clean stop with a summary. */
+        assert_int_equal(sn_test_proc_stop(srv), 0);
+    }
 }
 
 /* --idle: a client that stays connected but silent is dropped, and told so (close_notify). */
 static void dtls_server_drops_idle_clients(void **state)
 {
     (void)state;
-    int port;
-    sn_test_proc *srv = start_server(
-        (const char *[]){"dtls-server", "--port", "0", "--idle", "1", "--seconds", "60", NULL},
-        "listening on udp port ", &port);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    const char *argv[] = {sealnet_bin, "dtls-client", "127.0.0.1", port_s, "--insecure", NULL};
-    sn_test_proc *cli = sn_test_spawn(argv); /* stdin stays open: the client never sends */
-    assert_non_null(cli);
-    assert_true(sn_test_proc_wait_for(cli, "connected: ", 20000));
-    uint64_t t0 = sn_test_now_ms();
-    assert_true(sn_test_proc_wait_for(srv, "disconnected: silent for 1 s (--idle)", 10000));
-    assert_true(sn_test_now_ms() - t0 >= 500); /* not before it was idle */
-    assert_true(sn_test_proc_wait_for(cli, "disconnected: ", 10000));
-    assert_int_equal(sn_test_proc_wait_exit(cli, 10000), 0);
-    sn_test_proc_stop(cli);
-    assert_int_equal(sn_test_proc_stop(srv), 0);
+    bool host = have_host_mode();
+    for (int round = 0; round < (host ? 2 : 1); round++) {
+        int port;
+        sn_test_proc *srv =
+            start_server((const char *[]){"dtls-server", "--port", "0", "--idle", "1", "--seconds",
+                                          "60", round ? "--host" : NULL, NULL},
+                         "listening on udp port ", &port);
+        char port_s[16];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        const char *argv[] = {sealnet_bin, "dtls-client", "127.0.0.1", port_s, "--insecure", NULL};
+        sn_test_proc *cli = sn_test_spawn(argv); /* stdin stays open: the client never sends */
+        assert_non_null(cli);
+        assert_true(sn_test_proc_wait_for(cli, "connected: ", 20000));
+        uint64_t t0 = sn_test_now_ms();
+        if (!sn_test_proc_wait_for(srv, "disconnected: silent for 1 s (--idle)", 10000))
+            fail_msg("no idle timeout (%s):\n%s", round ? "host" : "classic",
+                     sn_test_proc_output(srv));
+        assert_true(sn_test_now_ms() - t0 >= 500); /* not before it was idle */
+        assert_true(sn_test_proc_wait_for(cli, "disconnected: ", 10000));
+        assert_int_equal(sn_test_proc_wait_exit(cli, 10000), 0);
+        sn_test_proc_stop(cli);
+        assert_int_equal(sn_test_proc_stop(srv), 0);
+    }
 }
 
 /* A port nobody listens on: bind one, note it, close it. */
@@ -511,6 +542,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_arguments_exit_2_with_one_line),
         cmocka_unit_test(keygen_writes_parseable_pem_and_refuses_overwrite),
         cmocka_unit_test(dtls_server_and_client_exchange_lines),
+        cmocka_unit_test(dtls_echo_server_both_loops),
         cmocka_unit_test(dtls_server_drops_idle_clients),
         cmocka_unit_test(dtls_client_to_closed_port_fails_clearly),
         cmocka_unit_test(tls_server_and_client_exchange_lines),

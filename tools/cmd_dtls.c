@@ -7,14 +7,29 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The host API (include/sealnet/host.h) arrived after this tool: use it when it is there. */
+#if defined(__has_include)
+#if __has_include(<sealnet/host.h>)
+#include <sealnet/host.h>
+#define CLI_HAVE_HOST 1
+#endif
+#endif
+
 #define HELLO_REPLY "Hello DTLS client"
 
 /* ---- server --------------------------------------------------------------------------- */
 
 static void server_help(void)
 {
+#ifdef CLI_HAVE_HOST
+    const char *host_usage = " [--host]";
+    const char *host_help = "  --host         run on the host API (sn_host: events, idle timeout)\n"
+                            "                 instead of the classic loop\n";
+#else
+    const char *host_usage = "", *host_help = "";
+#endif
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
-           "                           [--echo | --hello] [--idle SEC] [--seconds N]\n"
+           "                           [--echo | --hello] [--idle SEC] [--seconds N]%s\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -28,10 +43,12 @@ static void server_help(void)
            "  --hello        answer every packet with \"" HELLO_REPLY "\" (default)\n"
            "  --echo         send every packet back unchanged\n"
            "  --idle SEC     disconnect a client silent for SEC seconds (default 60; 0: never)\n"
+           "%s"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
            "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
-           "reason) and packet; on a terminal also a status line every second.\n");
+           "reason) and packet; on a terminal also a status line every second.\n",
+           host_usage, host_help);
 }
 
 typedef struct srv_peer {
@@ -49,15 +66,117 @@ static void peer_name(sn_dtls_peer *p, char *out, size_t cap)
         snprintf(out, cap, "%s:%d", ip, sn_dtls_peer_get_packet_port(p));
 }
 
+#ifdef CLI_HAVE_HOST
+/* The same server on sn_host: the host owns the sockets and peers and hands out events. */
+static int run_host_server(const sn_tls_options *o, long port, const char *bind, bool echo,
+                           long idle, long seconds)
+{
+    sn_host_config cfg;
+    sn_host_default_config(&cfg);
+    cfg.bind_address = bind;
+    cfg.port = (int)port;
+    cfg.server_options = o;
+    cfg.idle_timeout_ms = (int)(idle * 1000);
+    /* Plain DTLS clients (sealnet dtls-client, Godot) do not answer the host's pings: no
+     * keepalives, so that they see only application packets. */
+    cfg.keepalive_interval_ms = 0;
+    sn_host *h = sn_host_create(&cfg);
+    if (!h) return cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
+    cli_install_signals();
+    printf("listening on udp port %d\n", sn_host_get_port(h));
+    printf("mode: %s, host API\n", echo ? "echo" : "hello (answers \"" HELLO_REPLY "\")");
+    fflush(stdout);
+
+    bool tty = isatty(1);
+    uint64_t deadline = seconds ? cli_now_ms() + (uint64_t)seconds * 1000u : 0;
+    uint64_t next_status = cli_now_ms() + 1000;
+    sn_host_stats last;
+    sn_host_get_stats(h, &last);
+    int rc = CLI_OK;
+    while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
+        sn_host_event ev;
+        int r = sn_host_service(h, &ev, 50);
+        if (r < 0) {
+            rc = cli_fail("host failed: %s", sn_last_error_message());
+            break;
+        }
+        if (r > 0) {
+            char who[80];
+            const char *ip = sn_host_peer_get_address(ev.peer);
+            snprintf(who, sizeof who, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip,
+                     sn_host_peer_get_port(ev.peer));
+            switch (ev.type) {
+            case SN_HOST_EVENT_CONNECT:
+                cli_log("%s connected (%s)", who, sn_host_peer_get_cipher(ev.peer));
+                break;
+            case SN_HOST_EVENT_RECEIVE: {
+                printf("[%8.3f] %s says: ", cli_elapsed(), who);
+                cli_print_payload(stdout, ev.data, ev.len);
+                sn_err e = echo ? sn_host_peer_send(ev.peer, ev.data, ev.len)
+                                : sn_host_peer_send(ev.peer, HELLO_REPLY, strlen(HELLO_REPLY));
+                if (e != SN_OK) cli_log("%s: reply not sent: %s", who, sn_last_error_message());
+                break;
+            }
+            case SN_HOST_EVENT_DISCONNECT:
+                if (ev.reason == SN_HOST_DISCONNECT_TIMEOUT)
+                    cli_log("%s disconnected: silent for %ld s (--idle)", who, idle);
+                else
+                    cli_log("%s disconnected: %s%s%s", who,
+                            ev.reason == SN_HOST_DISCONNECT_CLOSED
+                                ? "closed by the client (close_notify)"
+                                : sn_host_disconnect_reason_string(ev.reason),
+                            *ev.message && ev.reason != SN_HOST_DISCONNECT_CLOSED ? ": " : "",
+                            ev.reason != SN_HOST_DISCONNECT_CLOSED ? ev.message : "");
+                break;
+            default:
+                break;
+            }
+        }
+        uint64_t now = cli_now_ms();
+        if (now >= next_status) {
+            sn_host_stats st;
+            sn_host_get_stats(h, &st);
+            if (tty)
+                cli_log("status: %llu peers (%llu handshaking), %llu packets/s in, %llu "
+                        "packets/s out, %llu handshakes/s, %llu cookies sent, %llu failed "
+                        "handshakes, %llu idle timeouts",
+                        (unsigned long long)st.peers_connected_now,
+                        (unsigned long long)st.peers_handshaking_now,
+                        (unsigned long long)(st.packets_received - last.packets_received),
+                        (unsigned long long)(st.packets_sent - last.packets_sent),
+                        (unsigned long long)(st.handshakes_completed - last.handshakes_completed),
+                        (unsigned long long)st.cookies_sent,
+                        (unsigned long long)st.handshakes_failed,
+                        (unsigned long long)st.idle_timeouts);
+            last = st;
+            next_status = now + 1000;
+        }
+    }
+    sn_host_stats st;
+    sn_host_get_stats(h, &st);
+    cli_log("stopping: %llu handshakes, %llu packets in, %llu packets out",
+            (unsigned long long)st.handshakes_completed, (unsigned long long)st.packets_received,
+            (unsigned long long)st.packets_sent);
+    sn_host_free(h); /* close_notify to every connected client */
+    return rc;
+}
+#endif
+
 int cmd_dtls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
-        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
-        {"seconds", required_argument, NULL, 's'}, {"idle", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"bind", required_argument, NULL, 'b'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"echo", no_argument, NULL, 'e'},
+                                         {"hello", no_argument, NULL, 'H'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"idle", required_argument, NULL, 'i'},
+                                         {"host", no_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     long port = 4242, seconds = 0, idle = 60;
+    bool use_host = false;
     const char *bind = "*", *key_path = NULL, *cert_path = NULL;
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
@@ -89,6 +208,13 @@ int cmd_dtls_server(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 1000000, &idle))
                 return cli_usage_error("--idle wants a number of seconds, not '%s'", optarg);
             break;
+        case 'o':
+#ifdef CLI_HAVE_HOST
+            use_host = true;
+            break;
+#else
+            return cli_usage_error("--host: this build has no host API (sealnet/host.h)");
+#endif
         case 'h':
             server_help();
             return CLI_OK;
@@ -109,6 +235,15 @@ int cmd_dtls_server(int argc, char **argv)
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+#ifdef CLI_HAVE_HOST
+    if (use_host) {
+        rc = run_host_server(opts_srv, port, bind, echo, idle, seconds);
+        sn_tls_options_free(opts_srv);
+        return rc;
+    }
+#else
+    (void)use_host;
+#endif
 
     rc = CLI_FAIL;
     srv_peer *peers = NULL;
@@ -217,9 +352,12 @@ int cmd_dtls_server(int argc, char **argv)
                 continue;
             }
             if (sp->last == SN_DTLS_STATUS_CONNECTED) {
+                /* DISCONNECTED is the client's close_notify; ERROR carries the reason. */
                 const char *why = sn_dtls_peer_get_error_message(sp->dtls);
                 cli_log("%s disconnected: %s", sp->who,
-                        *why ? why : "closed by the client (close_notify)");
+                        st == SN_DTLS_STATUS_DISCONNECTED || !*why
+                            ? "closed by the client (close_notify)"
+                            : why);
             }
             sn_dtls_peer_free(sp->dtls);
             peers[i] = peers[--npeers];
