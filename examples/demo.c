@@ -50,6 +50,7 @@ static int nspeers;
 static sn_udp_server *udp_server;
 static sn_dtls_server *dtls_server;
 static bool idle_check;
+static uint64_t idle_check_start; /* silence counts from here at the earliest */
 static int heartbeats_seen, clean_disconnects;
 static char broadcast_msg[64];
 static struct timespec t0;
@@ -125,8 +126,10 @@ static void server_frame(void)
                 sn_dtls_peer_put_packet(sp->dtls, HELLO, strlen(HELLO));
             }
         }
+        uint64_t last = sn_dtls_peer_get_last_packet_time_ms(sp->dtls);
+        if (last < idle_check_start) last = idle_check_start;
         if (st == SN_DTLS_STATUS_CONNECTED && idle_check &&
-            sn_dtls_now_ms() - sn_dtls_peer_get_last_packet_time_ms(sp->dtls) > IDLE_TIMEOUT_MS) {
+            sn_dtls_now_ms() - last > IDLE_TIMEOUT_MS) {
             say("server", "%s silent for %.1f s: dropping it (idle timeout)", who,
                 IDLE_TIMEOUT_MS / 1000.0);
             sn_dtls_peer_disconnect_from_peer(sp->dtls); /* sends close_notify */
@@ -388,6 +391,7 @@ int main(void)
     /* 6. carol goes quiet; alice and bob send a heartbeat every 300 ms. */
     say("carol", "goes silent");
     idle_check = true;
+    idle_check_start = sn_dtls_now_ms();
     double end = elapsed() + STEP_TIMEOUT_MS / 1000.0, next_beat = 0;
     while (!silent_one_dropped() && elapsed() < end) {
         if (elapsed() >= next_beat) {
