@@ -3,3 +3,4 @@
 # reordering relay with a small MTU (test_dtls_lossy.c). The relay and the in-process server
 # live in support/dtls_fixture.c.
 sealnet_unit_test(test_dtls_lossy test_dtls_lossy.c support/dtls_fixture.c)
+sealnet_unit_test(test_dtls_hostile test_dtls_hostile.c support/dtls_fixture.c)

@@ -245,7 +245,8 @@ static void handle(fx_relay *r, int dir, const uint8_t *d, size_t len)
     if (r->capture) capture(r, dir, d, len);
     if (r->blackhole ||
         (r->pass_limit[dir] >= 0 && (long)r->forwarded[dir] >= r->pass_limit[dir]) ||
-        (r->drop_pct[dir] && (int)fx_rng_below(&r->rng, 100) < r->drop_pct[dir])) {
+        (r->drop_pct[dir] && (int)fx_rng_below(&r->rng, 100) < r->drop_pct[dir]) ||
+        (r->filter && r->filter(dir, d, len))) {
         r->dropped[dir]++;
         return;
     }

@@ -82,7 +82,9 @@ typedef struct fx_relay {
     long pass_limit[2]; /* forward at most this many, then drop everything (-1: no limit) */
     bool blackhole;     /* drop everything, both ways */
     int dup_app[2];     /* duplicate the next N application-data datagrams */
-    bool capture;       /* keep a copy of every datagram seen */
+    /* Drops the datagrams for which it returns true (after the checks above). */
+    bool (*filter)(int dir, const uint8_t *d, size_t len);
+    bool capture; /* keep a copy of every datagram seen */
     /* Held datagram for reordering. */
     uint8_t *held[2];
     size_t held_len[2];
