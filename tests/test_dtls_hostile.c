@@ -471,48 +471,56 @@ static void test_truncated_records(void **state)
  * source address on the wire ends the session. sealnet feeds every datagram to OpenSSL as is
  * (src/dtls_peer.c io_recv); it has to drop such records itself (RFC 6347 4.1.2.7: invalid
  * records SHOULD be silently discarded). */
-static void short_records_into_session(pair *p, int dir)
+/* Injects one record with the captured header (epoch 1, a fresh sequence number) and a body of
+ * `body` bytes, its length field telling the truth. True when the session survived it. */
+static bool short_record_survived(pair *p, int dir, size_t body, char *why, size_t why_cap)
 {
     sn_dtls_peer *victim = receiver_of(p, dir);
     fx_dgram rec = capture_undelivered(p, dir, "short record test");
     uint64_t before = received(victim);
-    uint8_t d[2048];
-    for (size_t body = 0; body < MIN_AEAD_BODY; body++) {
-        /* The captured record's own header (epoch 1, a fresh sequence number), its length
-         * field telling the truth about a shortened body. */
-        memcpy(d, rec.data, 13 + body);
-        d[11] = 0, d[12] = (uint8_t)body;
-        assert_true(fx_relay_inject(&p->relay, dir, d, 13 + body));
-        fx_world_run_for(&p->w, 2);
-        if (sn_dtls_peer_get_status(victim) != SN_DTLS_STATUS_CONNECTED) {
-            print_error("%s: a %zu-byte record body (epoch 1) ended the session: \"%s\"; the "
-                        "other side: status %d \"%s\"\n",
-                        dir == FX_C2S ? "server peer" : "client", body,
-                        sn_dtls_peer_get_error_message(victim),
-                        sn_dtls_peer_get_status(sender_of(p, dir)),
-                        sn_dtls_peer_get_error_message(sender_of(p, dir)));
-            free(rec.data);
-            fail();
-        }
+    uint8_t d[64];
+    memcpy(d, rec.data, 13 + body);
+    d[11] = 0, d[12] = (uint8_t)body;
+    assert_true(fx_relay_inject(&p->relay, dir, d, 13 + body));
+    fx_world_run_for(&p->w, 30);
+    bool up = sn_dtls_peer_get_status(p->client) == SN_DTLS_STATUS_CONNECTED &&
+              sn_dtls_peer_get_status(p->server) == SN_DTLS_STATUS_CONNECTED;
+    if (!up) {
+        snprintf(why, why_cap, "receiver \"%s\", sender \"%s\"",
+                 sn_dtls_peer_get_error_message(victim),
+                 sn_dtls_peer_get_error_message(sender_of(p, dir)));
+    } else {
+        /* Nothing delivered for it, and the real record still passes. */
+        assert_int_equal(received(victim), before);
+        assert_true(fx_relay_inject(&p->relay, dir, rec.data, rec.len));
+        FX_ASSERT_WITHIN(&p->w, received(victim) == before + 1, WAIT_MS);
+        sn_dtls_peer_get_packet(victim, d, sizeof d, &(size_t){0});
     }
-    settle(p);
-    expect_still_up(p);
-    assert_int_equal(received(victim), before);
-    assert_true(fx_relay_inject(&p->relay, dir, rec.data, rec.len));
-    FX_ASSERT_WITHIN(&p->w, received(victim) == before + 1, WAIT_MS);
-    sn_dtls_peer_get_packet(victim, d, sizeof d, &(size_t){0});
     free(rec.data);
+    return up;
 }
 
 static void test_short_records(void **state)
 {
     (void)state;
-    pair p;
-    pair_start(&p, NULL);
-    short_records_into_session(&p, FX_C2S);
-    short_records_into_session(&p, FX_S2C);
-    roundtrip(&p, FX_C2S, "survived the short records");
-    pair_stop(&p);
+    char killed[2][256] = {"", ""}, why[320] = "";
+    int nkilled = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        for (size_t body = 0; body < MIN_AEAD_BODY; body++) {
+            pair p; /* a fresh session for every length: a killed one stays dead */
+            pair_start(&p, NULL);
+            if (!short_record_survived(&p, dir, body, why, sizeof why)) {
+                size_t l = strlen(killed[dir]);
+                snprintf(killed[dir] + l, sizeof killed[dir] - l, " %zu", body);
+                nkilled++;
+            }
+            pair_stop(&p);
+        }
+    }
+    if (nkilled)
+        fail_msg("protected records with a short body ended the session: to the server, body "
+                 "lengths:%s; to the client:%s (last: %s)",
+                 killed[0], killed[1], why);
 }
 
 /* KNOWN BUG (fails until fixed): an empty UDP datagram ends the session. io_recv
@@ -525,20 +533,25 @@ static void test_empty_datagram(void **state)
 {
     (void)state;
     pair p;
-    pair_start(&p, NULL);
+    char failures[2][400] = {"", ""};
     for (int dir = 0; dir < 2; dir++) {
+        pair_start(&p, NULL);
         sn_dtls_peer *victim = receiver_of(&p, dir);
         uint64_t before = received(victim);
         assert_true(fx_relay_inject(&p.relay, dir, "", 0));
         settle(&p);
-        if (sn_dtls_peer_get_status(victim) != SN_DTLS_STATUS_CONNECTED)
-            fail_msg("%s: one empty datagram ended the session: status %d \"%s\"",
+        if (sn_dtls_peer_get_status(victim) != SN_DTLS_STATUS_CONNECTED) {
+            snprintf(failures[dir], sizeof failures[dir],
+                     "%s: one empty datagram ended the session: status %d \"%s\"; ",
                      dir == FX_C2S ? "server peer" : "client", sn_dtls_peer_get_status(victim),
                      sn_dtls_peer_get_error_message(victim));
-        assert_int_equal(received(victim), before);
-        roundtrip(&p, dir, "after the empty datagram");
+        } else {
+            assert_int_equal(received(victim), before);
+            roundtrip(&p, dir, "after the empty datagram");
+        }
+        pair_stop(&p);
     }
-    pair_stop(&p);
+    if (failures[0][0] || failures[1][0]) fail_msg("%s%s", failures[0], failures[1]);
 }
 
 /* --- who sent the alert ---------------------------------------------------------------------- */
@@ -595,12 +608,14 @@ static void test_alert_attribution(void **state)
     FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, WAIT_MS);
     print_message("client: status %d \"%s\"\n", sn_dtls_peer_get_status(cl),
                   sn_dtls_peer_get_error_message(cl));
-    if (strstr(msg, "peer sent alert"))
-        fail_msg("the server peer blames the client for an alert the server itself sent: \"%s\"",
-                 msg);
+    char copy[320];
+    snprintf(copy, sizeof copy, "%s", msg);
     sn_dtls_peer_free(cl);
     fx_server_stop(&srv);
     fx_relay_stop(&relay);
+    if (strstr(copy, "peer sent alert"))
+        fail_msg("the server peer blames the client for an alert the server itself sent: \"%s\"",
+                 copy);
 }
 
 /* --- oversize datagrams ---------------------------------------------------------------------- */
@@ -977,7 +992,8 @@ static bool handshake_through_meddling(uint64_t seed, uint8_t epoch0_type)
     bool done = false;
     while (!done && sn_test_now_ms() < end) {
         fx_world_step(&w, 5);
-        done = sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING && srv.npeers > 0;
+        /* A client that failed may leave the server without any peer at all. */
+        done = sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING;
         for (int i = 0; i < srv.npeers; i++)
             done = done && sn_dtls_peer_get_status(srv.peers[i]) != SN_DTLS_STATUS_HANDSHAKING;
     }

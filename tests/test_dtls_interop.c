@@ -188,6 +188,62 @@ static void test_server_gnutls_client_rsa(void **state)
     server_with_client(&rsa, "gnutls-cli", gnutls_client_argv, "Handshake was completed");
 }
 
+/* Their client refuses our certificate (it trusts another one): our server's peer ends in
+ * ERROR, naming the alert when the client sends one, or the timeout when it just leaves. */
+static void server_rejected_by(const char *client_name, const char *const *argv_template,
+                               bool sends_alert)
+{
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.handshake_timeout_ms = 3000;
+    fx_server srv;
+    assert_true(fx_server_start(&srv, ec.server, &set));
+    char port[16], connect[32];
+    snprintf(port, sizeof port, "%d", srv.port);
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", srv.port);
+    const char *argv[24];
+    int n = 0;
+    for (; argv_template[n]; n++) {
+        const char *a = argv_template[n];
+        argv[n] = !strcmp(a, "@PORT")      ? port
+                  : !strcmp(a, "@CA")      ? rsa.crt /* not the server's */
+                  : !strcmp(a, "@CONNECT") ? connect
+                                           : a;
+    }
+    argv[n] = NULL;
+    sn_test_proc *proc = sn_test_spawn(argv);
+    assert_non_null(proc);
+    fx_world w;
+    fx_world_init(&w, &srv, NULL);
+    FX_ASSERT_WITHIN(
+        &w, srv.npeers > 0 && sn_dtls_peer_get_status(srv.peers[0]) != SN_DTLS_STATUS_HANDSHAKING,
+        HANDSHAKE_MS);
+    sn_dtls_peer *peer = srv.peers[0];
+    print_message("%s refused our certificate; server peer: status %d \"%s\"\n", client_name,
+                  sn_dtls_peer_get_status(peer), sn_dtls_peer_get_error_message(peer));
+    assert_int_equal(sn_dtls_peer_get_status(peer), SN_DTLS_STATUS_ERROR);
+    const char *msg = sn_dtls_peer_get_error_message(peer);
+    if (sends_alert)
+        assert_non_null(strstr(msg, "peer sent alert: "));
+    else
+        assert_true(strstr(msg, "peer sent alert: ") || strstr(msg, "timed out"));
+    sn_test_proc_stop(proc);
+    fx_server_stop(&srv);
+}
+
+static void test_server_rejected_by_openssl_client(void **state)
+{
+    (void)state;
+    server_rejected_by("openssl s_client", openssl_client_argv, true);
+}
+
+static void test_server_rejected_by_gnutls_client(void **state)
+{
+    (void)state;
+    if (!sn_test_have("gnutls-cli")) skip();
+    server_rejected_by("gnutls-cli", gnutls_client_argv, true);
+}
+
 /* --- our client, their server ---------------------------------------------------------------- */
 
 /* Connects our client to 127.0.0.1:port, sends a line, expects it in the server's output (or
@@ -519,6 +575,8 @@ int main(void)
         cmocka_unit_test(test_server_openssl_client_rsa),
         cmocka_unit_test(test_server_gnutls_client_ec),
         cmocka_unit_test(test_server_gnutls_client_rsa),
+        cmocka_unit_test(test_server_rejected_by_openssl_client),
+        cmocka_unit_test(test_server_rejected_by_gnutls_client),
         cmocka_unit_test(test_client_openssl_server_ec),
         cmocka_unit_test(test_client_openssl_server_rsa),
         cmocka_unit_test(test_client_gnutls_server_ec),
