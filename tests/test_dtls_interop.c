@@ -10,12 +10,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "dtls_fixture.h"
 
@@ -330,45 +327,11 @@ static void test_client_openssl_server_rsa(void **state)
     client_openssl_server(&rsa);
 }
 
-/* gnutls-serv cannot report an ephemeral port: take a free one from the kernel, release it and
- * start the server on it; retry when someone else took it in between. */
-static int free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
 static sn_test_proc *start_gnutls_server(const cert_set *c, int *port)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
-        *port = free_udp_port();
-        assert_true(*port > 0);
-        char ps[16];
-        snprintf(ps, sizeof ps, "%d", *port);
-        const char *argv[] = {"gnutls-serv",    "--udp", "--echo",        "-p",   ps,
-                              "--x509certfile", c->crt,  "--x509keyfile", c->key, NULL};
-        sn_test_proc *p = sn_test_spawn(argv);
-        assert_non_null(p);
-        uint64_t end = sn_test_now_ms() + HANDSHAKE_MS;
-        while (sn_test_now_ms() < end) {
-            sn_test_proc_wait_for(p, "IPv4", 100);
-            const char *o = sn_test_proc_output(p);
-            const char *v4 = strstr(o, "IPv4");
-            if (v4 && strstr(v4, "done")) return p;
-            if (sn_test_proc_wait_exit(p, 0) >= 0) break; /* bind failed: try another port */
-        }
-        dump_on_failure(p, "gnutls-serv");
-        sn_test_proc_stop(p);
-    }
-    fail_msg("gnutls-serv did not start");
-    return NULL;
+    sn_test_proc *p = fx_start_gnutls_server(c->crt, c->key, 0, HANDSHAKE_MS, port);
+    if (!p) fail_msg("gnutls-serv did not start");
+    return p;
 }
 
 static void client_gnutls_server(const cert_set *c)

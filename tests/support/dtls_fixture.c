@@ -456,3 +456,51 @@ long fx_kernel_udp_drops(int port)
     fclose(f);
     return drops;
 }
+
+/* --- foreign peers ------------------------------------------------------------------------- */
+
+int fx_free_udp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int port = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 ? local_port(fd) : -1;
+    close(fd);
+    return port;
+}
+
+sn_test_proc *fx_start_gnutls_server(const char *crt, const char *key, int mtu, int timeout_ms,
+                                     int *port)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        *port = fx_free_udp_port();
+        if (*port <= 0) return NULL;
+        char ps[16], ms[32];
+        snprintf(ps, sizeof ps, "%d", *port);
+        snprintf(ms, sizeof ms, "--mtu=%d", mtu);
+        const char *argv[] = {"gnutls-serv",
+                              "--udp",
+                              "--echo",
+                              "-p",
+                              ps,
+                              "--x509certfile",
+                              crt,
+                              "--x509keyfile",
+                              key,
+                              mtu > 0 ? ms : NULL,
+                              NULL};
+        sn_test_proc *p = sn_test_spawn(argv);
+        if (!p) return NULL;
+        uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
+        while (sn_test_now_ms() < end) {
+            sn_test_proc_wait_for(p, "IPv4", 100);
+            const char *v4 = strstr(sn_test_proc_output(p), "IPv4");
+            if (v4 && strstr(v4, "done")) return p;
+            if (sn_test_proc_wait_exit(p, 0) >= 0) break; /* bind failed: another port */
+        }
+        fprintf(stderr, "gnutls-serv on port %d did not start:\n%s\n", *port,
+                sn_test_proc_output(p));
+        sn_test_proc_stop(p);
+    }
+    return NULL;
+}

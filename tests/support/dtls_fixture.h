@@ -147,6 +147,15 @@ size_t fx_packet_make(uint32_t seq, fx_rng *rng, size_t len, uint8_t *out);
 /* true and *seq when intact. */
 bool fx_packet_check(const uint8_t *p, size_t len, uint32_t *seq);
 
+/* --- foreign peers ------------------------------------------------------------------------- */
+/* A UDP port that was free a moment ago on 127.0.0.1 (-1 on error). */
+int fx_free_udp_port(void);
+/* Starts `gnutls-serv --udp --echo` with the certificate on a free port (gnutls-serv cannot
+ * report an ephemeral one: take a free one, start, retry on a collision) and waits until it
+ * listens. mtu > 0 adds --mtu. NULL (reason printed) when it does not start within timeout_ms. */
+sn_test_proc *fx_start_gnutls_server(const char *crt, const char *key, int mtu, int timeout_ms,
+                                     int *port);
+
 /* Current drops of the UDP socket bound to 127.0.0.1:port from /proc/net/udp (kernel receive
  * buffer overflows), -1 when not found. */
 long fx_kernel_udp_drops(int port);
