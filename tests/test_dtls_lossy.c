@@ -255,6 +255,70 @@ static void test_lossless_baseline(void **state)
     assert_int_equal(r.echoed_back, PACKETS);
 }
 
+/* KNOWN BUG (fails until fixed): a ClientHello that does not fit the MTU never gets through.
+ * With an MTU the settings accept (256) and a 130-character host name (SNI; client_unsafe, so
+ * the certificate does not matter), the client's ClientHello with its cookie is ~330 bytes;
+ * OpenSSL fragments it to the MTU, and the server's stateless hello parser
+ * (sn_dtls_parse_client_hello, src/dtls_hello.c: "a whole ClientHello in one fragment") drops
+ * every fragment as malformed: the client times out, the server counts malformed_dropped.
+ * Measured (no loss): MTU 256 fails with a 130-character name, 304 with 130, 352 and 400 with
+ * 240; 20-character names always work; the default 1200 always works. (OpenSSL's own
+ * DTLSv1_listen refuses fragmented ClientHellos too, so reassembling them statelessly is not the
+ * only fix.) Expected: either the settings refuse an MTU too small for a ClientHello (e.g. a
+ * minimum of 512: ~190 bytes of hello + 255 of SNI + 32 of cookie + 13 of header), or the
+ * handshake completes; never a silent timeout. */
+static void test_small_mtu_long_hostname(void **state)
+{
+    (void)state;
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.mtu = 256;
+    set.retransmit_initial_ms = 100;
+    set.handshake_timeout_ms = 3000;
+    fx_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.udp = sn_udp_server_new();
+    srv.dtls = sn_dtls_server_new();
+    assert_int_equal(sn_udp_server_listen(srv.udp, 0, "127.0.0.1"), SN_OK);
+    assert_int_equal(sn_dtls_server_setup(srv.dtls, ec_server), SN_OK);
+    srv.port = sn_udp_server_get_local_port(srv.udp);
+    sn_err e = sn_dtls_server_set_settings(srv.dtls, &set);
+    if (e == SN_ERR_PARAMETER_RANGE_ERROR) { /* refused up front: fine */
+        fx_server_stop(&srv);
+        return;
+    }
+    assert_int_equal(e, SN_OK);
+    fx_relay relay;
+    assert_true(fx_relay_start(&relay, srv.port, 1));
+    char name[131];
+    memset(name, 'a', 130);
+    name[130] = '\0';
+    name[60] = name[120] = '.';
+    sn_tls_options *co = sn_tls_options_client_unsafe(NULL);
+    sn_dtls_peer *cl = fx_client_connect(relay.port, name, co, &set);
+    sn_tls_options_free(co);
+    assert_non_null(cl);
+    fx_world w;
+    fx_world_init(&w, &srv, &relay);
+    fx_world_add_client(&w, cl);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, 10000);
+    sn_dtls_status st = sn_dtls_peer_get_status(cl);
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s", sn_dtls_peer_get_error_message(cl));
+    sn_dtls_server_stats ss;
+    sn_dtls_server_get_stats(srv.dtls, &ss);
+    size_t biggest = relay.max_len[FX_C2S];
+    sn_dtls_peer_free(cl);
+    fx_server_stop(&srv);
+    fx_relay_stop(&relay);
+    if (st != SN_DTLS_STATUS_CONNECTED)
+        fail_msg("MTU 256 with a 130-character host name: client status %d \"%s\"; the server "
+                 "dropped %llu datagrams as malformed and saw %llu usable hellos (largest "
+                 "client datagram %zu bytes: the hello was fragmented)",
+                 st, msg, (unsigned long long)ss.malformed_dropped,
+                 (unsigned long long)ss.hellos_received, biggest);
+}
+
 /* --- the same loss between sealnet and GnuTLS, each way -------------------------------------- */
 
 #define FOREIGN_LOSS 25
@@ -406,8 +470,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lossless_baseline),   cmocka_unit_test(test_lossy_rsa_mtu600),
-        cmocka_unit_test(test_lossy_ec_mtu256),     cmocka_unit_test(test_lossy_gnutls_client),
-        cmocka_unit_test(test_lossy_gnutls_server),
+        cmocka_unit_test(test_lossy_ec_mtu256),     cmocka_unit_test(test_small_mtu_long_hostname),
+        cmocka_unit_test(test_lossy_gnutls_client), cmocka_unit_test(test_lossy_gnutls_server),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
