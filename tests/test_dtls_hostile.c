@@ -730,6 +730,51 @@ static void test_replayed_records(void **state)
     pair_stop(&p);
 }
 
+/* Two records in one datagram are both delivered, in order; a record followed by junk is
+ * delivered and the junk dropped. */
+static void coalesced_in(pair *p, int dir)
+{
+    sn_dtls_peer *victim = receiver_of(p, dir);
+    fx_dgram a = capture_undelivered(p, dir, "first of two");
+    fx_dgram b = capture_undelivered(p, dir, "second of two");
+    fx_dgram c = capture_undelivered(p, dir, "followed by junk");
+    uint64_t before = received(victim);
+    uint8_t d[4096];
+    memcpy(d, a.data, a.len);
+    memcpy(d + a.len, b.data, b.len);
+    assert_true(fx_relay_inject(&p->relay, dir, d, a.len + b.len));
+    FX_ASSERT_WITHIN(&p->w, received(victim) == before + 2, WAIT_MS);
+    memcpy(d, c.data, c.len);
+    fx_rng rng;
+    fx_rng_seed(&rng, 12);
+    fx_rng_fill(&rng, d + c.len, 100);
+    assert_true(fx_relay_inject(&p->relay, dir, d, c.len + 100));
+    FX_ASSERT_WITHIN(&p->w, received(victim) == before + 3, WAIT_MS);
+    settle(p);
+    expect_still_up(p);
+    assert_int_equal(received(victim), before + 3);
+    const char *want[] = {"first of two", "second of two", "followed by junk"};
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        assert_int_equal(sn_dtls_peer_get_packet(victim, d, sizeof d, &len), SN_OK);
+        assert_int_equal(len, strlen(want[i]));
+        assert_memory_equal(d, want[i], len);
+    }
+    free(a.data);
+    free(b.data);
+    free(c.data);
+}
+
+static void test_coalesced_records(void **state)
+{
+    (void)state;
+    pair p;
+    pair_start(&p, NULL);
+    coalesced_in(&p, FX_C2S);
+    coalesced_in(&p, FX_S2C);
+    pair_stop(&p);
+}
+
 /* --- records for a wrong epoch --------------------------------------------------------------- */
 
 static void wrong_epoch_in(pair *p, int dir)
@@ -939,6 +984,48 @@ static void test_client_hello_flood(void **state)
     FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED, WAIT_MS);
     sn_dtls_peer_free(cl);
     fx_server_stop(&srv);
+}
+
+/* KNOWN GAP (fails until fixed): datagrams the kernel drops because the server socket's receive
+ * buffer is full are lost without any sealnet counter saying so. A burst of 3,000 datagrams
+ * to the server port while the program is busy (not polling) overflows the default buffer
+ * (net.core.rmem_default, 208 KiB here); /proc/net/udp shows the kernel's drop count for the
+ * socket, but sn_udp_server_stats has no field for it, so hellos_received + malformed_dropped +
+ * the UDP drop counters fall short of what was sent. Expected: a counter fed by SO_RXQ_OVFL
+ * (the kernel's cumulative drop count arrives as ancillary data with recvmmsg), e.g.
+ * sn_udp_server_stats.dropped_kernel, so that nothing is lost silently. */
+static void test_burst_beyond_socket_buffer(void **state)
+{
+    (void)state;
+    fx_server srv;
+    assert_true(fx_server_start(&srv, server_opts, NULL));
+    fx_world w;
+    fx_world_init(&w, &srv, NULL);
+    int fd = raw_socket();
+    enum { N = 3000 };
+    uint8_t d[100];
+    memset(d, 0x42, sizeof d); /* not a ClientHello */
+    for (int i = 0; i < N; i++)
+        raw_send(fd, srv.port, d, sizeof d);
+    /* Drain until nothing more arrives for 200 ms. */
+    uint64_t last = accounted(&srv), quiet_since = sn_test_now_ms();
+    while (sn_test_now_ms() - quiet_since < 200) {
+        fx_world_step(&w, 10);
+        uint64_t now = accounted(&srv);
+        if (now != last) last = now, quiet_since = sn_test_now_ms();
+    }
+    long kdrops = fx_kernel_udp_drops(srv.port);
+    sn_udp_server_stats us;
+    sn_udp_server_get_stats(srv.udp, &us);
+    close(fd);
+    fx_server_stop(&srv);
+    print_message("burst of %d: %llu accounted by sealnet (%llu read from the socket), kernel "
+                  "receive-buffer drops %ld\n",
+                  N, (unsigned long long)last, (unsigned long long)us.datagrams_received, kdrops);
+    if (last != N)
+        fail_msg("%llu of %d datagrams vanished without a sealnet counter (the kernel dropped "
+                 "%ld: /proc/net/udp)",
+                 (unsigned long long)(N - last), N, kdrops);
 }
 
 /* --- garbage and duplicates during the handshake --------------------------------------------- */
@@ -1346,8 +1433,10 @@ int main(void)
         cmocka_unit_test(test_oversize_datagrams),
         cmocka_unit_test(test_replayed_records),
         cmocka_unit_test(test_wrong_epoch_records),
+        cmocka_unit_test(test_coalesced_records),
         cmocka_unit_test(test_cookie_bound_to_address),
         cmocka_unit_test(test_client_hello_flood),
+        cmocka_unit_test(test_burst_beyond_socket_buffer),
         cmocka_unit_test(test_garbage_during_handshake),
         cmocka_unit_test(test_unknown_record_type_during_handshake),
         cmocka_unit_test(test_hello_replayed_into_session),
