@@ -1309,6 +1309,7 @@ static void test_server_never_answers(void **state)
     uint64_t t0 = sn_test_now_ms();
     sn_dtls_peer *cl = fx_client_connect(ntohs(a.sin_port), "localhost", client_opts, &set);
     assert_non_null(cl);
+    uint64_t t1 = sn_test_now_ms(); /* the handshake started between t0 and t1 */
     fx_world w;
     fx_world_init(&w, NULL, NULL);
     fx_world_add_client(&w, cl);
@@ -1317,7 +1318,7 @@ static void test_server_never_answers(void **state)
         int t = sn_dtls_peer_next_timeout_ms(cl);
         uint64_t now = sn_test_now_ms();
         assert_true(t >= 0);
-        assert_true(now + (uint64_t)t <= t0 + 800 + 50);
+        assert_true(now + (uint64_t)t <= t1 + 800 + 5);
         fx_world_step(&w, 50);
     }
     uint64_t took = sn_test_now_ms() - t0;
@@ -1326,7 +1327,9 @@ static void test_server_never_answers(void **state)
                   (unsigned long long)took, sn_dtls_peer_get_error_message(cl), hellos);
     assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_ERROR);
     assert_non_null(strstr(sn_dtls_peer_get_error_message(cl), "timed out"));
-    assert_true(took >= 750 && took < 800 + 2000);
+    /* Not before the deadline; the upper bound only catches a timer that never fires (the
+     * machine may be loaded). */
+    assert_true(took + 20 >= 800 && took < 800 + 5000);
     assert_true(hellos >= 3); /* the first, then retransmissions at 100, 300, 700 ms */
     sn_dtls_peer_free(cl);
     close(sink);
@@ -1375,7 +1378,7 @@ static void test_client_vanishes_mid_handshake(void **state)
     /* Not before the timeout (counted from the peer's creation, a little before t0), and not
      * much after it. */
     assert_true(took + 200 >= 1500);
-    assert_true(took < 1500 + 2000);
+    assert_true(took < 1500 + 5000);
     /* The server retransmitted its flight meanwhile (100 ms, then doubling). */
     assert_true(relay.dropped[FX_S2C] >= 3);
     /* A failed peer is inert: polling it, sending on it and freeing it are all fine. */
