@@ -255,6 +255,67 @@ static void test_lossless_baseline(void **state)
     assert_int_equal(r.echoed_back, PACKETS);
 }
 
+/* Packets of every size around the UDP layer's internal boundaries (a 2 KiB receive block holds
+ * up to 1984 bytes; longer datagrams continue in an overflow part) and up to the largest that
+ * fits an MTU of 9000, both ways, each checked byte for byte. */
+static void test_sizes_large_mtu(void **state)
+{
+    (void)state;
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.mtu = 9000;
+    fx_server srv;
+    fx_relay relay;
+    assert_true(fx_server_start(&srv, ec_server, &set));
+    assert_true(fx_relay_start(&relay, srv.port, 8));
+    sn_tls_options *copts = sn_tls_options_client(ec_trusted, NULL);
+    sn_dtls_peer *cl = fx_client_connect(relay.port, "localhost", copts, &set);
+    sn_tls_options_free(copts);
+    assert_non_null(cl);
+    fx_world w;
+    fx_world_init(&w, &srv, &relay);
+    fx_world_add_client(&w, cl);
+    FX_ASSERT_WITHIN(&w,
+                     sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED && srv.npeers == 1 &&
+                         sn_dtls_peer_get_status(srv.peers[0]) == SN_DTLS_STATUS_CONNECTED,
+                     10000);
+    sn_dtls_peer *sp = srv.peers[0];
+    int max = sn_dtls_peer_get_max_packet_size(cl);
+    assert_true(max > 8900 && max <= 9000 - 29);
+    assert_int_equal(sn_dtls_peer_get_max_packet_size(sp), max);
+    size_t sizes[64];
+    int n = 0;
+    for (size_t s = 1930; s <= 2010; s += 8) /* the datagram is the payload + 37 bytes */
+        sizes[n++] = s;
+    sizes[n++] = 12, sizes[n++] = 1024, sizes[n++] = 4000, sizes[n++] = 4096 - 37;
+    sizes[n++] = 4096 - 36, sizes[n++] = 8192, sizes[n++] = (size_t)max - 1,
+    sizes[n++] = (size_t)max;
+    fx_rng rng;
+    fx_rng_seed(&rng, 9000);
+    static uint8_t pkt[9000], back[9000];
+    for (int dir = 0; dir < 2; dir++) {
+        sn_dtls_peer *from = dir == FX_C2S ? cl : sp, *to = dir == FX_C2S ? sp : cl;
+        for (int i = 0; i < n; i++) {
+            size_t len = fx_packet_make((uint32_t)i, &rng, sizes[i], pkt), got = 0;
+            assert_int_equal(sn_dtls_peer_put_packet(from, pkt, len), SN_OK);
+            FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_available_packet_count(to) > 0, 10000);
+            assert_int_equal(sn_dtls_peer_get_packet(to, back, sizeof back, &got), SN_OK);
+            uint32_t seq;
+            if (got != len || !fx_packet_check(back, got, &seq) || seq != (uint32_t)i)
+                fail_msg("%s: a %zu-byte packet came back as %zu bytes%s",
+                         dir == FX_C2S ? "to the server" : "to the client", len, got,
+                         got == len ? " with different content" : "");
+        }
+    }
+    assert_int_equal(sn_dtls_peer_put_packet(cl, pkt, (size_t)max + 1),
+                     SN_ERR_PARAMETER_RANGE_ERROR);
+    assert_true(relay.max_len[FX_C2S] <= 9000 && relay.max_len[FX_S2C] <= 9000);
+    assert_int_equal(relay.max_len[FX_C2S], (size_t)max + 37);
+    sn_dtls_peer_free(cl);
+    fx_server_stop(&srv);
+    fx_relay_stop(&relay);
+}
+
 /* KNOWN BUG (fails until fixed): a ClientHello that does not fit the MTU never gets through.
  * With an MTU the settings accept (256) and a 130-character host name (SNI; client_unsafe, so
  * the certificate does not matter), the client's ClientHello with its cookie is ~330 bytes;
@@ -469,9 +530,10 @@ int main(void)
         return 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lossless_baseline),   cmocka_unit_test(test_lossy_rsa_mtu600),
-        cmocka_unit_test(test_lossy_ec_mtu256),     cmocka_unit_test(test_small_mtu_long_hostname),
-        cmocka_unit_test(test_lossy_gnutls_client), cmocka_unit_test(test_lossy_gnutls_server),
+        cmocka_unit_test(test_lossless_baseline),       cmocka_unit_test(test_lossy_rsa_mtu600),
+        cmocka_unit_test(test_lossy_ec_mtu256),         cmocka_unit_test(test_sizes_large_mtu),
+        cmocka_unit_test(test_small_mtu_long_hostname), cmocka_unit_test(test_lossy_gnutls_client),
+        cmocka_unit_test(test_lossy_gnutls_server),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
