@@ -527,6 +527,88 @@ static void test_verify_unsafe_chain_wrong_name(void **state)
     verify_end(&v);
 }
 
+/* --- IPv6 and dual stack ---------------------------------------------------------------------- */
+
+/* The server on `bind` ("::1" or "*"), a sealnet client to `host`, and, when given, openssl
+ * s_client to `openssl_connect` ("[::1]:PORT" style, %d for the port). */
+static void dual_stack_case(const char *bind, const char *host, const char *openssl_connect)
+{
+    if (sn_test_sh("ip -6 addr show lo 2>/dev/null | grep -q '::1'") != 0) skip();
+    fx_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.udp = sn_udp_server_new();
+    srv.dtls = sn_dtls_server_new();
+    assert_int_equal(sn_udp_server_listen(srv.udp, 0, bind), SN_OK);
+    assert_int_equal(sn_dtls_server_setup(srv.dtls, ec.server), SN_OK);
+    srv.port = sn_udp_server_get_local_port(srv.udp);
+    sn_udp_peer *udp = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, host, srv.port), SN_OK);
+    sn_dtls_peer *cl = sn_dtls_peer_new();
+    sn_tls_options *opts = sn_tls_options_client(ec.trusted, NULL);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(cl, udp, "localhost", opts), SN_OK);
+    sn_tls_options_free(opts);
+    fx_world w;
+    fx_world_init(&w, &srv, NULL);
+    fx_world_add_client(&w, cl);
+    FX_ASSERT_WITHIN(&w,
+                     sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING && srv.npeers == 1 &&
+                         sn_dtls_peer_get_status(srv.peers[0]) != SN_DTLS_STATUS_HANDSHAKING,
+                     HANDSHAKE_MS);
+    expect_status(cl, SN_DTLS_STATUS_CONNECTED, NULL);
+    expect_status(srv.peers[0], SN_DTLS_STATUS_CONNECTED, NULL);
+    /* The server reports the client's address as the client sees its own socket: a dotted quad
+     * for IPv4 even on a dual-stack socket. */
+    const char *ip = sn_dtls_peer_get_packet_ip(srv.peers[0]);
+    if (strchr(host, ':'))
+        assert_string_equal(ip, "::1");
+    else
+        assert_string_equal(ip, "127.0.0.1");
+    assert_true(sn_dtls_peer_get_packet_port(srv.peers[0]) > 0);
+    assert_int_equal(sn_dtls_peer_put_packet(cl, "v6?", 3), SN_OK);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_available_packet_count(srv.peers[0]) == 1, DATA_MS);
+    expect_packet(srv.peers[0], "v6?");
+    sn_dtls_peer_free(cl);
+    w.nclients = 0;
+
+    if (openssl_connect) {
+        char connect[64];
+        snprintf(connect, sizeof connect, openssl_connect, srv.port);
+        const char *argv[] = {
+            "openssl", "s_client", "-dtls1_2",         "-connect",  connect,
+            "-CAfile", ec.crt,     "-verify_hostname", "localhost", "-verify_return_error",
+            "-quiet",  NULL};
+        sn_test_proc *proc = sn_test_spawn(argv);
+        assert_non_null(proc);
+        FX_ASSERT_WITHIN(&w,
+                         srv.npeers == 2 &&
+                             sn_dtls_peer_get_status(srv.peers[1]) == SN_DTLS_STATUS_CONNECTED,
+                         HANDSHAKE_MS);
+        assert_true(sn_test_proc_write(proc, "over six\n", 9));
+        FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_available_packet_count(srv.peers[1]) == 1, DATA_MS);
+        expect_packet(srv.peers[1], "over six\n");
+        sn_test_proc_stop(proc);
+    }
+    fx_server_stop(&srv);
+}
+
+static void test_ipv6_loopback(void **state)
+{
+    (void)state;
+    dual_stack_case("::1", "::1", "[::1]:%d");
+}
+
+static void test_dual_stack_ipv4_client(void **state)
+{
+    (void)state;
+    dual_stack_case("*", "127.0.0.1", "127.0.0.1:%d");
+}
+
+static void test_dual_stack_ipv6_client(void **state)
+{
+    (void)state;
+    dual_stack_case("*", "::1", NULL);
+}
+
 int main(void)
 {
     if (!sn_test_have("openssl")) {
@@ -552,6 +634,9 @@ int main(void)
         cmocka_unit_test(test_verify_other_chain),
         cmocka_unit_test(test_verify_unsafe_null),
         cmocka_unit_test(test_verify_unsafe_chain_wrong_name),
+        cmocka_unit_test(test_ipv6_loopback),
+        cmocka_unit_test(test_dual_stack_ipv4_client),
+        cmocka_unit_test(test_dual_stack_ipv6_client),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
