@@ -1292,6 +1292,97 @@ static void test_data_after_server_forgot_peer(void **state)
     pair_stop(&p);
 }
 
+/* --- lifetimes: the server objects go away before their peers ------------------------------ */
+
+/* sn_dtls_server_free while a peer is connected: the peer keeps working, including the part
+ * that needs the server's cookie secret (a new ClientHello on the peer's address gets a
+ * HelloVerifyRequest). ASan would see a use after free here. */
+static void test_dtls_server_freed_first(void **state)
+{
+    (void)state;
+    pair p;
+    pair_start(&p, NULL);
+    sn_dtls_server_free(p.srv.dtls);
+    p.srv.dtls = NULL;
+    roundtrip(&p, FX_C2S, "server object gone");
+    roundtrip(&p, FX_S2C, "peer still here");
+    /* A fresh cookie-less ClientHello (a new random) from the client's address. */
+    uint8_t hello[2048];
+    size_t n = capture_client_hello(hello, sizeof hello);
+    uint64_t s2c = p.relay.seen[FX_S2C];
+    assert_true(fx_relay_inject(&p.relay, FX_C2S, hello, n));
+    FX_ASSERT_WITHIN(&p.w, p.relay.seen[FX_S2C] > s2c, WAIT_MS);
+    const fx_dgram *hvr = fx_relay_last_capture(&p.relay, FX_S2C, 22);
+    assert_non_null(hvr);
+    assert_true(hvr->len == 28 + 32 && hvr->data[13] == 3);
+    expect_still_up(&p);
+    roundtrip(&p, FX_C2S, "after the hello");
+    pair_stop(&p);
+}
+
+/* sn_udp_server_free while a DTLS peer taken from it is connected: the peer cannot send any
+ * more; it must say so (an error and a message), never crash. */
+static void test_udp_server_freed_first(void **state)
+{
+    (void)state;
+    pair p;
+    pair_start(&p, NULL);
+    sn_udp_server_free(p.srv.udp);
+    p.srv.udp = NULL;
+    sn_dtls_peer_poll(p.server);
+    sn_err e = sn_dtls_peer_put_packet(p.server, "into nothing", 12);
+    print_message("put_packet on a peer whose UDP server is gone: %s (%s); status %d \"%s\"\n",
+                  sn_err_string(e), sn_last_error_message(), sn_dtls_peer_get_status(p.server),
+                  sn_dtls_peer_get_error_message(p.server));
+    assert_int_not_equal(e, SN_OK);
+    assert_true(sn_last_error_message()[0] != '\0');
+    sn_dtls_peer_poll(p.server);
+    assert_int_equal(sn_dtls_peer_get_fd(p.server), -1);
+    /* The client side is unaffected by any of this. */
+    assert_int_equal(sn_dtls_peer_get_status(p.client), SN_DTLS_STATUS_CONNECTED);
+    pair_stop(&p); /* frees the peer: its close_notify cannot go anywhere either */
+}
+
+/* A client peer that failed is reused for a new connection: nothing of the first attempt
+ * (message, status, counters) leaks into the second. */
+static void test_client_peer_reused_after_failure(void **state)
+{
+    (void)state;
+    fx_server srv;
+    sn_dtls_settings set;
+    fast_settings(&set);
+    assert_true(fx_server_start(&srv, server_opts, &set));
+    fx_world w;
+    fx_world_init(&w, &srv, NULL);
+    sn_dtls_peer *cl = fx_client_connect(srv.port, "wrong.example", client_opts, &set);
+    assert_non_null(cl);
+    fx_world_add_client(&w, cl);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, WAIT_MS);
+    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH);
+    sn_udp_peer *udp = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", srv.port), SN_OK);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(cl, udp, "localhost", client_opts), SN_OK);
+    assert_string_equal(sn_dtls_peer_get_error_message(cl), "");
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, WAIT_MS);
+    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_CONNECTED);
+    assert_string_equal(sn_dtls_peer_get_error_message(cl), "");
+    sn_dtls_peer *sp = fx_server_last_peer(&srv);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(sp) == SN_DTLS_STATUS_CONNECTED, WAIT_MS);
+    assert_int_equal(sn_dtls_peer_put_packet(cl, "second life", 11), SN_OK);
+    FX_ASSERT_WITHIN(&w, received(sp) == 1, WAIT_MS);
+    sn_dtls_peer_stats st;
+    sn_dtls_peer_get_stats(cl, &st);
+    assert_int_equal(st.packets_sent, 1);
+    /* And a connected peer refuses a second connect without losing its session. */
+    udp = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", srv.port), SN_OK);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(cl, udp, "localhost", client_opts),
+                     SN_ERR_ALREADY_IN_USE);
+    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_CONNECTED);
+    sn_dtls_peer_free(cl);
+    fx_server_stop(&srv);
+}
+
 /* --- vanishing servers and clients ------------------------------------------------------------ */
 
 /* The server answers nothing: the client gives up after its handshake timeout, says so, and
@@ -1446,6 +1537,9 @@ int main(void)
         cmocka_unit_test(test_replayed_cookie_hello_with_new_random),
         cmocka_unit_test(test_application_flood_bounded),
         cmocka_unit_test(test_data_after_server_forgot_peer),
+        cmocka_unit_test(test_dtls_server_freed_first),
+        cmocka_unit_test(test_udp_server_freed_first),
+        cmocka_unit_test(test_client_peer_reused_after_failure),
         cmocka_unit_test(test_server_never_answers),
         cmocka_unit_test(test_client_vanishes_mid_handshake),
         cmocka_unit_test(test_client_vanishes_after_connecting),
