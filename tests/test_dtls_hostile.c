@@ -1427,6 +1427,70 @@ static void test_client_peer_reused_after_failure(void **state)
     fx_server_stop(&srv);
 }
 
+/* --- a client that comes back from the same address and port -------------------------------- */
+
+/* Two clients in turn behind one relay: the server sees both from the relay's address and port.
+ * The first leaves with or without its close_notify reaching the server; the second must get a
+ * new session (RFC 6347 4.2.8 for the case without), and the first server peer must end. */
+static void restart_on_same_address(bool clean_close)
+{
+    sn_dtls_settings set;
+    fast_settings(&set);
+    fx_server srv;
+    fx_relay relay;
+    assert_true(fx_server_start(&srv, server_opts, &set));
+    assert_true(fx_relay_start(&relay, srv.port, 4));
+    fx_world w;
+    fx_world_init(&w, &srv, &relay);
+    for (int round = 0; round < 2; round++) {
+        sn_dtls_peer *c = fx_client_connect(relay.port, "localhost", client_opts, &set);
+        assert_non_null(c);
+        w.nclients = 0;
+        fx_world_add_client(&w, c);
+        FX_ASSERT_WITHIN(
+            &w,
+            sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_HANDSHAKING && srv.npeers == round + 1 &&
+                sn_dtls_peer_get_status(srv.peers[round]) != SN_DTLS_STATUS_HANDSHAKING,
+            WAIT_MS);
+        char why[320];
+        snprintf(why, sizeof why, "%s", sn_dtls_peer_get_error_message(c));
+        sn_dtls_status st = sn_dtls_peer_get_status(c);
+        if (st == SN_DTLS_STATUS_CONNECTED) {
+            assert_int_equal(sn_dtls_peer_put_packet(c, "hi", 2), SN_OK);
+            FX_ASSERT_WITHIN(&w, received(srv.peers[round]) == 1, WAIT_MS);
+        }
+        /* Leave: with a close_notify that arrives, or behind a relay that lets nothing out. */
+        relay.blackhole = !clean_close;
+        sn_dtls_peer_free(c);
+        w.nclients = 0;
+        fx_world_run_for(&w, 50);
+        relay.blackhole = false;
+        if (st != SN_DTLS_STATUS_CONNECTED) fail_msg("round %d: client %d \"%s\"", round, st, why);
+    }
+    sn_dtls_status old = sn_dtls_peer_get_status(srv.peers[0]);
+    print_message("restart (%s): old server peer %d \"%s\"\n",
+                  clean_close ? "after close_notify" : "without close_notify", old,
+                  sn_dtls_peer_get_error_message(srv.peers[0]));
+    assert_int_not_equal(old, SN_DTLS_STATUS_CONNECTED);
+    sn_dtls_server_stats st;
+    sn_dtls_server_get_stats(srv.dtls, &st);
+    assert_int_equal(st.handshakes_started, 2);
+    fx_server_stop(&srv);
+    fx_relay_stop(&relay);
+}
+
+static void test_client_restarts_after_close(void **state)
+{
+    (void)state;
+    restart_on_same_address(true);
+}
+
+static void test_client_restarts_without_close(void **state)
+{
+    (void)state;
+    restart_on_same_address(false);
+}
+
 /* --- vanishing servers and clients ------------------------------------------------------------ */
 
 /* The server answers nothing: the client gives up after its handshake timeout, says so, and
@@ -1585,6 +1649,8 @@ int main(void)
         cmocka_unit_test(test_dtls_server_freed_first),
         cmocka_unit_test(test_udp_server_freed_first),
         cmocka_unit_test(test_client_peer_reused_after_failure),
+        cmocka_unit_test(test_client_restarts_after_close),
+        cmocka_unit_test(test_client_restarts_without_close),
         cmocka_unit_test(test_server_never_answers),
         cmocka_unit_test(test_client_vanishes_mid_handshake),
         cmocka_unit_test(test_client_vanishes_after_connecting),
