@@ -510,6 +510,7 @@ static bool short_record_survived(pair *p, int dir, size_t body, char *why, size
 static void test_short_records(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     char killed[2][256] = {"", ""}, why[320] = "";
     int nkilled = 0;
     for (int dir = 0; dir < 2; dir++) {
@@ -540,6 +541,7 @@ static void test_short_records(void **state)
 static void test_empty_datagram(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     pair p;
     char failures[2][400] = {"", ""};
     for (int dir = 0; dir < 2; dir++) {
@@ -997,6 +999,7 @@ static void test_client_hello_flood(void **state)
 static void test_burst_beyond_socket_buffer(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     fx_server srv;
     assert_true(fx_server_start(&srv, server_opts, NULL));
     fx_world w;
@@ -1148,6 +1151,7 @@ static void test_garbage_during_handshake(void **state)
 static void test_unknown_record_type_during_handshake(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     assert_true(handshake_through_meddling(7, 99));
 }
 
@@ -1197,6 +1201,7 @@ static void test_hello_replayed_into_session(void **state)
 static void test_replayed_cookie_hello_with_new_random(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     pair p;
     pair_start(&p, NULL);
     const fx_dgram *cookie_hello = NULL;
@@ -1302,6 +1307,7 @@ static void test_data_after_server_forgot_peer(void **state)
 static void test_empty_packet(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     char failure[400] = "";
     for (int dir = 0; dir < 2 && !failure[0]; dir++) {
         pair p;

@@ -331,6 +331,7 @@ static void test_sizes_large_mtu(void **state)
 static void test_small_mtu_long_hostname(void **state)
 {
     (void)state;
+    FX_KNOWN_BUG();
     sn_dtls_settings set;
     sn_dtls_default_settings(&set);
     set.mtu = 256;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <sealnet/sealnet.h>
 
@@ -136,6 +137,15 @@ void fx_world_step(fx_world *w, int max_wait_ms);
                         #cond);                                                                    \
             fail();                                                                                \
         }                                                                                          \
+    } while (0)
+
+/* First statement of a test that fails on a known library bug (described above the test):
+ * SN_SKIP_KNOWN_BUGS=1 in the environment skips it, so that a run can show new regressions
+ * while the known bugs are being fixed. */
+#define FX_KNOWN_BUG()                                                                             \
+    do {                                                                                           \
+        const char *fx_skip_ = getenv("SN_SKIP_KNOWN_BUGS");                                       \
+        if (fx_skip_ && *fx_skip_ && *fx_skip_ != '0') skip();                                     \
     } while (0)
 
 /* Steps the world for ms milliseconds regardless. */
