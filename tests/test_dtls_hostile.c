@@ -797,11 +797,18 @@ static void wrong_epoch_in(pair *p, int dir)
         d[0] = 21;
         assert_true(fx_relay_inject(&p->relay, dir, d, rec.len));
     }
+    /* The sequence number rewritten far ahead (fails authentication: it must not move the
+     * replay window, or every genuine record after it would count as old). */
+    memcpy(d, rec.data, rec.len);
+    memset(d + 5, 0xff, 6);
+    assert_true(fx_relay_inject(&p->relay, dir, d, rec.len));
+    d[5] = 0x00, d[6] = 0x01;
+    assert_true(fx_relay_inject(&p->relay, dir, d, rec.len));
     settle(p);
     expect_still_up(p);
     assert_int_equal(received(victim), before);
-    /* With the right epoch the very same bytes are accepted: the epoch alone made the
-     * difference. */
+    /* With the right epoch and sequence number the very same bytes are accepted: the header
+     * alone made the difference. */
     assert_true(fx_relay_inject(&p->relay, dir, rec.data, rec.len));
     FX_ASSERT_WITHIN(&p->w, received(victim) == before + 1, WAIT_MS);
     size_t len;
