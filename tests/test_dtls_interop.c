@@ -527,6 +527,114 @@ static void test_verify_unsafe_chain_wrong_name(void **state)
     verify_end(&v);
 }
 
+/* --- each allowed suite, with packets of exactly the largest size ------------------------------
+ */
+
+/* openssl s_client forcing one suite, through a relay: the session uses it, and a packet of
+ * exactly sn_dtls_peer_get_max_packet_size() bytes fills a datagram of exactly the MTU
+ * ("exact once connected"), one byte more is refused. */
+static void suite_case(const char *suite)
+{
+    fx_server srv;
+    fx_relay relay;
+    assert_true(fx_server_start(&srv, ec.server, NULL));
+    assert_true(fx_relay_start(&relay, srv.port, 1));
+    char connect[32];
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", relay.port);
+    const char *argv[] = {
+        "openssl", "s_client", "-dtls1_2", "-connect",         connect,     "-cipher",
+        suite,     "-CAfile",  ec.crt,     "-verify_hostname", "localhost", "-verify_return_error",
+        "-quiet",  NULL};
+    sn_test_proc *proc = sn_test_spawn(argv);
+    assert_non_null(proc);
+    fx_world w;
+    fx_world_init(&w, &srv, &relay);
+    FX_ASSERT_WITHIN(
+        &w, srv.npeers > 0 && sn_dtls_peer_get_status(srv.peers[0]) != SN_DTLS_STATUS_HANDSHAKING,
+        HANDSHAKE_MS);
+    sn_dtls_peer *peer = srv.peers[0];
+    expect_status(peer, SN_DTLS_STATUS_CONNECTED, NULL);
+    const char *cipher = sn_dtls_peer_get_cipher(peer);
+    int max = sn_dtls_peer_get_max_packet_size(peer);
+    print_message("%s: %s, largest packet %d at MTU 1200\n", suite, cipher, max);
+    assert_non_null(strstr(cipher, suite));
+    /* A line of exactly max bytes, its end marked so the client's output shows it whole. */
+    char *line = malloc((size_t)max + 1);
+    memset(line, 'x', (size_t)max);
+    memcpy(line + max - 9, "END-OF-IT\n", 10);
+    line[max - 1] = '\n';
+    memcpy(line, "begin", 5);
+    assert_int_equal(sn_dtls_peer_put_packet(peer, line, (size_t)max + 1),
+                     SN_ERR_PARAMETER_RANGE_ERROR);
+    size_t before = relay.max_len[FX_S2C];
+    relay.max_len[FX_S2C] = 0;
+    assert_int_equal(sn_dtls_peer_put_packet(peer, line, (size_t)max), SN_OK);
+    FX_ASSERT_WITHIN(&w, has_output(proc, "END-OF-I"), DATA_MS);
+    print_message("  datagram of the largest packet: %zu bytes (handshake's largest %zu)\n",
+                  relay.max_len[FX_S2C], before);
+    assert_int_equal(relay.max_len[FX_S2C], 1200);
+    assert_int_equal(sn_dtls_peer_get_status(peer), SN_DTLS_STATUS_CONNECTED);
+    free(line);
+    sn_test_proc_stop(proc);
+    fx_server_stop(&srv);
+    fx_relay_stop(&relay);
+}
+
+static void test_suite_chacha20(void **state)
+{
+    (void)state;
+    suite_case("ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+static void test_suite_aes256_gcm(void **state)
+{
+    (void)state;
+    suite_case("ECDHE-ECDSA-AES256-GCM-SHA384");
+}
+
+static void test_suite_aes128_gcm(void **state)
+{
+    (void)state;
+    suite_case("ECDHE-ECDSA-AES128-GCM-SHA256");
+}
+
+/* Suites outside the policy (CBC, static RSA) are refused: the server's peer fails on the
+ * ClientHello itself (so take_connection already returns it in ERROR, with the reason), and the
+ * client gets a handshake_failure alert. */
+static void test_suite_cbc_refused(void **state)
+{
+    (void)state;
+    fx_server srv;
+    assert_true(fx_server_start(&srv, rsa.server, NULL));
+    char connect[32];
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", srv.port);
+    const char *argv[] = {"openssl",
+                          "s_client",
+                          "-dtls1_2",
+                          "-connect",
+                          connect,
+                          "-cipher",
+                          "ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA256",
+                          "-quiet",
+                          NULL};
+    sn_test_proc *proc = sn_test_spawn(argv);
+    assert_non_null(proc);
+    fx_world w;
+    fx_world_init(&w, &srv, NULL);
+    sn_dtls_server_stats st;
+    FX_ASSERT_WITHIN(&w,
+                     (sn_dtls_server_get_stats(srv.dtls, &st), st.handshakes_started == 1) &&
+                         has_output(proc, "alert"),
+                     HANDSHAKE_MS);
+    print_message("CBC-only client: server peer \"%s\"; client: %s", srv.last_refused,
+                  strstr(sn_test_proc_output(proc), "alert"));
+    assert_int_equal(srv.npeers, 0);
+    assert_true(srv.last_refused[0] != '\0');
+    assert_non_null(strstr(sn_test_proc_output(proc), "handshake failure"));
+    sn_test_proc_stop(proc);
+    fx_server_stop(&srv);
+}
+
 /* --- IPv6 and dual stack ---------------------------------------------------------------------- */
 
 /* The server on `bind` ("::1" or "*"), a sealnet client to `host`, and, when given, openssl
@@ -634,6 +742,10 @@ int main(void)
         cmocka_unit_test(test_verify_other_chain),
         cmocka_unit_test(test_verify_unsafe_null),
         cmocka_unit_test(test_verify_unsafe_chain_wrong_name),
+        cmocka_unit_test(test_suite_chacha20),
+        cmocka_unit_test(test_suite_aes256_gcm),
+        cmocka_unit_test(test_suite_aes128_gcm),
+        cmocka_unit_test(test_suite_cbc_refused),
         cmocka_unit_test(test_ipv6_loopback),
         cmocka_unit_test(test_dual_stack_ipv4_client),
         cmocka_unit_test(test_dual_stack_ipv6_client),

@@ -107,6 +107,8 @@ void fx_server_step(fx_server *s)
             sn_dtls_server_take_connection(s->dtls, sn_udp_server_take_connection(s->udp));
         if (sn_dtls_peer_get_status(p) != SN_DTLS_STATUS_HANDSHAKING) {
             s->not_handshaking++;
+            snprintf(s->last_refused, sizeof s->last_refused, "%s",
+                     sn_dtls_peer_get_error_message(p));
             sn_dtls_peer_free(p);
         } else if (s->npeers == FX_MAX_PEERS) {
             s->overflow++;

@@ -44,6 +44,7 @@ typedef struct fx_server {
     sn_dtls_peer *peers[FX_MAX_PEERS];
     int npeers;
     uint64_t not_handshaking; /* peers freed right away (cookie round trips, garbage) */
+    char last_refused[320];   /* the error message of the last of those */
     uint64_t overflow;
 } fx_server;
 
