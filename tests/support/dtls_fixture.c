@@ -359,16 +359,18 @@ static int min_timeout(int a, int b)
 
 void fx_world_step(fx_world *w, int max_wait_ms)
 {
-    struct pollfd fds[4 + 2 + FX_MAX_CLIENTS + FX_MAX_PEERS + 1];
+    struct pollfd fds[4 + 2 * (1 + FX_MAX_CLIENTS) + FX_MAX_CLIENTS + FX_MAX_PEERS + 1];
     nfds_t n = 0;
     int wait = max_wait_ms;
     for (int i = 0; i < 4; i++)
         if (w->extra_fds[i] >= 0) fds[n++] = (struct pollfd){w->extra_fds[i], POLLIN, 0};
-    if (w->relay) {
-        fds[n++] = (struct pollfd){w->relay->front_fd, POLLIN, 0};
-        fds[n++] = (struct pollfd){w->relay->back_fd, POLLIN, 0};
+    for (int r = -1; r < w->nmore_relays; r++) {
+        fx_relay *relay = r < 0 ? w->relay : w->more_relays[r];
+        if (!relay) continue;
+        fds[n++] = (struct pollfd){relay->front_fd, POLLIN, 0};
+        fds[n++] = (struct pollfd){relay->back_fd, POLLIN, 0};
         for (int dir = 0; dir < 2; dir++)
-            if (w->relay->held[dir]) wait = min_timeout(wait, 20);
+            if (relay->held[dir]) wait = min_timeout(wait, 20);
     }
     if (w->server && w->server->udp) {
         int fd = sn_udp_server_get_fd(w->server->udp);
@@ -386,11 +388,15 @@ void fx_world_step(fx_world *w, int max_wait_ms)
     if (wait < 0) wait = 0;
     poll(fds, n, wait);
     if (w->relay) fx_relay_step(w->relay);
+    for (int r = 0; r < w->nmore_relays; r++)
+        fx_relay_step(w->more_relays[r]);
     if (w->server && w->server->udp) fx_server_step(w->server);
     for (int i = 0; i < w->nclients; i++)
         if (w->clients[i]) sn_dtls_peer_poll(w->clients[i]);
     /* What the peers just sent may be waiting in the relay already. */
     if (w->relay) fx_relay_step(w->relay);
+    for (int r = 0; r < w->nmore_relays; r++)
+        fx_relay_step(w->more_relays[r]);
 }
 
 void fx_world_run_for(fx_world *w, int ms)

@@ -118,6 +118,8 @@ typedef struct fx_world {
     sn_dtls_peer *clients[FX_MAX_CLIENTS];
     int nclients;
     int extra_fds[4]; /* more descriptors worth waking up for (e.g. a child's output); -1 */
+    fx_relay *more_relays[FX_MAX_CLIENTS]; /* further relays, stepped like the first */
+    int nmore_relays;
 } fx_world;
 
 void fx_world_init(fx_world *w, fx_server *server, fx_relay *relay);
