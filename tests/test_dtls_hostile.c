@@ -733,7 +733,9 @@ static void test_replayed_records(void **state)
 }
 
 /* Two records in one datagram are both delivered, in order; a record followed by junk is
- * delivered and the junk dropped. */
+ * delivered and the junk dropped (RFC 6347 4.1.2.7 discards invalid records, not the valid ones
+ * before them: a filter in front of OpenSSL should cut a datagram at its first bad record
+ * rather than drop it whole). */
 static void coalesced_in(pair *p, int dir)
 {
     sn_dtls_peer *victim = receiver_of(p, dir);
