@@ -1,0 +1,1 @@
+sealnet_unit_test(test_host test_host.c)
