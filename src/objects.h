@@ -33,7 +33,5 @@ void sn_udp_peer_drop(sn_udp_peer *p);
 bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out);
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
-/* TEMP until the udp branch lands (public in udp.h there). */
-int sn_udp_peer_get_fd(const sn_udp_peer *p);
 
 #endif

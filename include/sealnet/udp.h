@@ -58,6 +58,27 @@ SN_API sn_err sn_udp_peer_leave_multicast_group(sn_udp_peer *p, const char *grou
 /* Closes the socket and drops queued datagrams; the object can be bound again. */
 SN_API void sn_udp_peer_close(sn_udp_peer *p);
 
+/* Counters of one peer (standalone or server-owned). */
+typedef struct sn_udp_peer_stats {
+    uint64_t datagrams_received; /* queued for the program */
+    uint64_t bytes_received;
+    uint64_t datagrams_sent;
+    uint64_t bytes_sent;
+    uint64_t dropped_queue_full; /* queue bound reached: newest dropped */
+    uint64_t dropped_oversize;   /* truncated by the kernel (standalone peers) */
+    uint64_t icmp_refused;       /* ECONNREFUSED seen (ICMP port unreachable); not fatal */
+    uint64_t send_busy;          /* put_packet returned SN_ERR_BUSY */
+} sn_udp_peer_stats;
+
+/* Copies the peer's counters into *out (zeroes when p is NULL). */
+SN_API void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out);
+/* The descriptor to wait on in poll/epoll: the peer's own socket, the server's socket for a
+ * server-owned peer, -1 when closed or detached. Do not read from or close it. */
+SN_API int sn_udp_peer_get_fd(const sn_udp_peer *p);
+/* Bounds on the peer's receive queue (defaults 256 datagrams, 256 KiB of payload); beyond
+ * them the newest datagram is dropped and counted. 0 keeps the current value. */
+SN_API sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t max_bytes);
+
 /* A new server, not listening; NULL only when out of memory. */
 SN_API sn_udp_server *sn_udp_server_new(void);
 /* Stops and frees the server; peers taken from it are detached (their sends fail with
@@ -78,6 +99,56 @@ SN_API bool sn_udp_server_is_listening(const sn_udp_server *s);
 SN_API int sn_udp_server_get_local_port(const sn_udp_server *s);
 /* Closes the socket, drops pending connections, detaches taken peers. */
 SN_API void sn_udp_server_stop(sn_udp_server *s);
+
+/* Counters of a server since it was created. Gauges (`*_now`) describe the present. */
+typedef struct sn_udp_server_stats {
+    uint64_t datagrams_received; /* read from the socket, including those dropped below */
+    uint64_t bytes_received;     /* payload of the datagrams not truncated */
+    uint64_t datagrams_routed;   /* queued to a taken peer or a pending connection */
+    uint64_t datagrams_sent;     /* by peers taken from this server */
+    uint64_t bytes_sent;
+    uint64_t send_busy;            /* sends refused with SN_ERR_BUSY */
+    uint64_t send_errors;          /* other send failures */
+    uint64_t recv_syscalls;        /* recvmmsg calls (batches) */
+    uint64_t recv_errors;          /* recvmmsg failures other than "nothing waiting" */
+    uint64_t polls_capped;         /* polls that stopped at the per-poll cap */
+    uint64_t pending_opened;       /* new source addresses accepted as pending */
+    uint64_t pending_expired;      /* pending connections not taken in time */
+    uint64_t pending_taken;        /* returned by take_connection */
+    uint64_t pending_discarded;    /* dropped by lowering the limit or by stop */
+    uint64_t dropped_pending_full; /* datagrams from new addresses while pending was full */
+    uint64_t dropped_queue_full;   /* a peer's queue was full */
+    uint64_t dropped_oversize;     /* longer than the receive slot (truncated) */
+    uint64_t dropped_no_memory;    /* could not allocate a peer */
+    uint64_t pending_now;          /* gauge */
+    uint64_t taken_now;            /* gauge: taken peers still registered */
+    uint64_t table_capacity;       /* gauge: slots in the address table */
+} sn_udp_server_stats;
+
+/* Copies the server's counters into *out (zeroes when s is NULL). */
+SN_API void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out);
+/* The listening socket for poll/epoll (-1 when not listening). Do not read from or close it. */
+SN_API int sn_udp_server_get_fd(const sn_udp_server *s);
+/* Milliseconds until the oldest pending connection expires (0: already due), -1 when none:
+ * the longest a program may sleep before calling sn_udp_server_poll again. */
+SN_API int sn_udp_server_next_timeout_ms(const sn_udp_server *s);
+/* How long a pending connection waits to be taken (default 10000 ms; <= 0: forever). */
+SN_API void sn_udp_server_set_pending_timeout_ms(sn_udp_server *s, int ms);
+SN_API int sn_udp_server_get_pending_timeout_ms(const sn_udp_server *s);
+/* Queue bounds given to connections opened from now on (defaults 256 datagrams, 256 KiB).
+ * 0 keeps the current value. SN_ERR_INVALID_PARAMETER for NULL. */
+SN_API sn_err sn_udp_server_set_queue_limits(sn_udp_server *s, size_t max_packets,
+                                             size_t max_bytes);
+/* Datagrams per recvmmsg (1..1024, default 64) and per poll call (>= batch, default 1024).
+ * SN_ERR_PARAMETER_RANGE_ERROR outside those ranges. */
+SN_API sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_poll);
+/* Longest datagram accepted (1..65535, default 65535); longer ones are dropped and counted.
+ * Up to 1984 bytes a datagram lives in one 2 KiB pool block; allowing longer ones also reserves a
+ * per-slot overflow buffer (address space, touched only by long datagrams). */
+SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
+/* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
+ * permitted); applied now when listening and at every listen. 0: the system default. */
+SN_API sn_err sn_udp_server_set_recv_buffer_size(sn_udp_server *s, int bytes);
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,8 @@ typedef struct sn_tls_backend {
     bool (*key_matches_chain)(const sn_tls_key *key, const sn_tls_chain *chain);
     /* SHA-256 of the leaf's DER, as "AB:CD:..." (95 chars + NUL). */
     sn_err (*chain_fingerprint)(const sn_tls_chain *chain, char out[96]);
+    /* Number of certificates in the chain. */
+    int (*chain_count)(const sn_tls_chain *chain);
     sn_tls_chain *(*chain_ref)(sn_tls_chain *chain);
     void (*chain_unref)(sn_tls_chain *chain);
     sn_err (*random_bytes)(void *buf, size_t len);

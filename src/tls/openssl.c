@@ -44,6 +44,7 @@ static const sn_tls_backend openssl_backend = {
     .chain_self_signed = sn_ossl_chain_self_signed,
     .key_matches_chain = sn_ossl_key_matches_chain,
     .chain_fingerprint = sn_ossl_chain_fingerprint,
+    .chain_count = sn_ossl_chain_count,
     .chain_ref = sn_ossl_chain_ref,
     .chain_unref = sn_ossl_chain_unref,
     .random_bytes = sn_ossl_random_bytes,
