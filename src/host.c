@@ -401,26 +401,20 @@ static void after_poll(sn_host *h, sn_host_peer *p, uint64_t now)
     sn_dtls_status st = sn_dtls_peer_get_status(p->dtls);
     if (p->state == PS_HANDSHAKING) {
         if (st == SN_DTLS_STATUS_HANDSHAKING) {
-            sn_udp_peer_stats us = {0};
-            if (p->outgoing) sn_udp_peer_get_stats(p->udp, &us);
-            if (us.icmp_refused > 0) {
-                char msg[160];
-                snprintf(msg, sizeof msg,
-                         "connection refused: nothing listens on %s port %d (ICMP port "
-                         "unreachable)",
-                         p->ip, p->port);
-                sn_dtls_peer_disconnect_from_peer(p->dtls);
-                handshake_failed(h, p, SN_HOST_DISCONNECT_REFUSED, msg);
-                return;
-            }
             int t = sn_dtls_peer_next_timeout_ms(p->dtls);
             uint64_t when = now + (uint64_t)(t >= 0 ? t : h->cfg.handshake_timeout_ms);
             heap_set(h, p, when);
             return;
         }
         if (st != SN_DTLS_STATUS_CONNECTED) {
-            handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
-                             sn_dtls_peer_get_error_message(p->dtls));
+            /* The DTLS client gives up early on ICMP port unreachable; it says so only in its
+             * message, so that is what tells REFUSED from other failures. */
+            const char *why = sn_dtls_peer_get_error_message(p->dtls);
+            handshake_failed(h, p,
+                             strncmp(why, "connection refused", 18) == 0
+                                 ? SN_HOST_DISCONNECT_REFUSED
+                                 : SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
+                             why);
             return;
         }
         became_connected(h, p, now);
