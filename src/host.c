@@ -1005,6 +1005,14 @@ sn_host_peer *sn_host_find_peer(const sn_host *h, uint32_t id)
     return NULL;
 }
 
+size_t sn_host_get_peers(const sn_host *h, sn_host_peer **out, size_t cap)
+{
+    if (!h) return 0;
+    for (size_t i = 0; i < h->npeers && i < cap && out; i++)
+        out[i] = h->peers[i];
+    return h->npeers;
+}
+
 size_t sn_host_peer_count(const sn_host *h, sn_host_peer_state state)
 {
     if (!h) return 0;

@@ -171,6 +171,10 @@ SN_API int sn_host_broadcast(sn_host *host, const void *data, size_t len,
 /* The live peer with this id (ids are never reused within a host's life); NULL when it is
  * gone. The safe way to keep a reference across service calls. */
 SN_API sn_host_peer *sn_host_find_peer(const sn_host *host, uint32_t id);
+/* Copies up to cap handles of the host's peers (every state) into out and returns how many
+ * peers there are in all, so a program can walk them (e.g. to free user data before
+ * sn_host_free). The handles follow the usual lifetime rules. */
+SN_API size_t sn_host_get_peers(const sn_host *host, sn_host_peer **out, size_t cap);
 /* Number of peers in a state (handshaking, connected or disconnected-but-not-yet-freed). */
 SN_API size_t sn_host_peer_count(const sn_host *host, sn_host_peer_state state);
 
