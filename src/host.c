@@ -576,6 +576,7 @@ static void scan_incoming(sn_host *h, uint64_t now, int *budget)
         }
         size_t i = (start + k) % n;
         sn_host_peer *p = h->peers[i];
+        h->st.scan_steps++;
         if (p->outgoing || !p->udp) continue;
         int c = sn_udp_peer_get_available_packet_count(p->udp);
         if (c <= 0) continue;

@@ -127,6 +127,8 @@ typedef struct sn_host_stats {
                                       datagrams */
     uint64_t dropped_pending_full; /* datagrams from new addresses while the UDP server's
                                       pending table was full */
+    uint64_t scan_steps;           /* incoming peers examined to find the ones that received
+                                      datagrams (see docs/host.md: O(peers) per poll at worst) */
     uint64_t service_calls;
     uint64_t waits; /* times service slept in epoll_wait */
 } sn_host_stats;
