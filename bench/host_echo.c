@@ -15,6 +15,9 @@
  * after, from which "KiB per peer" = RSS delta / clients.
  *
  *   build/bench/host_echo [--seconds S (default 3)] [--clients a,b,c (default 1,10,100,1000)]
+ *                         [--idle N]
+ * --idle N adds N host clients that connect and then stay silent (keepalives only): the cost
+ * of a packet with many peers connected but few active.
  *
  * Both the server child and the clients compete for the same cores, so pkt/s is a figure for
  * this machine; per-packet server CPU is the steadier comparison. "(user)" is the part of the
@@ -283,17 +286,20 @@ typedef struct client {
 } client;
 
 static uint8_t payload[PKT];
+/* --idle N: that many more host clients connect and stay silent (keepalives only). */
+static int extra_idle;
 
 static double run_host_clients(child *ch, int n, int window, double seconds, uint64_t *echoes)
 {
     sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
     sn_host_config cfg;
     sn_host_default_config(&cfg);
-    cfg.max_peers = n + 16;
+    int total = n + extra_idle;
+    cfg.max_peers = total + 16;
     sn_host *h = sn_host_create(&cfg);
     if (!h || !opts) die("client host");
-    client *cl = calloc((size_t)n, sizeof *cl);
-    for (int i = 0; i < n; i++) {
+    client *cl = calloc((size_t)total, sizeof *cl);
+    for (int i = 0; i < total; i++) {
         cl[i].peer = sn_host_connect(h, "127.0.0.1", ch->port, "localhost", opts);
         if (!cl[i].peer) die("connect");
         sn_host_peer_set_user_data(cl[i].peer, &cl[i]);
@@ -301,7 +307,7 @@ static double run_host_clients(child *ch, int n, int window, double seconds, uin
     int connected = 0;
     double t0 = wall_s();
     sn_host_event ev;
-    while (connected < n && wall_s() - t0 < 60) {
+    while (connected < total && wall_s() - t0 < 60) {
         if (sn_host_service(h, &ev, 50) <= 0) continue;
         if (ev.type == SN_HOST_EVENT_CONNECT) connected++;
         if (ev.type == SN_HOST_EVENT_DISCONNECT) {
@@ -309,8 +315,8 @@ static double run_host_clients(child *ch, int n, int window, double seconds, uin
             exit(1);
         }
     }
-    if (connected < n) {
-        fprintf(stderr, "host_echo: only %d of %d clients connected\n", connected, n);
+    if (connected < total) {
+        fprintf(stderr, "host_echo: only %d of %d clients connected\n", connected, total);
         exit(1);
     }
     double connect_s = wall_s() - t0;
@@ -427,12 +433,15 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--idle") && i + 1 < argc) {
+            extra_idle = atoi(argv[++i]);
+            if (extra_idle < 0 || extra_idle > MAX_CLIENTS) extra_idle = 0;
         } else if (!strcmp(argv[i], "--clients") && i + 1 < argc) {
             ncounts = 0;
             for (char *s = strtok(argv[++i], ","); s && ncounts < 16; s = strtok(NULL, ","))
                 counts[ncounts++] = atoi(s);
         } else {
-            fprintf(stderr, "usage: %s [--seconds S] [--clients a,b,c]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seconds S] [--clients a,b,c] [--idle N]\n", argv[0]);
             return 2;
         }
     }
@@ -446,8 +455,8 @@ int main(int argc, char **argv)
     memset(payload, 'x', sizeof payload);
 
     printf("host_echo: %g s per run, 64-byte packets, closed loop (W = ceil(64/clients) in "
-           "flight per client), %s\n\n",
-           seconds, sn_version());
+           "flight per client), %d idle host peers besides, %s\n\n",
+           seconds, extra_idle, sn_version());
     printf(
         "| clients | host echo pkt/s | raw UDP echo pkt/s | host / raw | host server CPU "
         "us/pkt (user) | raw server CPU us/pkt | host RSS per peer KiB | host heap per peer KiB | "
@@ -459,7 +468,7 @@ int main(int argc, char **argv)
         if (n < 1 || n > MAX_CLIENTS) continue;
         int window = (MIN_FLIGHT + n - 1) / n;
 
-        child hs = spawn_server(true, n);
+        child hs = spawn_server(true, n + extra_idle);
         uint64_t host_echoes = 0;
         double connect_s = run_host_clients(&hs, n, window, seconds, &host_echoes);
         result hr = finish(&hs);
@@ -476,8 +485,8 @@ int main(int argc, char **argv)
         double huser = hr.echoed ? hr.user_s * 1e6 / (double)hr.echoed : 0;
         printf("| %d | %.0f | %.0f | %.2f | %.2f (%.2f) | %.2f | %.1f | %.1f | %.2f |\n", n, hpps,
                rpps, rpps > 0 ? hpps / rpps : 0, hcpu, huser, rcpu,
-               (double)(hr.rss1_kib - hr.rss0_kib) / n,
-               ((double)hr.heap1 - (double)hr.heap0) / 1024.0 / n, connect_s);
+               (double)(hr.rss1_kib - hr.rss0_kib) / (n + extra_idle),
+               ((double)hr.heap1 - (double)hr.heap0) / 1024.0 / (n + extra_idle), connect_s);
         fflush(stdout);
     }
     /* The scaling check: per-packet server CPU at the largest count against 10 clients. */

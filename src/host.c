@@ -72,7 +72,8 @@ struct sn_host_peer {
     double srtt_ms, rttvar_ms; /* < 0: no sample */
     uint64_t wake_ms;
     size_t heap_idx;
-    size_t index; /* in host->peers */
+    size_t index;   /* in host->peers */
+    size_t inc_idx; /* in host->inc_udp while an incoming peer has its UDP peer; else NO_HEAP */
     sn_host_peer *dprev, *dnext;
     bool in_deliver;
     sn_host_peer *next_dead;
@@ -99,7 +100,14 @@ struct sn_host {
     sn_host_peer *dhead, *dtail;
     sn_host_peer *dead;
 
-    size_t scan_cursor;
+    /* Incoming peers that have a UDP peer, as two dense arrays: the scan for routed datagrams
+     * walks inc_udp and touches one UDP peer per step, nothing else. */
+    sn_udp_peer **inc_udp;
+    sn_host_peer **inc_peer;
+    size_t ninc, cap_inc, cap_inc2;
+    size_t cold_cursor; /* where the next look at the cold part starts (round-robin) */
+    size_t nhot;        /* inc[0..nhot) received datagrams in this epoch */
+    uint64_t hot_epoch_ms;
     uint64_t last_routed;
     int64_t outstanding; /* routed datagrams not yet found in a peer's queue */
     bool more_work;
@@ -299,6 +307,32 @@ static void deliver_unlink(sn_host *h, sn_host_peer *p)
 
 /* ---- peer state changes ------------------------------------------------------------------ */
 
+static bool inc_add(sn_host *h, sn_host_peer *p)
+{
+    if (!grow((void **)&h->inc_udp, &h->cap_inc, h->ninc + 1, sizeof *h->inc_udp) ||
+        !grow((void **)&h->inc_peer, &h->cap_inc2, h->ninc + 1, sizeof *h->inc_peer))
+        return false;
+    p->inc_idx = h->ninc;
+    h->inc_udp[h->ninc] = p->udp;
+    h->inc_peer[h->ninc] = p;
+    h->ninc++;
+    return true;
+}
+
+/* The UDP peer is gone (freed by the DTLS peer) or about to be: forget it everywhere. */
+static void drop_udp(sn_host *h, sn_host_peer *p)
+{
+    p->udp = NULL;
+    size_t i = p->inc_idx;
+    if (i == NO_HEAP) return;
+    p->inc_idx = NO_HEAP;
+    h->ninc--;
+    if (i == h->ninc) return;
+    h->inc_udp[i] = h->inc_udp[h->ninc];
+    h->inc_peer[i] = h->inc_peer[h->ninc];
+    h->inc_peer[i]->inc_idx = i;
+}
+
 static void count_leave(sn_host *h, sn_host_peer *p)
 {
     if (p->state == PS_HANDSHAKING) {
@@ -311,6 +345,7 @@ static void count_leave(sn_host *h, sn_host_peer *p)
 
 static void mark_dead(sn_host *h, sn_host_peer *p)
 {
+    drop_udp(h, p);
     count_leave(h, p);
     p->state = PS_DEAD;
     heap_remove(h, p);
@@ -325,7 +360,7 @@ static void to_zombie(sn_host *h, sn_host_peer *p, sn_host_disconnect_reason rea
 {
     count_leave(h, p);
     p->state = PS_ZOMBIE;
-    p->udp = NULL;
+    drop_udp(h, p);
     p->fd = -1; /* closed with the UDP peer, which also took it out of the epoll set */
     heap_remove(h, p);
     p->reason = reason;
@@ -343,7 +378,6 @@ static void handshake_failed(sn_host *h, sn_host_peer *p, sn_host_disconnect_rea
         to_zombie(h, p, reason, message);
     } else {
         /* The program never heard of this peer: no event, just the counter. */
-        p->udp = NULL;
         mark_dead(h, p);
     }
 }
@@ -442,6 +476,11 @@ static void on_timer(sn_host *h, sn_host_peer *p, uint64_t now)
         return;
     }
     if (p->state != PS_CONNECTED) return;
+    /* Datagrams the scan has not reached yet (budget, resync) count as life: read them first. */
+    if (p->udp && sn_udp_peer_peek(p->udp, NULL)) {
+        poll_peer(h, p, now);
+        if (p->state != PS_CONNECTED) return;
+    }
     /* Deadlines as `stamp + interval <= now`: a stamp may be a little later than `now`, taken
      * when this round began, and unsigned subtraction would wrap. */
     if (h->cfg.idle_timeout_ms > 0 &&
@@ -482,6 +521,7 @@ static sn_host_peer *peer_new(sn_host *h, bool outgoing)
     p->outgoing = outgoing;
     p->fd = -1;
     p->heap_idx = NO_HEAP;
+    p->inc_idx = NO_HEAP;
     p->keepalive_ms = h->cfg.keepalive_interval_ms;
     p->srtt_ms = p->rttvar_ms = -1;
     p->index = h->npeers;
@@ -548,6 +588,11 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     }
     p->dtls = dp;
     p->udp = udp; /* see the WORKAROUND note in the struct */
+    if (!inc_add(h, p)) {
+        /* No room to track it: let it go rather than leave it unserviced. */
+        peer_release(h, p);
+        return;
+    }
     snprintf(p->ip, sizeof p->ip, "%s", sn_dtls_peer_get_packet_ip(dp));
     p->port = sn_dtls_peer_get_packet_port(dp);
     p->state = PS_HANDSHAKING;
@@ -557,35 +602,68 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }
 
-/* Finds the incoming peers whose UDP queue holds routed datagrams and polls them, round-robin
- * from where the last call stopped. `outstanding` counts datagrams routed to taken peers and
- * not yet seen; the scan ends when it reaches zero, so a quiet host does no work here and a
- * busy one stops early. */
-static void scan_incoming(sn_host *h, uint64_t now, int *budget)
+/* Looks at slot i: polls the peer when datagrams wait for it. Returns true when slot i holds a
+ * peer not looked at yet (the one there died and the last one moved in). */
+static bool scan_slot(sn_host *h, size_t i, uint64_t now, int *budget)
 {
-    size_t n = h->npeers;
-    if (h->outstanding <= 0 || n == 0) {
+    h->st.scan_steps++;
+    if (!sn_udp_peer_peek(h->inc_udp[i], NULL)) return false;
+    sn_host_peer *p = h->inc_peer[i];
+    h->outstanding -= sn_udp_peer_get_available_packet_count(p->udp);
+    (*budget)--;
+    poll_peer(h, p, now);
+    return p->inc_idx == NO_HEAP && i < h->ninc;
+}
+
+/* Finds the incoming peers whose UDP queue holds routed datagrams and polls them. Nothing
+ * tells the host which peers those are (see docs/host.md), so:
+ * - `outstanding` counts datagrams routed to taken peers and not yet found; scanning stops as
+ *   soon as it reaches zero, so a quiet host does no work here;
+ * - peers found with datagrams move to the front (the "hot" prefix, rebuilt every second) and
+ *   are looked at first, so with a few active peers among many idle ones a scan costs about the
+ *   number of active ones;
+ * - the rest (the cold part) is walked round-robin with a step budget of max(1024, 64 per new
+ *   datagram): per-datagram cost stays bounded with any number of peers; with more than 1024
+ *   idle peers a cold peer's datagram may wait a few service calls to be found. */
+static void scan_incoming(sn_host *h, uint64_t now, int *budget, uint64_t fresh)
+{
+    if (h->outstanding <= 0 || h->ninc == 0) {
         h->outstanding = 0;
         return;
     }
-    size_t start = h->scan_cursor % n, k;
-    for (k = 0; k < n && h->outstanding > 0; k++) {
+    if (now - h->hot_epoch_ms >= 1000) {
+        h->hot_epoch_ms = now;
+        h->nhot = 0;
+    }
+    if (h->nhot > h->ninc) h->nhot = h->ninc;
+    for (size_t i = 0; i < h->nhot && h->outstanding > 0;) {
         if (*budget <= 0) {
             h->more_work = true;
-            break;
+            return;
         }
-        size_t i = (start + k) % n;
-        sn_host_peer *p = h->peers[i];
-        h->st.scan_steps++;
-        if (p->outgoing || !p->udp) continue;
-        int c = sn_udp_peer_get_available_packet_count(p->udp);
-        if (c <= 0) continue;
-        h->outstanding -= c;
-        (*budget)--;
-        poll_peer(h, p, now);
+        if (!scan_slot(h, i, now, budget)) i++;
+        if (h->nhot > h->ninc) h->nhot = h->ninc;
     }
-    h->scan_cursor = start + k;
-    if (k == n) h->outstanding = 0; /* looked everywhere: resynchronise */
+    uint64_t steps = fresh * 64 > 1024 ? fresh * 64 : 1024;
+    size_t cold = h->ninc - h->nhot, seen = 0, i = h->cold_cursor;
+    while (seen < cold && h->outstanding > 0 && steps > 0 && h->ninc > h->nhot) {
+        if (*budget <= 0) break;
+        if (i >= h->ninc || i < h->nhot) i = h->nhot;
+        seen++;
+        steps--;
+        if (!sn_udp_peer_peek(h->inc_udp[i], NULL)) {
+            h->st.scan_steps++;
+            i++;
+            continue;
+        }
+        /* Into the hot prefix; slot i now holds the former first cold peer: look again. */
+        inc_swap(h, i, h->nhot);
+        size_t slot = h->nhot++;
+        scan_slot(h, slot, now, budget);
+        if (h->nhot > h->ninc) h->nhot = h->ninc;
+    }
+    h->cold_cursor = i;
+    if (seen >= cold && steps > 0 && *budget > 0) h->outstanding = 0; /* all looked at */
     if (h->outstanding > 0) h->more_work = true;
 }
 
@@ -594,7 +672,8 @@ static void server_io(sn_host *h, uint64_t now, int *budget)
     if (sn_udp_server_poll(h->udp) != SN_OK) return;
     sn_udp_server_stats us;
     sn_udp_server_get_stats(h->udp, &us);
-    h->outstanding += (int64_t)(us.datagrams_routed - h->last_routed);
+    uint64_t fresh = us.datagrams_routed - h->last_routed;
+    h->outstanding += (int64_t)fresh;
     h->last_routed = us.datagrams_routed;
     while (sn_udp_server_is_connection_available(h->udp)) {
         if (*budget <= 0) {
@@ -607,7 +686,7 @@ static void server_io(sn_host *h, uint64_t now, int *budget)
         (*budget)--;
         accept_one(h, udp, now);
     }
-    scan_incoming(h, now, budget);
+    scan_incoming(h, now, budget, fresh);
 }
 
 /* One round of I/O and timers; sleeps up to wait_ms in epoll_wait first. */
@@ -859,6 +938,8 @@ void sn_host_free(sn_host *h)
     sn_udp_server_free(h->udp);
     close(h->epfd);
     free(h->peers);
+    free(h->inc_udp);
+    free(h->inc_peer);
     free(h->heap);
     free(h->ids);
     free(h);
