@@ -602,6 +602,18 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }
 
+static void inc_swap(sn_host *h, size_t a, size_t b)
+{
+    sn_udp_peer *u = h->inc_udp[a];
+    sn_host_peer *p = h->inc_peer[a];
+    h->inc_udp[a] = h->inc_udp[b];
+    h->inc_peer[a] = h->inc_peer[b];
+    h->inc_udp[b] = u;
+    h->inc_peer[b] = p;
+    h->inc_peer[a]->inc_idx = a;
+    h->inc_peer[b]->inc_idx = b;
+}
+
 /* Looks at slot i: polls the peer when datagrams wait for it. Returns true when slot i holds a
  * peer not looked at yet (the one there died and the last one moved in). */
 static bool scan_slot(sn_host *h, size_t i, uint64_t now, int *budget)
