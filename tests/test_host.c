@@ -9,6 +9,7 @@
 #include <sealnet/sealnet.h>
 #include <sealnet/host.h>
 
+#include "internal.h" /* sn_test_fail_alloc_after */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -642,6 +643,71 @@ static void bad_arguments(void **state)
     assert_string_equal(sn_host_event_type_string(SN_HOST_EVENT_RECEIVE), "RECEIVE");
 }
 
+/* IPv6 loopback works the same (skipped when the machine has no ::1). */
+static void ipv6_loopback(void **state)
+{
+    (void)state;
+    sn_host_config c;
+    sn_host_default_config(&c);
+    c.server_options = server_opts;
+    c.bind_address = "::1";
+    sn_host *srv = sn_host_create(&c);
+    if (!srv) {
+        print_message("no IPv6 loopback here (%s): skipped\n", sn_last_error_message());
+        skip();
+    }
+    sn_host *cli = client_host(1000);
+    evlog ls = {0}, lc = {0};
+    ls.on = echo;
+    sn_host *hosts[] = {srv, cli};
+    evlog *logs[] = {&ls, &lc};
+    sn_host_peer *p = sn_host_connect(cli, "::1", sn_host_get_port(srv), NULL, client_opts);
+    assert_non_null(p);
+    want w = {&lc, SN_HOST_EVENT_CONNECT, 1};
+    assert_true(pump(hosts, logs, 2, 5000, have, &w));
+    assert_string_equal(sn_host_peer_get_address(p), "::1");
+    assert_int_equal(sn_host_peer_send(p, "six", 3), SN_OK);
+    want w2 = {&lc, SN_HOST_EVENT_RECEIVE, 1};
+    assert_true(pump(hosts, logs, 2, 5000, have, &w2));
+    sn_host_peer *sp = sn_host_find_peer(srv, ls.r[0].id);
+    assert_non_null(sp);
+    assert_string_equal(sn_host_peer_get_address(sp), "::1");
+    sn_host_free(cli);
+    sn_host_free(srv);
+    free(ls.r);
+    free(lc.r);
+}
+
+/* Allocation failures while creating, connecting and servicing end in NULL or in a
+ * DISCONNECT, never in a crash or a leak. */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    int created = 0;
+    for (long n = 0; n < 40; n++) {
+        sn_host_config c;
+        sn_host_default_config(&c);
+        c.server_options = server_opts;
+        c.bind_address = "127.0.0.1";
+        sn_test_fail_alloc_after(n, false);
+        sn_host *h = sn_host_create(&c);
+        if (!h) {
+            sn_test_fail_alloc_after(-1, false);
+            assert_true(strlen(sn_last_error_message()) > 0);
+            continue;
+        }
+        created++;
+        sn_host_peer *p = sn_host_connect(h, "127.0.0.1", sn_host_get_port(h), NULL, client_opts);
+        sn_host_event ev;
+        for (int k = 0; k < 5; k++)
+            if (sn_host_service(h, &ev, 2) < 0) break;
+        sn_test_fail_alloc_after(-1, false);
+        (void)p;
+        sn_host_free(h);
+    }
+    assert_true(created > 0);
+}
+
 /* 200 connections in one process all exchange messages with the server. */
 typedef struct many {
     evlog *lc;
@@ -721,12 +787,20 @@ static void two_hundred_clients(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(events_in_order),           cmocka_unit_test(idle_timeout_and_keepalive),
-        cmocka_unit_test(broadcast_once_each),       cmocka_unit_test(max_peers_refuses_cleanly),
-        cmocka_unit_test(half_open_cap_under_flood), cmocka_unit_test(destroy_notifies_clients),
-        cmocka_unit_test(connect_refused_by_icmp),   cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(events_in_order),
+        cmocka_unit_test(idle_timeout_and_keepalive),
+        cmocka_unit_test(broadcast_once_each),
+        cmocka_unit_test(max_peers_refuses_cleanly),
+        cmocka_unit_test(half_open_cap_under_flood),
+        cmocka_unit_test(destroy_notifies_clients),
+        cmocka_unit_test(connect_refused_by_icmp),
+        cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(ipv6_loopback),
+        cmocka_unit_test(allocation_failures),
         cmocka_unit_test(two_hundred_clients),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, setup, teardown);
 }
