@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <sealnet/sealnet.h>
+
 #include "testutil.h"
 
 #include <signal.h>
@@ -92,6 +94,58 @@ static void chat_dispatch_timeout_and_shutdown(void **state)
     sn_test_proc_stop(srv);
 }
 
+/* With --cert/--key on the server and --ca on the client the certificate is verified (and a
+ * client trusting another CA fails with a certificate error, not a timeout). */
+static void chat_verified_certificate(void **state)
+{
+    (void)state;
+    char *dir = sn_test_tmpdir();
+    char *key_path = sn_test_path(dir, "server.key"), *cert_path = sn_test_path(dir, "server.crt");
+    char *other_path = sn_test_path(dir, "other.crt");
+    sn_crypto_key *key = sn_crypto_generate_ec("P-256"), *other = sn_crypto_generate_ec("P-256");
+    sn_x509_cert *cert =
+        sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL);
+    sn_x509_cert *ocert =
+        sn_crypto_generate_self_signed_certificate(other, "CN=localhost", NULL, NULL);
+    assert_int_equal(sn_crypto_key_save(key, key_path, false), SN_OK);
+    assert_int_equal(sn_x509_cert_save(cert, cert_path), SN_OK);
+    assert_int_equal(sn_x509_cert_save(ocert, other_path), SN_OK);
+    sn_crypto_key_free(key);
+    sn_crypto_key_free(other);
+    sn_x509_cert_free(cert);
+    sn_x509_cert_free(ocert);
+
+    const char *s_argv[] = {server_path, "--seconds", "20",     "--cert",
+                            cert_path,   "--key",     key_path, NULL};
+    sn_test_proc *srv = sn_test_spawn(s_argv);
+    assert_true(sn_test_proc_wait_for(srv, "listening on port ", 10000));
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d",
+             atoi(strstr(sn_test_proc_output(srv), "listening on port ") + 18));
+    const char *ok_argv[] = {client_path,  "--port",    ps,           "--ca", cert_path,
+                             "--hostname", "localhost", "--messages", "1",    "--expect",
+                             "1",          "--seconds", "15",         NULL};
+    sn_test_proc *ok = sn_test_spawn(ok_argv);
+    assert_true(sn_test_proc_wait_for(ok, "done: sent 1, received 1", 10000));
+    assert_int_equal(sn_test_proc_wait_exit(ok, 5000), 0);
+    const char *bad_argv[] = {client_path, "--port",    ps,   "--ca",
+                              other_path,  "--seconds", "15", NULL};
+    sn_test_proc *bad = sn_test_spawn(bad_argv);
+    assert_true(sn_test_proc_wait_for(bad, "disconnected (HANDSHAKE_FAILED", 5000));
+    assert_non_null(strstr(sn_test_proc_output(bad), "certificate"));
+    assert_int_equal(sn_test_proc_wait_exit(bad, 5000), 3);
+    sn_test_proc_stop(ok);
+    sn_test_proc_stop(bad);
+    kill(sn_test_proc_pid(srv), SIGINT);
+    assert_int_equal(sn_test_proc_wait_exit(srv, 5000), 0);
+    sn_test_proc_stop(srv);
+    sn_test_rmtree(dir);
+    free(dir);
+    free(key_path);
+    free(cert_path);
+    free(other_path);
+}
+
 /* Bad usage is reported, not crashed on. */
 static void chat_usage(void **state)
 {
@@ -108,6 +162,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chat_dispatch_timeout_and_shutdown),
+        cmocka_unit_test(chat_verified_certificate),
         cmocka_unit_test(chat_usage),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
