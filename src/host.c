@@ -410,8 +410,9 @@ static void send_ping(sn_host *h, sn_host_peer *p, uint64_t now)
         p->last_send_ms = p->last_ping_ms = now;
         h->st.keepalives_sent++;
     } else {
-        /* Busy socket: try again at the next interval rather than at once. */
-        p->last_ping_ms = now;
+        /* Busy socket (or a failing session, seen at the next poll): try again at the next
+         * interval rather than at once, which would spin. */
+        p->last_send_ms = p->last_ping_ms = now;
     }
 }
 
@@ -970,7 +971,7 @@ int sn_host_get_fd(const sn_host *h)
 int sn_host_next_timeout_ms(const sn_host *h)
 {
     if (!h) return -1;
-    if (h->dhead || h->more_work || h->dead) return 0;
+    if (h->dhead || h->more_work) return 0;
     int64_t best = -1;
     if (h->nheap) {
         uint64_t now = sn_now_ms(), w = h->heap[0]->wake_ms;
