@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static sn_crypto_key *key;
@@ -325,8 +326,15 @@ static void idle_timeout_and_keepalive(void **state)
     uint64_t took = d->at_ms - silent_since;
     assert_true(took >= 400); /* the last packet may predate silent_since by a keepalive */
     assert_true(took < 1500);
-    /* The kept-alive one survives several idle periods without sending any application data. */
+    /* The kept-alive one survives several idle periods without sending any application data;
+     * meanwhile the hosts sleep between timers rather than spin (CPU well under wall time). */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     pump(hosts, logs, 3, 1500, NULL, NULL);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    print_message("CPU while idle-but-alive for 1500 ms: %.1f ms\n", cpu_ms);
+    assert_true(cpu_ms < 500);
     for (size_t i = 0; i < ls.n; i++)
         if (ls.r[i].type == SN_HOST_EVENT_DISCONNECT)
             print_message("server DISCONNECT id %u %s: %s\n", ls.r[i].id,
