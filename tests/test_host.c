@@ -651,6 +651,73 @@ static void bad_arguments(void **state)
     assert_string_equal(sn_host_event_type_string(SN_HOST_EVENT_RECEIVE), "RECEIVE");
 }
 
+/* A plain DTLS peer (sn_dtls_peer, as a Godot client would be) talks to a host: it sees the
+ * host's pings as 13-byte packets (the documented interop cost) until the program turns
+ * keepalives off for that peer, and its own packets arrive as RECEIVE. */
+static void plain_dtls_peer_interop(void **state)
+{
+    (void)state;
+    sn_host_config c;
+    sn_host_default_config(&c);
+    c.keepalive_interval_ms = 50;
+    sn_host *srv = server_host(&c);
+    evlog ls = {0};
+    sn_host *hosts[] = {srv};
+    evlog *logs[] = {&ls};
+    sn_udp_peer *u = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(u, "127.0.0.1", sn_host_get_port(srv)), SN_OK);
+    sn_dtls_peer *d = sn_dtls_peer_new();
+    assert_int_equal(sn_dtls_peer_connect_to_peer(d, u, "localhost", client_opts), SN_OK);
+    uint64_t end = sn_test_now_ms() + 5000;
+    while (sn_dtls_peer_get_status(d) == SN_DTLS_STATUS_HANDSHAKING && sn_test_now_ms() < end) {
+        pump(hosts, logs, 1, 10, NULL, NULL);
+        sn_dtls_peer_poll(d);
+    }
+    assert_int_equal(sn_dtls_peer_get_status(d), SN_DTLS_STATUS_CONNECTED);
+    want w = {&ls, SN_HOST_EVENT_CONNECT, 1};
+    assert_true(pump(hosts, logs, 1, 2000, have, &w));
+    /* Pings reach the plain peer as application data. */
+    int pings = 0;
+    for (int k = 0; k < 30; k++) {
+        pump(hosts, logs, 1, 10, NULL, NULL);
+        sn_dtls_peer_poll(d);
+        uint8_t b[64];
+        size_t len;
+        while (sn_dtls_peer_get_available_packet_count(d) > 0 &&
+               sn_dtls_peer_get_packet(d, b, sizeof b, &len) == SN_OK)
+            if (len == 13 && b[0] == 0xFF && b[1] == 'S' && b[4] == 0x01) pings++;
+    }
+    assert_true(pings >= 2);
+    /* Off for this peer: no more pings; its packets still arrive. */
+    sn_host_peer *sp = sn_host_find_peer(srv, ls.r[0].id);
+    assert_non_null(sp);
+    sn_host_peer_set_keepalive_interval_ms(sp, 0);
+    pump(hosts, logs, 1, 30, NULL, NULL);
+    sn_dtls_peer_poll(d);
+    size_t len;
+    uint8_t b[64];
+    while (sn_dtls_peer_get_available_packet_count(d) > 0)
+        sn_dtls_peer_get_packet(d, b, sizeof b, &len);
+    assert_int_equal(sn_dtls_peer_put_packet(d, "plain", 5), SN_OK);
+    want w2 = {&ls, SN_HOST_EVENT_RECEIVE, 1};
+    assert_true(pump(hosts, logs, 1, 2000, have, &w2));
+    assert_memory_equal(find(&ls, SN_HOST_EVENT_RECEIVE, 0)->data, "plain", 5);
+    int later = 0;
+    for (int k = 0; k < 20; k++) {
+        pump(hosts, logs, 1, 10, NULL, NULL);
+        sn_dtls_peer_poll(d);
+        later += sn_dtls_peer_get_available_packet_count(d);
+    }
+    assert_int_equal(later, 0);
+    assert_true(sn_host_peer_get_rtt_ms(sp) < 0); /* a plain peer never answers pings */
+    sn_dtls_peer_free(d);                         /* close_notify */
+    want w3 = {&ls, SN_HOST_EVENT_DISCONNECT, 1};
+    assert_true(pump(hosts, logs, 1, 2000, have, &w3));
+    assert_int_equal(find(&ls, SN_HOST_EVENT_DISCONNECT, 0)->reason, SN_HOST_DISCONNECT_CLOSED);
+    sn_host_free(srv);
+    free(ls.r);
+}
+
 /* IPv6 loopback works the same (skipped when the machine has no ::1). */
 static void ipv6_loopback(void **state)
 {
@@ -805,6 +872,7 @@ int main(void)
         cmocka_unit_test(destroy_notifies_clients),
         cmocka_unit_test(connect_refused_by_icmp),
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(plain_dtls_peer_interop),
         cmocka_unit_test(ipv6_loopback),
         cmocka_unit_test(allocation_failures),
         cmocka_unit_test(two_hundred_clients),
