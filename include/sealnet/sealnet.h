@@ -14,5 +14,6 @@
 #include <sealnet/dtls.h>
 #include <sealnet/tcp.h>
 #include <sealnet/tls.h>
+#include <sealnet/host.h>
 
 #endif

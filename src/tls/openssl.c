@@ -63,6 +63,7 @@ static const sn_tls_backend openssl_backend = {
     .next_timeout_ms = sn_ossl_next_timeout_ms,
     .handle_timeout = sn_ossl_handle_timeout,
     .max_payload = sn_ossl_max_payload,
+    .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
 };
 

@@ -61,6 +61,7 @@ size_t sn_ossl_pending(const sn_tls_session *s);
 int64_t sn_ossl_next_timeout_ms(sn_tls_session *s);
 sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s);
 size_t sn_ossl_max_payload(const sn_tls_session *s);
+size_t sn_ossl_record_overhead(const sn_tls_session *s);
 const char *sn_ossl_describe(const sn_tls_session *s);
 
 #endif
