@@ -8,7 +8,10 @@
  *   4. one client goes silent and the server drops it after a 1.5 s idle timeout, while the
  *      others keep talking and stay connected;
  *   5. a TLS client greets a TLS server ("Hello from the server!" / "ack");
- *   6. everything shuts down cleanly (close_notify seen by the server).
+ *   6. everything shuts down cleanly (close_notify seen by the server);
+ *   7. the host API (sn_host) does the same without a hand-written loop: two clients connect,
+ *      one broadcast reaches both, and a client whose loop hangs is timed out by the host's
+ *      keepalive-fed idle timer while the other stays connected.
  * Every line of the transcript is printed when the event has been observed (a message when it
  * was received, not when it was sent). Exit status 0 only if every step happened.
  */
@@ -308,6 +311,138 @@ out:
     return ok;
 }
 
+/* ---- the host API: the same patterns without a hand-written loop ----------------------- */
+
+#define HOST_IDLE_MS      1200
+#define HOST_KEEPALIVE_MS 200
+
+typedef struct host_client {
+    const char *name;
+    sn_host *host;
+    sn_host_peer *peer;
+    bool connected, got_broadcast, frozen;
+} host_client;
+
+/* Services a host without waiting; returns the next event's type (NONE when there is none). */
+static sn_host_event_type next_event(sn_host *h, sn_host_event *ev)
+{
+    return sn_host_service(h, ev, 0) > 0 ? ev->type : SN_HOST_EVENT_NONE;
+}
+
+static bool host_step(const sn_tls_options *srv_opts, const sn_tls_options *cli_opts)
+{
+    bool ok = false;
+    host_client hc[2] = {{"dave", NULL, NULL, false, false, false},
+                         {"erin", NULL, NULL, false, false, false}};
+    sn_host_config cfg;
+    sn_host_default_config(&cfg);
+    cfg.bind_address = "127.0.0.1";
+    cfg.server_options = srv_opts;
+    cfg.idle_timeout_ms = HOST_IDLE_MS;
+    cfg.keepalive_interval_ms = HOST_KEEPALIVE_MS;
+    sn_host *server = sn_host_create(&cfg);
+    if (!server) {
+        say("host", "cannot start: %s", sn_last_error_message());
+        return false;
+    }
+    say("host",
+        "sn_host listening on 127.0.0.1 udp port %d (idle timeout %.1f s, keepalive "
+        "%.1f s)",
+        sn_host_get_port(server), HOST_IDLE_MS / 1000.0, HOST_KEEPALIVE_MS / 1000.0);
+    sn_host_config ccfg;
+    sn_host_default_config(&ccfg); /* client-only: no server options */
+    ccfg.keepalive_interval_ms = HOST_KEEPALIVE_MS;
+    for (int i = 0; i < 2; i++) {
+        hc[i].host = sn_host_create(&ccfg);
+        hc[i].peer = hc[i].host ? sn_host_connect(hc[i].host, "127.0.0.1", sn_host_get_port(server),
+                                                  "localhost", cli_opts)
+                                : NULL;
+        if (!hc[i].peer) {
+            say(hc[i].name, "cannot connect: %s", sn_last_error_message());
+            goto out;
+        }
+    }
+
+    enum { CONNECTING, BROADCAST, FREEZE, DONE } phase = CONNECTING;
+    int server_connects = 0, names_known = 0;
+    bool dave_timed_out = false;
+    char msg[64];
+    double end = elapsed() + STEP_TIMEOUT_MS / 1000.0, frozen_at = 0;
+    while (phase != DONE && elapsed() < end) {
+        sn_host_event ev;
+        sn_host_event_type t;
+        /* The server: every event of this frame. */
+        while ((t = next_event(server, &ev)) != SN_HOST_EVENT_NONE) {
+            const char *who = ev.user_data ? (const char *)ev.user_data : "a client";
+            if (t == SN_HOST_EVENT_CONNECT) {
+                server_connects++;
+            } else if (t == SN_HOST_EVENT_RECEIVE && ev.len == 4) {
+                /* Each client introduces itself; the host keeps the name with the peer. */
+                for (int i = 0; i < 2; i++)
+                    if (memcmp(ev.data, hc[i].name, 4) == 0) {
+                        sn_host_peer_set_user_data(ev.peer, (void *)hc[i].name);
+                        say(hc[i].name, "-> host: \"%s\"", hc[i].name);
+                        names_known++;
+                    }
+            } else if (t == SN_HOST_EVENT_DISCONNECT) {
+                if (ev.reason == SN_HOST_DISCONNECT_TIMEOUT)
+                    say("host", "%s dropped %.1f s after it went quiet: %s", who,
+                        elapsed() - frozen_at, ev.message);
+                else
+                    say("host", "%s disconnected: %s (%s)", who,
+                        sn_host_disconnect_reason_string(ev.reason), ev.message);
+                if (ev.reason == SN_HOST_DISCONNECT_TIMEOUT && ev.user_data == hc[0].name)
+                    dave_timed_out = true;
+            }
+        }
+        /* The clients, except a frozen one (its process hung: nothing is serviced). */
+        for (int i = 0; i < 2; i++) {
+            if (hc[i].frozen) continue;
+            while ((t = next_event(hc[i].host, &ev)) != SN_HOST_EVENT_NONE) {
+                if (t == SN_HOST_EVENT_CONNECT) {
+                    hc[i].connected = true;
+                    say(hc[i].name, "connected through sn_host: %s",
+                        sn_host_peer_get_cipher(ev.peer));
+                    sn_host_peer_send(ev.peer, hc[i].name, 4);
+                } else if (t == SN_HOST_EVENT_RECEIVE) {
+                    say("host", "-> %s: \"%.*s\"", hc[i].name, (int)ev.len, ev.data);
+                    if (phase == BROADCAST && ev.len == strlen(msg) &&
+                        memcmp(ev.data, msg, ev.len) == 0)
+                        hc[i].got_broadcast = true;
+                } else if (t == SN_HOST_EVENT_DISCONNECT) {
+                    say(hc[i].name, "lost the host: %s", ev.message);
+                }
+            }
+        }
+        if (phase == CONNECTING && server_connects == 2 && names_known == 2 && hc[0].connected &&
+            hc[1].connected) {
+            snprintf(msg, sizeof msg, "host broadcast at %.2f s", elapsed());
+            int n = sn_host_broadcast(server, msg, strlen(msg), NULL);
+            say("host", "sn_host_broadcast sent \"%s\" to %d peers", msg, n);
+            phase = BROADCAST;
+        } else if (phase == BROADCAST && hc[0].got_broadcast && hc[1].got_broadcast) {
+            say("dave", "stops responding (his loop hangs: no keepalives, nothing)");
+            hc[0].frozen = true;
+            frozen_at = elapsed();
+            phase = FREEZE;
+        } else if (phase == FREEZE && dave_timed_out) {
+            bool erin_up = sn_host_peer_get_state(hc[1].peer) == SN_HOST_PEER_CONNECTED &&
+                           sn_host_peer_count(server, SN_HOST_PEER_CONNECTED) == 1;
+            if (erin_up)
+                say("demo", "erin still connected (keepalives every %.1f s, rtt %.2f ms)",
+                    HOST_KEEPALIVE_MS / 1000.0, sn_host_peer_get_rtt_ms(hc[1].peer));
+            ok = erin_up;
+            phase = DONE;
+        }
+        sleep_ms(2);
+    }
+out:
+    sn_host_free(server);
+    for (int i = 0; i < 2; i++)
+        sn_host_free(hc[i].host);
+    return ok;
+}
+
 /* ---- the script ----------------------------------------------------------------------- */
 
 int main(void)
@@ -319,7 +454,7 @@ int main(void)
     static const char *step_names[] = {
         "certificate generated", "DTLS server listening",    "3 clients connected (verified)",
         "42 answered 3 times",   "broadcast reached 3 of 3", "silent client timed out",
-        "TLS greeting and ack",  "clean shutdown",
+        "TLS greeting and ack",  "clean shutdown",           "host API: broadcast and timeout",
     };
     enum { NSTEPS = sizeof step_names / sizeof step_names[0] };
     bool done[NSTEPS] = {false};
@@ -427,8 +562,11 @@ int main(void)
         clients[c].saw_disconnect = true; /* its own doing: nothing to report on its side */
         sn_dtls_peer_disconnect_from_peer(clients[c].dtls);
     }
-    if (run_until(all_gone, STEP_TIMEOUT_MS) && clean_disconnects == NCLIENTS - 1)
-        done[step++] = true;
+    if (!run_until(all_gone, STEP_TIMEOUT_MS) || clean_disconnects != NCLIENTS - 1) goto summary;
+    done[step++] = true;
+
+    /* 9. The host API does steps 3 to 6 by itself: events instead of a hand-written loop. */
+    if (host_step(srv_opts, cli_opts)) done[step++] = true;
 
 summary:;
     int passed = 0;

@@ -25,7 +25,7 @@ static void demo_passes_every_step(void **state)
     sn_test_proc_drain(p);
     const char *out = sn_test_proc_output(p);
     uint64_t took = sn_test_now_ms() - t0;
-    if (rc != 0 || !strstr(out, "demo: all 8 steps passed"))
+    if (rc != 0 || !strstr(out, "demo: all 9 steps passed"))
         fail_msg("demo: rc %d after %llu ms, output:\n%s", rc, (unsigned long long)took, out);
     /* The transcript shows each step's evidence, as received. */
     static const char *evidence[] = {
@@ -39,12 +39,19 @@ static void demo_passes_every_step(void **state)
         "server  -> tls-cli: \"Hello from the server!\"",
         "tls-cli -> server: \"ack\"",
         "server  alice disconnected cleanly (close_notify)",
+        "dave    connected through sn_host: DTLSv1.2",
+        "host    sn_host_broadcast sent \"host broadcast at",
+        "\" to 2 peers",
+        "host    -> erin: \"host broadcast at",
+        "host    dave dropped",
+        "erin still connected",
     };
     for (size_t i = 0; i < sizeof evidence / sizeof evidence[0]; i++)
         if (!strstr(out, evidence[i])) fail_msg("missing \"%s\" in:\n%s", evidence[i], out);
     /* Only carol timed out: alice and bob disconnect themselves at the end. */
     assert_null(strstr(out, "alice silent for"));
     assert_null(strstr(out, "bob silent for"));
+    assert_null(strstr(out, "erin dropped"));
     sn_test_proc_stop(p);
 }
 
