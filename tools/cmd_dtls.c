@@ -405,7 +405,8 @@ static void client_help(void)
         "                           [--timeout SEC] [--wait MS]\n"
         "\n"
         "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
-        "sends every line read from stdin as one packet and prints every packet received.\n"
+        "sends every non-empty line read from stdin as one packet and prints every packet\n"
+        "received.\n"
         "Exits when stdin closes (after --wait ms without traffic, to print the replies) or\n"
         "when the server disconnects.\n"
         "\n"
@@ -553,6 +554,7 @@ int cmd_dtls_client(int argc, char **argv)
         for (;;) {
             if (!have_pending) {
                 if (!cli_lines_next(&in, line, sizeof line, &pending_len)) break;
+                if (pending_len == 0) continue; /* an empty line is no packet */
                 have_pending = true;
             }
             sn_err e = sn_dtls_peer_put_packet(dtls, line, pending_len);
