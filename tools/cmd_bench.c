@@ -374,9 +374,13 @@ static bool parse_number(const char *s, double *out)
 
 static const char *const baseline_words[] = {"raw",   "bare",    "baseline",
                                              "plain", "openssl", "kernel"};
-static const char *const own_words[] = {"sealnet", "server", "ours", "sn"};
-#define NBASE (sizeof baseline_words / sizeof baseline_words[0])
-#define NOWN  (sizeof own_words / sizeof own_words[0])
+static const char *const own_words[] = {"sealnet", "server", "ours", "sn", "host"};
+/* Words that name a transport rather than whose figure it is: "raw UDP echo pkt/s" compares
+ * with "host echo pkt/s". */
+static const char *const neutral_words[] = {"udp", "tcp", "tls", "dtls"};
+#define NNEUTRAL (sizeof neutral_words / sizeof neutral_words[0])
+#define NBASE    (sizeof baseline_words / sizeof baseline_words[0])
+#define NOWN     (sizeof own_words / sizeof own_words[0])
 
 static bool is_baseline(const char *text)
 {
@@ -390,7 +394,8 @@ static bool is_baseline(const char *text)
     return false;
 }
 
-/* A header without the words that say whose figure it is: "bare ns/dgram" -> "ns/dgram". */
+/* A header without the words that say whose figure it is, transports and parenthesised
+ * notes: "bare ns/dgram" -> "ns/dgram", "host server CPU us/pkt (user)" -> "CPU us/pkt". */
 static void strip_owner(const char *head, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -403,16 +408,19 @@ static void strip_owner(const char *head, char *out, size_t cap)
             if (strcasecmp(tok, baseline_words[w]) == 0) drop = true;
         for (size_t w = 0; w < NOWN; w++)
             if (strcasecmp(tok, own_words[w]) == 0) drop = true;
-        if (drop) continue;
+        for (size_t w = 0; w < NNEUTRAL; w++)
+            if (strcasecmp(tok, neutral_words[w]) == 0) drop = true;
+        if (drop || tok[0] == '(') continue;
         if (*out) append_str(out, cap, " ");
         append_str(out, cap, tok);
     }
 }
 
-/* A column of ratios someone already computed: headed "ratio", or every value like "7.01x". */
+/* A column of ratios someone already computed: headed "ratio" or "a / b", or every value like
+ * "7.01x". */
 static bool is_ratio_column(const table *t, int col)
 {
-    if (strncasecmp(t->head[col], "ratio", 5) == 0) return true;
+    if (strncasecmp(t->head[col], "ratio", 5) == 0 || strstr(t->head[col], " / ")) return true;
     int seen = 0;
     for (int r = 0; r < t->nrows; r++) {
         const char *c = t->rows[r][col];
@@ -453,6 +461,8 @@ static void parse_output(const char *text, tables *ts)
             strtod(colon + 1, &end);
             cell unit, label, value;
             trim_copy(unit, sizeof unit, end, strlen(end));
+            /* A figure with a short unit, not a sentence that happens to hold a number. */
+            if (strlen(unit) > 24 || (size_t)(colon - buf) > 80) continue;
             if (!*unit) copy_str(unit, sizeof unit, "value");
             trim_copy(label, sizeof label, buf, (size_t)(colon - buf));
             trim_copy(value, sizeof value, colon + 1, (size_t)(end - colon - 1));
@@ -555,7 +565,7 @@ static void emit_table(const char *bench, const table *t, rows *out)
             /* "server/bare" is recomputed from the pair; other ratios ("vs 10 peers") stay. */
             if (ratio_col[c] && paired &&
                 (is_baseline(t->head[c]) || strncasecmp(t->head[c], "ratio", 5) == 0))
-                continue;
+                continue; /* "host / raw", "server/bare", "ratio": the ratio column has it */
             row *o = rows_add(out);
             if (!o) return;
             copy_str(o->bench, sizeof o->bench, bench);
