@@ -13,7 +13,7 @@ if(TARGET sealnet)
   sealnet_cli_test(test_cli sealnet)
 endif()
 if(TARGET demo)
-  # Also checks the README's code: examples/readme_server.c and readme_client.c, built and run.
+  # Also checks the README's code: examples/readme_{server,host_server,client}.c, built and run.
   sealnet_cli_test(test_cli_demo demo)
-  add_dependencies(test_cli_demo readme_server readme_client)
+  add_dependencies(test_cli_demo readme_server readme_host_server readme_client)
 endif()

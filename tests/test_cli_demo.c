@@ -62,8 +62,9 @@ static void readme_code_is_the_compiled_examples(void **state)
     char *readme_path = sn_test_path(sn_test_source_dir(), "README.md");
     char *readme = sn_test_read_file(readme_path, NULL);
     assert_non_null(readme);
-    static const char *files[] = {"examples/readme_server.c", "examples/readme_client.c"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *files[] = {"examples/readme_server.c", "examples/readme_host_server.c",
+                                  "examples/readme_client.c"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char *path = sn_test_path(sn_test_source_dir(), files[i]);
         char *code = sn_test_read_file(path, NULL);
         assert_non_null(code);
@@ -78,17 +79,17 @@ static void readme_code_is_the_compiled_examples(void **state)
     free(readme_path);
 }
 
-static void readme_server_answers_readme_client(void **state)
+/* The README's client against the README's servers (the classic loop and the host API). */
+static void readme_client_gets_hello(const char *server_name)
 {
-    (void)state;
-    char *server = sn_test_path(sn_test_build_dir(), "examples/readme_server");
+    char *server = sn_test_path(sn_test_build_dir(), server_name);
     char *client = sn_test_path(sn_test_build_dir(), "examples/readme_client");
     const char *sargv[] = {server, "0", NULL};
     sn_test_proc *s = sn_test_spawn(sargv);
     assert_non_null(s);
     const char *needle = "listening on udp port ";
     if (!sn_test_proc_wait_for(s, needle, 20000) || !sn_test_proc_wait_for(s, "\n", 1000))
-        fail_msg("readme_server printed:\n%s", sn_test_proc_output(s));
+        fail_msg("%s printed:\n%s", server_name, sn_test_proc_output(s));
     char port[16];
     snprintf(port, sizeof port, "%d",
              atoi(strstr(sn_test_proc_output(s), needle) + strlen(needle)));
@@ -99,12 +100,24 @@ static void readme_server_answers_readme_client(void **state)
         int rc = sn_test_proc_wait_exit(c, 20000);
         const char *out = sn_test_proc_output(c);
         if (rc != 0 || strcmp(out, "Hello DTLS client\n") != 0)
-            fail_msg("readme_client: rc %d, output:\n%s", rc, out);
+            fail_msg("readme_client against %s: rc %d, output:\n%s", server_name, rc, out);
         sn_test_proc_stop(c);
     }
     sn_test_proc_stop(s);
     free(server);
     free(client);
+}
+
+static void readme_server_answers_readme_client(void **state)
+{
+    (void)state;
+    readme_client_gets_hello("examples/readme_server");
+}
+
+static void readme_host_server_answers_readme_client(void **state)
+{
+    (void)state;
+    readme_client_gets_hello("examples/readme_host_server");
 }
 
 int main(int argc, char **argv)
@@ -119,6 +132,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(demo_passes_every_step),
         cmocka_unit_test(readme_code_is_the_compiled_examples),
         cmocka_unit_test(readme_server_answers_readme_client),
+        cmocka_unit_test(readme_host_server_answers_readme_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
