@@ -308,23 +308,12 @@ static void dtls_server_and_client_exchange_lines(void **state)
     free(cert);
 }
 
-/* True when this sealnet was built with the host API (dtls-server --host). */
-static bool have_host_mode(void)
-{
-    char *out;
-    run((const char *[]){"dtls-server", "--help", NULL}, NULL, 20000, &out);
-    bool yes = strstr(out, "--host") != NULL;
-    free(out);
-    return yes;
-}
-
 /* Echo mode with a generated certificate (the server prints its fingerprint), on the classic
- * loop and, when built with it, on the host API. */
+ * loop and on the host API. */
 static void dtls_echo_server_both_loops(void **state)
 {
     (void)state;
-    bool host = have_host_mode();
-    for (int round = 0; round < (host ? 2 : 1); round++) {
+    for (int round = 0; round < 2; round++) {
         int port;
         sn_test_proc *srv =
             start_server((const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60",
@@ -353,8 +342,7 @@ static void dtls_echo_server_both_loops(void **state)
 static void dtls_server_drops_idle_clients(void **state)
 {
     (void)state;
-    bool host = have_host_mode();
-    for (int round = 0; round < (host ? 2 : 1); round++) {
+    for (int round = 0; round < 2; round++) {
         int port;
         sn_test_proc *srv =
             start_server((const char *[]){"dtls-server", "--port", "0", "--idle", "1", "--seconds",

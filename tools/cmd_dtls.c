@@ -7,29 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The host API (include/sealnet/host.h) arrived after this tool: use it when it is there. */
-#if defined(__has_include)
-#if __has_include(<sealnet/host.h>)
-#include <sealnet/host.h>
-#define CLI_HAVE_HOST 1
-#endif
-#endif
-
 #define HELLO_REPLY "Hello DTLS client"
 
 /* ---- server --------------------------------------------------------------------------- */
 
 static void server_help(void)
 {
-#ifdef CLI_HAVE_HOST
-    const char *host_usage = " [--host]";
-    const char *host_help = "  --host         run on the host API (sn_host: events, idle timeout)\n"
-                            "                 instead of the classic loop\n";
-#else
-    const char *host_usage = "", *host_help = "";
-#endif
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
-           "                           [--echo | --hello] [--idle SEC] [--seconds N]%s\n"
+           "                           [--echo | --hello] [--idle SEC] [--seconds N] [--host]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -43,12 +28,12 @@ static void server_help(void)
            "  --hello        answer every packet with \"" HELLO_REPLY "\" (default)\n"
            "  --echo         send every packet back unchanged\n"
            "  --idle SEC     disconnect a client silent for SEC seconds (default 60; 0: never)\n"
-           "%s"
+           "  --host         run on the host API (sn_host: events, idle timeout) instead of\n"
+           "                 the classic loop\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
            "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
-           "reason) and packet; on a terminal also a status line every second.\n",
-           host_usage, host_help);
+           "reason) and packet; on a terminal also a status line every second.\n");
 }
 
 typedef struct srv_peer {
@@ -66,7 +51,6 @@ static void peer_name(sn_dtls_peer *p, char *out, size_t cap)
         snprintf(out, cap, "%s:%d", ip, sn_dtls_peer_get_packet_port(p));
 }
 
-#ifdef CLI_HAVE_HOST
 /* The same server on sn_host: the host owns the sockets and peers and hands out events. */
 static int run_host_server(const sn_tls_options *o, long port, const char *bind, bool echo,
                            long idle, long seconds)
@@ -160,7 +144,6 @@ static int run_host_server(const sn_tls_options *o, long port, const char *bind,
     sn_host_free(h); /* close_notify to every connected client */
     return rc;
 }
-#endif
 
 int cmd_dtls_server(int argc, char **argv)
 {
@@ -209,12 +192,8 @@ int cmd_dtls_server(int argc, char **argv)
                 return cli_usage_error("--idle wants a number of seconds, not '%s'", optarg);
             break;
         case 'o':
-#ifdef CLI_HAVE_HOST
             use_host = true;
             break;
-#else
-            return cli_usage_error("--host: this build has no host API (sealnet/host.h)");
-#endif
         case 'h':
             server_help();
             return CLI_OK;
@@ -235,15 +214,11 @@ int cmd_dtls_server(int argc, char **argv)
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
-#ifdef CLI_HAVE_HOST
     if (use_host) {
         rc = run_host_server(opts_srv, port, bind, echo, idle, seconds);
         sn_tls_options_free(opts_srv);
         return rc;
     }
-#else
-    (void)use_host;
-#endif
 
     rc = CLI_FAIL;
     srv_peer *peers = NULL;
