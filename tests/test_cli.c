@@ -313,18 +313,22 @@ static void dtls_server_and_client_exchange_lines(void **state)
 static void dtls_echo_server_both_loops(void **state)
 {
     (void)state;
+    char *saved = sn_test_path(tmp, "generated.crt");
     for (int round = 0; round < 2; round++) {
         int port;
+        unlink(saved);
+        /* --save-cert: the generated certificate, for the client's --ca. */
         sn_test_proc *srv =
             start_server((const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60",
-                                          round ? "--host" : NULL, NULL},
+                                          "--save-cert", saved, round ? "--host" : NULL, NULL},
                          "listening on udp port ", &port);
         assert_non_null(strstr(sn_test_proc_output(srv), "certificate SHA-256 fingerprint: "));
         if (round) assert_non_null(strstr(sn_test_proc_output(srv), "host API"));
         char port_s[16];
         snprintf(port_s, sizeof port_s, "%d", port);
         char *out;
-        int rc = run((const char *[]){"dtls-client", "127.0.0.1", port_s, "--insecure", NULL},
+        int rc = run((const char *[]){"dtls-client", "127.0.0.1", port_s, "--ca", saved, "--name",
+                                      "localhost", NULL},
                      "alpha\n\nbeta gamma\n", 30000, &out);
         /* The empty line is skipped, not an error. */
         if (rc != 0 || !strstr(out, "< alpha\n") || !strstr(out, "< beta gamma\n") ||
@@ -336,6 +340,7 @@ static void dtls_echo_server_both_loops(void **state)
         /* SIGTERM: a clean stop with a summary. */
         assert_int_equal(sn_test_proc_stop(srv), 0);
     }
+    free(saved);
 }
 
 /* --idle: a client that stays connected but silent is dropped, and told so (close_notify). */
@@ -428,15 +433,18 @@ static void tls_server_and_client_exchange_lines(void **state)
     free(out);
     assert_int_equal(sn_test_proc_stop(srv), 0);
 
-    srv = start_server(
-        (const char *[]){"tls-server", "--port", "0", "--echo", "--seconds", "60", NULL},
-        "listening on tcp port ", &port);
+    char *saved = sn_test_path(tmp, "generated-tls.crt");
+    srv = start_server((const char *[]){"tls-server", "--port", "0", "--echo", "--seconds", "60",
+                                        "--save-cert", saved, NULL},
+                       "listening on tcp port ", &port);
     snprintf(port_s, sizeof port_s, "%d", port);
-    rc = run((const char *[]){"tls-client", "127.0.0.1", port_s, "--insecure", NULL},
+    rc = run((const char *[]){"tls-client", "127.0.0.1", port_s, "--ca", saved, "--name",
+                              "localhost", NULL},
              "echo me\nand me\n", 30000, &out);
     if (rc != 0 || !strstr(out, "< echo me\n") || !strstr(out, "< and me\n"))
         fail_msg("tls echo: rc %d:\n%s", rc, out);
     free(out);
+    free(saved);
     assert_int_equal(sn_test_proc_stop(srv), 0);
     free(key);
     free(cert);

@@ -131,8 +131,8 @@ bool cli_stopping(void)
     return stop_flag != 0;
 }
 
-int cli_server_credentials(const char *key_path, const char *cert_path, sn_crypto_key **key,
-                           sn_x509_cert **cert)
+int cli_server_credentials(const char *key_path, const char *cert_path, const char *save_cert,
+                           sn_crypto_key **key, sn_x509_cert **cert)
 {
     *key = NULL;
     *cert = NULL;
@@ -168,6 +168,13 @@ int cli_server_credentials(const char *key_path, const char *cert_path, sn_crypt
     if (fp) {
         printf("certificate SHA-256 fingerprint: %s\n", fp);
         sn_free(fp);
+    }
+    if (save_cert) {
+        if (sn_x509_cert_save(*cert, save_cert) != SN_OK) {
+            cli_fail("cannot write %s: %s", save_cert, sn_last_error_message());
+            goto fail;
+        }
+        printf("certificate written to %s\n", save_cert);
     }
     fflush(stdout);
     return CLI_OK;

@@ -46,9 +46,10 @@ bool cli_stopping(void);
 
 /* Server credentials: loads key_path/cert_path when both are given, else generates an EC P-256
  * key and a self-signed certificate for "localhost". Prints the certificate's SHA-256
- * fingerprint. On success *key and *cert are the caller's. */
-int cli_server_credentials(const char *key_path, const char *cert_path, sn_crypto_key **key,
-                           sn_x509_cert **cert);
+ * fingerprint and writes the certificate to save_cert when not NULL. On success *key and *cert
+ * are the caller's. */
+int cli_server_credentials(const char *key_path, const char *cert_path, const char *save_cert,
+                           sn_crypto_key **key, sn_x509_cert **cert);
 /* Client options from --ca / --insecure / --name: NULL after printing the reason. */
 sn_tls_options *cli_client_options(const char *ca_path, bool insecure, const char *name);
 

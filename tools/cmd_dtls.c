@@ -14,7 +14,8 @@
 static void server_help(void)
 {
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
-           "                           [--echo | --hello] [--idle SEC] [--seconds N] [--host]\n"
+           "                           [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
+           "                           [--seconds N] [--host]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -30,6 +31,7 @@ static void server_help(void)
            "  --idle SEC     disconnect a client silent for SEC seconds (default 60; 0: never)\n"
            "  --host         run on the host API (sn_host: events, idle timeout) instead of\n"
            "                 the classic loop\n"
+           "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
            "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
@@ -147,20 +149,16 @@ static int run_host_server(const sn_tls_options *o, long port, const char *bind,
 
 int cmd_dtls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"bind", required_argument, NULL, 'b'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"echo", no_argument, NULL, 'e'},
-                                         {"hello", no_argument, NULL, 'H'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"idle", required_argument, NULL, 'i'},
-                                         {"host", no_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
+        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
+        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
+        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     long port = 4242, seconds = 0, idle = 60;
     bool use_host = false;
-    const char *bind = "*", *key_path = NULL, *cert_path = NULL;
+    const char *bind = "*", *key_path = NULL, *cert_path = NULL, *save_cert = NULL;
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
@@ -194,6 +192,9 @@ int cmd_dtls_server(int argc, char **argv)
         case 'o':
             use_host = true;
             break;
+        case 'S':
+            save_cert = optarg;
+            break;
         case 'h':
             server_help();
             return CLI_OK;
@@ -208,7 +209,7 @@ int cmd_dtls_server(int argc, char **argv)
 
     sn_crypto_key *key;
     sn_x509_cert *cert;
-    int rc = cli_server_credentials(key_path, cert_path, &key, &cert);
+    int rc = cli_server_credentials(key_path, cert_path, save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
     sn_tls_options *opts_srv = sn_tls_options_server(key, cert);
     sn_crypto_key_free(key);

@@ -51,7 +51,7 @@ static void line_buf_add(line_buf *lb, const char *prefix, const char *data, siz
 static void server_help(void)
 {
     printf("usage: sealnet tls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
-           "                          [--echo | --hello] [--seconds N]\n"
+           "                          [--save-cert FILE] [--echo | --hello] [--seconds N]\n"
            "\n"
            "Runs a TLS (1.2/1.3) server over TCP. Without --key/--cert it generates an EC P-256\n"
            "key and a self-signed certificate for CN=localhost and prints its SHA-256\n"
@@ -63,6 +63,7 @@ static void server_help(void)
            "  --cert FILE    PEM certificate or chain, leaf first (with --key)\n"
            "  --hello        greet every client with \"Hello from the server!\" (default)\n"
            "  --echo         send every byte back unchanged\n"
+           "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
            "Prints \"listening on tcp port N\", then one line per connect, disconnect (with the\n"
@@ -78,17 +79,14 @@ typedef struct tls_client {
 
 int cmd_tls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"bind", required_argument, NULL, 'b'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"echo", no_argument, NULL, 'e'},
-                                         {"hello", no_argument, NULL, 'H'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
+        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
+        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     long port = 4243, seconds = 0;
-    const char *bind = "*", *key_path = NULL, *cert_path = NULL;
+    const char *bind = "*", *key_path = NULL, *cert_path = NULL, *save_cert = NULL;
     int mode = 0;
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
@@ -115,6 +113,9 @@ int cmd_tls_server(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 1000000, &seconds))
                 return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
             break;
+        case 'S':
+            save_cert = optarg;
+            break;
         case 'h':
             server_help();
             return CLI_OK;
@@ -129,7 +130,7 @@ int cmd_tls_server(int argc, char **argv)
 
     sn_crypto_key *key;
     sn_x509_cert *cert;
-    int rc = cli_server_credentials(key_path, cert_path, &key, &cert);
+    int rc = cli_server_credentials(key_path, cert_path, save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
     sn_tls_options *o = sn_tls_options_server(key, cert);
     sn_crypto_key_free(key);
