@@ -154,6 +154,8 @@ static void bad_arguments_exit_2_with_one_line(void **state)
         {{"dtls-client", "127.0.0.1", "9", "--ca", "x", "--insecure", NULL}, "exclude"},
         {{"dtls-client", "127.0.0.1", "9", "--timeout", "0", NULL}, "--timeout"},
         {{"tls-server", "--seconds", "x", NULL}, "--seconds"},
+        {{"tls-server", "--idle", "5", NULL}, "unknown option '--idle'"},
+        {{"dtls-server", "--idle", "soon", NULL}, "--idle wants"},
         {{"tls-client", "127.0.0.1", NULL}, "HOST and PORT are required"},
         {{"tls-client", "a", "1", "extra", NULL}, "unexpected argument 'extra'"},
         {{"bench", "quantum", NULL}, "unknown benchmark 'quantum'"},

@@ -136,9 +136,7 @@ int cli_server_credentials(const char *key_path, const char *cert_path, const ch
 {
     *key = NULL;
     *cert = NULL;
-    if ((key_path == NULL) != (cert_path == NULL))
-        return cli_usage_error("--key and --cert go together");
-    if (key_path) {
+    if (key_path && cert_path) {
         *key = sn_crypto_key_new();
         *cert = sn_x509_cert_new();
         if (!*key || !*cert) goto oom;
@@ -279,6 +277,129 @@ bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
     memmove(l->buf, l->buf + used, l->len - used);
     l->len -= used;
     return true;
+}
+
+/* ---- arguments shared by the clients and the servers ----------------------------------- */
+
+int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
+                          void (*help)(void), cli_server_args *a)
+{
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
+        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
+        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
+        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false};
+    int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
+    int c;
+    while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+        /* --idle and --host belong to the DTLS server only. */
+        if (!datagram && (c == 'i' || c == 'o'))
+            return cli_usage_error("unknown option '--%s'", c == 'i' ? "idle" : "host");
+        switch (c) {
+        case 'p':
+            if (!cli_parse_int(optarg, 0, 65535, &a->port))
+                return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
+            break;
+        case 'b':
+            a->bind = optarg;
+            break;
+        case 'k':
+            a->key_path = optarg;
+            break;
+        case 'c':
+            a->cert_path = optarg;
+            break;
+        case 'e':
+        case 'H':
+            if (mode && mode != c) return cli_usage_error("--echo and --hello exclude each other");
+            mode = c;
+            break;
+        case 's':
+            if (!cli_parse_int(optarg, 0, 1000000, &a->seconds))
+                return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
+            break;
+        case 'S':
+            a->save_cert = optarg;
+            break;
+        case 'i':
+            if (!cli_parse_int(optarg, 0, 1000000, &a->idle))
+                return cli_usage_error("--idle wants a number of seconds, not '%s'", optarg);
+            break;
+        case 'o':
+            a->use_host = true;
+            break;
+        case 'h':
+            help();
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if ((a->key_path == NULL) != (a->cert_path == NULL))
+        return cli_usage_error("--key and --cert go together");
+    a->echo = mode == 'e';
+    return CLI_CONTINUE;
+}
+
+int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a)
+{
+    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
+                                         {"insecure", no_argument, NULL, 'k'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *a = (cli_client_args){NULL, NULL, NULL, 0, 10, 1000, false};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, c;
+    for (;;) {
+        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+            switch (c) {
+            case 'a':
+                a->ca = optarg;
+                break;
+            case 'k':
+                a->insecure = true;
+                break;
+            case 'n':
+                a->name = optarg;
+                break;
+            case 't':
+                if (!cli_parse_int(optarg, 1, 3600, &a->timeout))
+                    return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
+                break;
+            case 'w':
+                if (!cli_parse_int(optarg, 0, 600000, &a->wait_ms))
+                    return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
+                break;
+            case 'h':
+                help();
+                return CLI_OK;
+            default:
+                return CLI_USAGE;
+            }
+        }
+        /* getopt stops at the first operand ("+"): take it and go on after it. */
+        if (optind >= argc) break;
+        if (npos == 2) return cli_usage_error("unexpected argument '%s'", argv[optind]);
+        pos[npos++] = argv[optind++];
+    }
+    if (npos < 2) return cli_usage_error("HOST and PORT are required");
+    if (!cli_parse_int(pos[1], 1, 65535, &a->port))
+        return cli_usage_error("PORT wants a number from 1 to 65535, not '%s'", pos[1]);
+    if (a->ca && a->insecure) return cli_usage_error("--ca and --insecure exclude each other");
+    a->host = pos[0];
+    return CLI_CONTINUE;
+}
+
+void cli_format_addr(const char *ip, int port, char *out, size_t cap)
+{
+    snprintf(out, cap, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */

@@ -32,6 +32,31 @@ bool cli_parse_int(const char *s, long min, long max, long *out);
 struct option;
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 
+/* Returned by the argument parsers below when the command should go on (any other value is the
+ * exit status: 0 after --help, 2 after a bad argument). */
+enum { CLI_CONTINUE = -1 };
+
+/* Options shared by dtls-server and tls-server. */
+typedef struct cli_server_args {
+    long port, seconds, idle;
+    const char *bind, *key_path, *cert_path, *save_cert;
+    bool echo, use_host;
+} cli_server_args;
+/* Parses them; `datagram` also accepts the DTLS server's --idle and --host. */
+int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
+                          void (*help)(void), cli_server_args *a);
+
+/* Options shared by dtls-client and tls-client: HOST PORT and the rest in any order. */
+typedef struct cli_client_args {
+    const char *host, *ca, *name;
+    long port, timeout, wait_ms;
+    bool insecure;
+} cli_client_args;
+int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a);
+
+/* "ip:port", or "[ip]:port" for IPv6. */
+void cli_format_addr(const char *ip, int port, char *out, size_t cap);
+
 /* Seconds since the program started, for log lines ("[  1.234]"). */
 double cli_elapsed(void);
 /* Monotonic milliseconds. */

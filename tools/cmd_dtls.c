@@ -44,15 +44,6 @@ typedef struct srv_peer {
     char who[80];
 } srv_peer;
 
-static void peer_name(sn_dtls_peer *p, char *out, size_t cap)
-{
-    const char *ip = sn_dtls_peer_get_packet_ip(p);
-    if (strchr(ip, ':'))
-        snprintf(out, cap, "[%s]:%d", ip, sn_dtls_peer_get_packet_port(p));
-    else
-        snprintf(out, cap, "%s:%d", ip, sn_dtls_peer_get_packet_port(p));
-}
-
 /* The same server on sn_host: the host owns the sockets and peers and hands out events. */
 static int run_host_server(const sn_tls_options *o, long port, const char *bind, bool echo,
                            long idle, long seconds)
@@ -88,9 +79,8 @@ static int run_host_server(const sn_tls_options *o, long port, const char *bind,
         }
         if (r > 0) {
             char who[80];
-            const char *ip = sn_host_peer_get_address(ev.peer);
-            snprintf(who, sizeof who, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip,
-                     sn_host_peer_get_port(ev.peer));
+            cli_format_addr(sn_host_peer_get_address(ev.peer), sn_host_peer_get_port(ev.peer), who,
+                            sizeof who);
             switch (ev.type) {
             case SN_HOST_EVENT_CONNECT:
                 cli_log("%s connected (%s)", who, sn_host_peer_get_cipher(ev.peer));
@@ -149,73 +139,22 @@ static int run_host_server(const sn_tls_options *o, long port, const char *bind,
 
 int cmd_dtls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
-        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
-        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
-        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    long port = 4242, seconds = 0, idle = 60;
-    bool use_host = false;
-    const char *bind = "*", *key_path = NULL, *cert_path = NULL, *save_cert = NULL;
-    int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
-    int c;
-    while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'p':
-            if (!cli_parse_int(optarg, 0, 65535, &port))
-                return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
-            break;
-        case 'b':
-            bind = optarg;
-            break;
-        case 'k':
-            key_path = optarg;
-            break;
-        case 'c':
-            cert_path = optarg;
-            break;
-        case 'e':
-        case 'H':
-            if (mode && mode != c) return cli_usage_error("--echo and --hello exclude each other");
-            mode = c;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 0, 1000000, &seconds))
-                return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
-            break;
-        case 'i':
-            if (!cli_parse_int(optarg, 0, 1000000, &idle))
-                return cli_usage_error("--idle wants a number of seconds, not '%s'", optarg);
-            break;
-        case 'o':
-            use_host = true;
-            break;
-        case 'S':
-            save_cert = optarg;
-            break;
-        case 'h':
-            server_help();
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if ((key_path == NULL) != (cert_path == NULL))
-        return cli_usage_error("--key and --cert go together");
-    bool echo = mode == 'e';
+    cli_server_args a;
+    int rc = cli_parse_server_args(argc, argv, true, 4242, server_help, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const long port = a.port, seconds = a.seconds, idle = a.idle;
+    const char *bind = a.bind;
+    const bool echo = a.echo;
 
     sn_crypto_key *key;
     sn_x509_cert *cert;
-    int rc = cli_server_credentials(key_path, cert_path, save_cert, &key, &cert);
+    rc = cli_server_credentials(a.key_path, a.cert_path, a.save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
     sn_tls_options *opts_srv = sn_tls_options_server(key, cert);
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
-    if (use_host) {
+    if (a.use_host) {
         rc = run_host_server(opts_srv, port, bind, echo, idle, seconds);
         sn_tls_options_free(opts_srv);
         return rc;
@@ -283,7 +222,8 @@ int cmd_dtls_server(int argc, char **argv)
             srv_peer *sp = &peers[npeers++];
             sp->dtls = p;
             sp->last = SN_DTLS_STATUS_HANDSHAKING;
-            peer_name(p, sp->who, sizeof sp->who);
+            cli_format_addr(sn_dtls_peer_get_packet_ip(p), sn_dtls_peer_get_packet_port(p), sp->who,
+                            sizeof sp->who);
         }
 
         for (size_t i = 0; i < npeers;) {
@@ -398,60 +338,15 @@ static void client_help(void)
 
 int cmd_dtls_client(int argc, char **argv)
 {
-    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
-                                         {"insecure", no_argument, NULL, 'k'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"wait", required_argument, NULL, 'w'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *ca = NULL, *name = NULL;
-    bool insecure = false;
-    long timeout = 10, wait_ms = 1000, port;
-    int c;
-    /* Options may come before or after HOST PORT. */
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0;
-    for (;;) {
-        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-            switch (c) {
-            case 'a':
-                ca = optarg;
-                break;
-            case 'k':
-                insecure = true;
-                break;
-            case 'n':
-                name = optarg;
-                break;
-            case 't':
-                if (!cli_parse_int(optarg, 1, 3600, &timeout))
-                    return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
-                break;
-            case 'w':
-                if (!cli_parse_int(optarg, 0, 600000, &wait_ms))
-                    return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
-                break;
-            case 'h':
-                client_help();
-                return CLI_OK;
-            default:
-                return CLI_USAGE;
-            }
-        }
-        if (optind >= argc) break;
-        if (npos == 2) return cli_usage_error("unexpected argument '%s'", argv[optind]);
-        pos[npos++] = argv[optind++];
-    }
-    if (npos < 2) return cli_usage_error("HOST and PORT are required");
-    if (!cli_parse_int(pos[1], 1, 65535, &port))
-        return cli_usage_error("PORT wants a number from 1 to 65535, not '%s'", pos[1]);
-    if (ca && insecure) return cli_usage_error("--ca and --insecure exclude each other");
-    const char *host = pos[0];
+    cli_client_args a;
+    int rc = cli_parse_client_args(argc, argv, client_help, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const char *host = a.host;
+    const long port = a.port;
 
-    sn_tls_options *o = cli_client_options(ca, insecure, name);
+    sn_tls_options *o = cli_client_options(a.ca, a.insecure, a.name);
     if (!o) return CLI_FAIL;
-    int rc = CLI_FAIL;
+    rc = CLI_FAIL;
     sn_dtls_peer *dtls = sn_dtls_peer_new();
     sn_udp_peer *udp = sn_udp_peer_new();
     if (!dtls || !udp) {
@@ -466,17 +361,17 @@ int cmd_dtls_client(int argc, char **argv)
     }
     sn_dtls_settings set;
     sn_dtls_default_settings(&set);
-    set.handshake_timeout_ms = (int)(timeout * 1000);
+    set.handshake_timeout_ms = (int)(a.timeout * 1000);
     sn_dtls_peer_set_settings(dtls, &set);
-    if (sn_dtls_peer_connect_to_peer(dtls, udp, name ? name : host, o) != SN_OK) {
+    if (sn_dtls_peer_connect_to_peer(dtls, udp, a.name ? a.name : host, o) != SN_OK) {
         cli_fail("cannot start the handshake: %s", sn_last_error_message());
         goto out;
     }
     cli_install_signals();
     printf("connecting to %s port %ld (DTLS, %s)\n", host, port,
-           insecure ? "certificate not verified"
-           : ca     ? "verified against --ca"
-                    : "system CAs");
+           a.insecure ? "certificate not verified"
+           : a.ca     ? "verified against --ca"
+                      : "system CAs");
     fflush(stdout);
 
     cli_lines in;
@@ -540,7 +435,7 @@ int cmd_dtls_client(int argc, char **argv)
             if (e != SN_OK) fprintf(stderr, "not sent: %s\n", sn_last_error_message());
         }
         if (in.eof && !have_pending && in.len == 0 &&
-            cli_now_ms() - last_activity >= (uint64_t)wait_ms) {
+            cli_now_ms() - last_activity >= (uint64_t)a.wait_ms) {
             rc = CLI_OK;
             break;
         }

@@ -79,58 +79,15 @@ typedef struct tls_client {
 
 int cmd_tls_server(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
-        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
-        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    long port = 4243, seconds = 0;
-    const char *bind = "*", *key_path = NULL, *cert_path = NULL, *save_cert = NULL;
-    int mode = 0;
-    int c;
-    while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'p':
-            if (!cli_parse_int(optarg, 0, 65535, &port))
-                return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
-            break;
-        case 'b':
-            bind = optarg;
-            break;
-        case 'k':
-            key_path = optarg;
-            break;
-        case 'c':
-            cert_path = optarg;
-            break;
-        case 'e':
-        case 'H':
-            if (mode && mode != c) return cli_usage_error("--echo and --hello exclude each other");
-            mode = c;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 0, 1000000, &seconds))
-                return cli_usage_error("--seconds wants a number of seconds, not '%s'", optarg);
-            break;
-        case 'S':
-            save_cert = optarg;
-            break;
-        case 'h':
-            server_help();
-            return CLI_OK;
-        default:
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if ((key_path == NULL) != (cert_path == NULL))
-        return cli_usage_error("--key and --cert go together");
-    bool echo = mode == 'e';
+    cli_server_args a;
+    int rc = cli_parse_server_args(argc, argv, false, 4243, server_help, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const long port = a.port, seconds = a.seconds;
+    const bool echo = a.echo;
 
     sn_crypto_key *key;
     sn_x509_cert *cert;
-    int rc = cli_server_credentials(key_path, cert_path, save_cert, &key, &cert);
+    rc = cli_server_credentials(a.key_path, a.cert_path, a.save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
     sn_tls_options *o = sn_tls_options_server(key, cert);
     sn_crypto_key_free(key);
@@ -146,7 +103,7 @@ int cmd_tls_server(int argc, char **argv)
         cli_fail("out of memory");
         goto out;
     }
-    if (sn_tcp_server_listen(srv, (int)port, bind) != SN_OK) {
+    if (sn_tcp_server_listen(srv, (int)port, a.bind) != SN_OK) {
         cli_fail("cannot listen on tcp port %ld: %s", port, sn_last_error_message());
         goto out;
     }
@@ -190,9 +147,8 @@ int cmd_tls_server(int argc, char **argv)
                 sn_tcp_peer_free(tcp);
                 continue;
             }
-            const char *ip = sn_tcp_peer_get_connected_host(tcp);
-            snprintf(tc->who, sizeof tc->who, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip,
-                     sn_tcp_peer_get_connected_port(tcp));
+            cli_format_addr(sn_tcp_peer_get_connected_host(tcp),
+                            sn_tcp_peer_get_connected_port(tcp), tc->who, sizeof tc->who);
             if (sn_tls_stream_accept_stream(tc->s, tcp, o) != SN_OK) {
                 cli_log("%s: cannot start TLS: %s", tc->who, sn_last_error_message());
                 sn_tls_stream_free(tc->s);
@@ -298,58 +254,15 @@ static void client_help(void)
 
 int cmd_tls_client(int argc, char **argv)
 {
-    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
-                                         {"insecure", no_argument, NULL, 'k'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"wait", required_argument, NULL, 'w'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *ca = NULL, *name = NULL;
-    bool insecure = false;
-    long timeout = 10, wait_ms = 1000, port;
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, c;
-    for (;;) {
-        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-            switch (c) {
-            case 'a':
-                ca = optarg;
-                break;
-            case 'k':
-                insecure = true;
-                break;
-            case 'n':
-                name = optarg;
-                break;
-            case 't':
-                if (!cli_parse_int(optarg, 1, 3600, &timeout))
-                    return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
-                break;
-            case 'w':
-                if (!cli_parse_int(optarg, 0, 600000, &wait_ms))
-                    return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
-                break;
-            case 'h':
-                client_help();
-                return CLI_OK;
-            default:
-                return CLI_USAGE;
-            }
-        }
-        if (optind >= argc) break;
-        if (npos == 2) return cli_usage_error("unexpected argument '%s'", argv[optind]);
-        pos[npos++] = argv[optind++];
-    }
-    if (npos < 2) return cli_usage_error("HOST and PORT are required");
-    if (!cli_parse_int(pos[1], 1, 65535, &port))
-        return cli_usage_error("PORT wants a number from 1 to 65535, not '%s'", pos[1]);
-    if (ca && insecure) return cli_usage_error("--ca and --insecure exclude each other");
-    const char *host = pos[0];
+    cli_client_args a;
+    int rc = cli_parse_client_args(argc, argv, client_help, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const char *host = a.host;
+    const long port = a.port;
 
-    sn_tls_options *o = cli_client_options(ca, insecure, name);
+    sn_tls_options *o = cli_client_options(a.ca, a.insecure, a.name);
     if (!o) return CLI_FAIL;
-    int rc = CLI_FAIL;
+    rc = CLI_FAIL;
     sn_tls_stream *s = sn_tls_stream_new();
     sn_tcp_peer *tcp = sn_tcp_peer_new();
     if (!s || !tcp) {
@@ -357,23 +270,23 @@ int cmd_tls_client(int argc, char **argv)
         cli_fail("out of memory");
         goto out;
     }
-    sn_tcp_peer_set_connect_timeout_ms(tcp, (int)(timeout * 1000));
+    sn_tcp_peer_set_connect_timeout_ms(tcp, (int)(a.timeout * 1000));
     sn_tcp_peer_set_no_delay(tcp, true);
     if (sn_tcp_peer_connect_to_host(tcp, host, (int)port) != SN_OK) {
         sn_tcp_peer_free(tcp);
         cli_fail("cannot connect to %s port %ld: %s", host, port, sn_last_error_message());
         goto out;
     }
-    sn_tls_stream_set_handshake_timeout_ms(s, (int)(timeout * 1000));
-    if (sn_tls_stream_connect_to_stream(s, tcp, name ? name : host, o) != SN_OK) {
+    sn_tls_stream_set_handshake_timeout_ms(s, (int)(a.timeout * 1000));
+    if (sn_tls_stream_connect_to_stream(s, tcp, a.name ? a.name : host, o) != SN_OK) {
         cli_fail("cannot start TLS: %s", sn_last_error_message());
         goto out;
     }
     cli_install_signals();
     printf("connecting to %s port %ld (TLS, %s)\n", host, port,
-           insecure ? "certificate not verified"
-           : ca     ? "verified against --ca"
-                    : "system CAs");
+           a.insecure ? "certificate not verified"
+           : a.ca     ? "verified against --ca"
+                      : "system CAs");
     fflush(stdout);
 
     cli_lines in;
@@ -431,7 +344,7 @@ int cmd_tls_client(int argc, char **argv)
             }
             last_activity = cli_now_ms();
         }
-        if (in.eof && in.len == 0 && cli_now_ms() - last_activity >= (uint64_t)wait_ms) {
+        if (in.eof && in.len == 0 && cli_now_ms() - last_activity >= (uint64_t)a.wait_ms) {
             line_buf_add(&lines, "< ", "", 0, true);
             rc = CLI_OK;
             break;
