@@ -29,6 +29,7 @@ struct sn_dtls_peer {
     char ip[SN_IP_STRLEN];
     int port;
     char cipher[96];
+    char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     char message[320];
 };
 
@@ -286,7 +287,7 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     release_transport(p);
     clear_queue(p);
     memset(&p->stats, 0, sizeof p->stats);
-    p->message[0] = p->cipher[0] = '\0';
+    p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
     p->server = false;
     p->udp = udp;
     remember_remote(p);
@@ -427,6 +428,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         p->status = SN_DTLS_STATUS_CONNECTED;
         p->last_packet_ms = sn_now_ms();
         snprintf(p->cipher, sizeof p->cipher, "%s", b->describe(p->tls));
+        if (b->peer_fingerprint(p->tls, p->peer_fingerprint) != SN_OK) p->peer_fingerprint[0] = 0;
         sn_log(SN_LOG_INFO, "dtls peer %s:%d connected (%s)", p->ip, p->port, p->cipher);
     }
     if (p->status != SN_DTLS_STATUS_CONNECTED) return;
@@ -562,4 +564,9 @@ int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p)
 const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p)
 {
     return p ? p->cipher : "";
+}
+
+const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p)
+{
+    return p ? p->peer_fingerprint : "";
 }

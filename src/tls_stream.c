@@ -37,6 +37,7 @@ struct sn_tls_stream {
     uint8_t *wbuf; /* write stash, SN_TLS_RECORD_MAX bytes once allocated */
     size_t wpos, wlen;
     char description[96];
+    char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     char error[512];
 };
 
@@ -168,7 +169,7 @@ static sn_err start(sn_tls_stream *s, sn_tcp_peer *tcp, const sn_tls_options *op
     sn_tcp_peer_free(s->tcp);
     s->tcp = tcp;
     s->rpos = s->rlen = 0;
-    s->error[0] = s->description[0] = '\0';
+    s->error[0] = s->description[0] = s->peer_fingerprint[0] = '\0';
     if (!s->rbuf && !(s->rbuf = sn_malloc(SN_TLS_RECORD_MAX))) {
         end_with(s, SN_TLS_STATUS_ERROR, "out of memory");
         return SN_ERR_OUT_OF_MEMORY;
@@ -268,6 +269,8 @@ static void handshake(sn_tls_stream *s)
     case SN_TLS_OK:
         s->status = SN_TLS_STATUS_CONNECTED;
         snprintf(s->description, sizeof s->description, "%s", be()->describe(s->tls));
+        if (be()->peer_fingerprint(s->tls, s->peer_fingerprint) != SN_OK)
+            s->peer_fingerprint[0] = '\0';
         sn_log(SN_LOG_DEBUG, "TLS connected with %s:%d (%s)",
                sn_tcp_peer_get_connected_host(s->tcp), sn_tcp_peer_get_connected_port(s->tcp),
                s->description);
@@ -517,4 +520,9 @@ const char *sn_tls_stream_get_error_message(const sn_tls_stream *s)
 const char *sn_tls_stream_get_protocol_description(const sn_tls_stream *s)
 {
     return s ? s->description : "";
+}
+
+const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s)
+{
+    return s ? s->peer_fingerprint : "";
 }

@@ -345,6 +345,43 @@ static void dtls_echo_server_both_loops(void **state)
     free(saved);
 }
 
+/* --pin: the fingerprint a server prints is what a client can pin (with --insecure, instead of
+ * a CA); any other fingerprint is refused before a packet is sent. */
+static void clients_pin_the_printed_fingerprint(void **state)
+{
+    (void)state;
+    const char *const kinds[][2] = {{"dtls-server", "dtls-client"}, {"tls-server", "tls-client"}};
+    for (int k = 0; k < 2; k++) {
+        int port;
+        sn_test_proc *srv = start_server(
+            (const char *[]){kinds[k][0], "--port", "0", "--echo", "--seconds", "60", NULL},
+            k ? "listening on tcp port " : "listening on udp port ", &port);
+        const char *at = strstr(sn_test_proc_output(srv), "certificate SHA-256 fingerprint: ");
+        assert_non_null(at);
+        char fp[96];
+        assert_int_equal(sscanf(at + strlen("certificate SHA-256 fingerprint: "), "%95s", fp), 1);
+        assert_int_equal(strlen(fp), 95);
+        char port_s[16], wrong[96];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        char *out;
+        int rc =
+            run((const char *[]){kinds[k][1], "127.0.0.1", port_s, "--insecure", "--pin", fp, NULL},
+                "pinned\n", 30000, &out);
+        if (rc != 0 || !strstr(out, "< pinned"))
+            fail_msg("%s --pin: rc %d:\n%s", kinds[k][1], rc, out);
+        free(out);
+        snprintf(wrong, sizeof wrong, "%s", fp);
+        wrong[0] = wrong[0] == 'A' ? 'B' : 'A';
+        rc = run(
+            (const char *[]){kinds[k][1], "127.0.0.1", port_s, "--insecure", "--pin", wrong, NULL},
+            "never\n", 30000, &out);
+        if (rc != 1 || !strstr(out, "pin mismatch") || strstr(out, "< never"))
+            fail_msg("%s with a wrong pin: rc %d:\n%s", kinds[k][1], rc, out);
+        free(out);
+        assert_int_equal(sn_test_proc_stop(srv), 0);
+    }
+}
+
 /* --idle: a client that stays connected but silent is dropped, and told so (close_notify). */
 static void dtls_server_drops_idle_clients(void **state)
 {
@@ -550,6 +587,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_arguments_exit_2_with_one_line),
         cmocka_unit_test(keygen_writes_parseable_pem_and_refuses_overwrite),
         cmocka_unit_test(dtls_server_and_client_exchange_lines),
+        cmocka_unit_test(clients_pin_the_printed_fingerprint),
         cmocka_unit_test(dtls_echo_server_both_loops),
         cmocka_unit_test(dtls_server_drops_idle_clients),
         cmocka_unit_test(dtls_client_to_closed_port_fails_clearly),

@@ -143,6 +143,12 @@ static void cookie_flow_connects_and_counts_packets(void **state)
     assert_int_equal(e->npeers, 1);
     assert_int_equal(sn_dtls_peer_get_status(e->peers[0]), SN_DTLS_STATUS_CONNECTED);
     assert_non_null(strstr(sn_dtls_peer_get_cipher(c), "DTLSv1.2"));
+    /* The client can pin the server: it saw exactly the certificate the server holds. */
+    char *fp = sn_x509_cert_get_fingerprint_sha256(g_cert);
+    assert_string_equal(sn_dtls_peer_get_peer_fingerprint_sha256(c), fp);
+    sn_free(fp);
+    assert_string_equal(sn_dtls_peer_get_peer_fingerprint_sha256(e->peers[0]),
+                        ""); /* no client cert */
 
     sn_dtls_server_stats st;
     sn_dtls_server_get_stats(e->dtls, &st);

@@ -61,6 +61,11 @@ static void handshake_and_exchange(void **state)
                      SN_TLS_STATUS_CONNECTED);
     assert_non_null(strstr(sn_tls_stream_get_protocol_description(c), "TLSv1.3"));
     assert_string_equal(sn_tls_stream_get_error_message(c), "");
+    /* The client can pin the server: it saw exactly the certificate the server holds. */
+    char *fp = sn_x509_cert_get_fingerprint_sha256(certs->cert);
+    assert_string_equal(sn_tls_stream_get_peer_fingerprint_sha256(c), fp);
+    sn_free(fp);
+    assert_string_equal(sn_tls_stream_get_peer_fingerprint_sha256(s), "");
 
     assert_int_equal(sn_tls_stream_put_data(c, "ping", 4), SN_OK);
     uint64_t until = sn_test_now_ms() + 2000;

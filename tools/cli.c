@@ -1,4 +1,5 @@
 /* The `sealnet` command-line tool: entry point, dispatch and the helpers shared by subcommands. */
+#include <ctype.h>
 #include "cli.h"
 
 #include <errno.h>
@@ -347,14 +348,12 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
 
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a)
 {
-    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
-                                         {"insecure", no_argument, NULL, 'k'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"wait", required_argument, NULL, 'w'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    *a = (cli_client_args){NULL, NULL, NULL, 0, 10, 1000, false};
+    static const struct option opts[] = {
+        {"ca", required_argument, NULL, 'a'},   {"insecure", no_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
+        {"wait", required_argument, NULL, 'w'}, {"pin", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, c;
     for (;;) {
@@ -368,6 +367,9 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
                 break;
             case 'n':
                 a->name = optarg;
+                break;
+            case 'p':
+                a->pin = optarg;
                 break;
             case 't':
                 if (!cli_parse_int(optarg, 1, 3600, &a->timeout))
@@ -395,6 +397,27 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
     if (a->ca && a->insecure) return cli_usage_error("--ca and --insecure exclude each other");
     a->host = pos[0];
     return CLI_CONTINUE;
+}
+
+/* Hex digits only, upper case: "ab:CD" and "ABCD" compare equal. */
+static void normalise_fingerprint(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        if (isxdigit((unsigned char)*in)) out[n++] = (char)toupper((unsigned char)*in);
+    out[n] = '\0';
+}
+
+bool cli_check_pin(const cli_client_args *a, const char *presented)
+{
+    if (!a->pin) return true;
+    char want[128], got[128];
+    normalise_fingerprint(a->pin, want, sizeof want);
+    normalise_fingerprint(presented, got, sizeof got);
+    if (strlen(want) == 64 && strcmp(want, got) == 0) return true;
+    cli_fail("certificate pin mismatch: the server presented %s, --pin wants %s",
+             *presented ? presented : "(no certificate)", a->pin);
+    return false;
 }
 
 void cli_format_addr(const char *ip, int port, char *out, size_t cap)

@@ -48,11 +48,15 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
 
 /* Options shared by dtls-client and tls-client: HOST PORT and the rest in any order. */
 typedef struct cli_client_args {
-    const char *host, *ca, *name;
+    const char *host, *ca, *name, *pin;
     long port, timeout, wait_ms;
     bool insecure;
 } cli_client_args;
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a);
+
+/* With --pin: true when the server's certificate has that SHA-256 fingerprint (colons and case
+ * ignored); prints the reason and returns false otherwise. Without --pin: true. */
+bool cli_check_pin(const cli_client_args *a, const char *presented);
 
 /* "ip:port", or "[ip]:port" for IPv6. */
 void cli_format_addr(const char *ip, int port, char *out, size_t cap);

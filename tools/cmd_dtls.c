@@ -317,7 +317,8 @@ out:
 static void client_help(void)
 {
     printf(
-        "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST]\n"
+        "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
+        "SHA256]\n"
         "                           [--timeout SEC] [--wait MS]\n"
         "\n"
         "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
@@ -329,6 +330,9 @@ static void client_help(void)
         "  --ca FILE      trust the certificate(s) in FILE instead of the system CAs\n"
         "  --insecure     verify nothing (the server's certificate is not checked)\n"
         "  --name HOST    the name the certificate must carry, also sent as SNI (default: HOST)\n"
+        "  --pin SHA256   accept only a server certificate with this SHA-256 fingerprint\n"
+        "                 (as dtls-server/tls-server print it); with --insecure it replaces\n"
+        "                 CA verification\n"
         "  --timeout SEC  give up the handshake after SEC seconds (default 10)\n"
         "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
         "\n"
@@ -402,6 +406,7 @@ int cmd_dtls_client(int argc, char **argv)
             goto out;
         }
         if (!connected && st == SN_DTLS_STATUS_CONNECTED) {
+            if (!cli_check_pin(&a, sn_dtls_peer_get_peer_fingerprint_sha256(dtls))) goto out;
             connected = true;
             printf("connected: %s, max packet %d bytes\n", sn_dtls_peer_get_cipher(dtls),
                    sn_dtls_peer_get_max_packet_size(dtls));

@@ -234,7 +234,8 @@ out:
 static void client_help(void)
 {
     printf(
-        "usage: sealnet tls-client HOST PORT [--ca FILE | --insecure] [--name HOST]\n"
+        "usage: sealnet tls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
+        "SHA256]\n"
         "                          [--timeout SEC] [--wait MS]\n"
         "\n"
         "Connects over TCP, upgrades to TLS, prints the handshake result (protocol and\n"
@@ -245,6 +246,9 @@ static void client_help(void)
         "  --ca FILE      trust the certificate(s) in FILE instead of the system CAs\n"
         "  --insecure     verify nothing (the server's certificate is not checked)\n"
         "  --name HOST    the name the certificate must carry, also sent as SNI (default: HOST)\n"
+        "  --pin SHA256   accept only a server certificate with this SHA-256 fingerprint\n"
+        "                 (as dtls-server/tls-server print it); with --insecure it replaces\n"
+        "                 CA verification\n"
         "  --timeout SEC  give up connecting + handshake after SEC seconds each (default 10)\n"
         "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
         "\n"
@@ -315,6 +319,7 @@ int cmd_tls_client(int argc, char **argv)
             goto out;
         }
         if (!connected && st == SN_TLS_STATUS_CONNECTED) {
+            if (!cli_check_pin(&a, sn_tls_stream_get_peer_fingerprint_sha256(s))) goto out;
             connected = true;
             printf("connected: %s\n", sn_tls_stream_get_protocol_description(s));
             fflush(stdout);

@@ -129,6 +129,10 @@ SN_API int sn_dtls_peer_get_fd(const sn_dtls_peer *p);
 SN_API int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p);
 /* "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" once connected; "" before. Owned by p. */
 SN_API const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p);
+/* SHA-256 fingerprint ("AB:CD:..", as `openssl x509 -fingerprint -sha256`) of the certificate
+ * the remote presented, once connected; "" when it presented none. Compare it with a known
+ * value to pin a server. Owned by p; stays valid after a disconnect. */
+SN_API const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p);
 
 #ifdef __cplusplus
 }

@@ -84,6 +84,9 @@ SN_API sn_err sn_tls_stream_set_handshake_timeout_ms(sn_tls_stream *s, int timeo
 /* The negotiated protocol and cipher once connected, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
  * ("" before). Owned by s. For the socket to wait on, see sn_tcp_peer_get_fd(get_stream(s)). */
 SN_API const char *sn_tls_stream_get_protocol_description(const sn_tls_stream *s);
+/* SHA-256 fingerprint ("AB:CD:..") of the certificate the remote presented, once connected; ""
+ * when it presented none (a client without a certificate, as usual). For pinning. Owned by s. */
+SN_API const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s);
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,9 @@ typedef struct sn_tls_backend {
     size_t (*record_overhead)(const sn_tls_session *s);
     /* Datagram: largest application payload that fits one datagram at the session's MTU. */
     size_t (*max_payload)(const sn_tls_session *s);
+    /* SHA-256 fingerprint of the certificate the remote presented ("AB:CD:.."), for pinning;
+     * SN_ERR_UNAVAILABLE when it presented none. */
+    sn_err (*peer_fingerprint)(const sn_tls_session *s, char out[96]);
     /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */
     const char *(*describe)(const sn_tls_session *s);
 } sn_tls_backend;

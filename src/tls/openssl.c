@@ -65,6 +65,7 @@ static const sn_tls_backend openssl_backend = {
     .max_payload = sn_ossl_max_payload,
     .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
+    .peer_fingerprint = sn_ossl_peer_fingerprint,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

@@ -38,6 +38,8 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
                                         const char *not_before, const char *not_after);
 bool sn_ossl_key_matches_chain(const sn_tls_key *key, const sn_tls_chain *chain);
 sn_err sn_ossl_chain_fingerprint(const sn_tls_chain *chain, char out[96]);
+/* SHA-256 of one certificate's DER as "AB:CD:..". */
+sn_err sn_ossl_cert_fingerprint(const X509 *cert, char out[96]);
 int sn_ossl_chain_count(const sn_tls_chain *chain);
 sn_tls_chain *sn_ossl_chain_ref(sn_tls_chain *chain);
 void sn_ossl_chain_unref(sn_tls_chain *chain);
@@ -63,5 +65,6 @@ sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s);
 size_t sn_ossl_max_payload(const sn_tls_session *s);
 size_t sn_ossl_record_overhead(const sn_tls_session *s);
 const char *sn_ossl_describe(const sn_tls_session *s);
+sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96]);
 
 #endif

@@ -633,9 +633,14 @@ sn_err sn_ossl_chain_fingerprint(const sn_tls_chain *chain, char out[96])
 {
     if (!chain || sk_X509_num(chain->certs) == 0)
         return sn_fail(SN_ERR_UNCONFIGURED, "the certificate chain is empty");
+    return sn_ossl_cert_fingerprint(sk_X509_value(chain->certs, 0), out);
+}
+
+sn_err sn_ossl_cert_fingerprint(const X509 *cert, char out[96])
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!X509_digest(sk_X509_value(chain->certs, 0), EVP_sha256(), md, &n) || n != 32)
+    if (!X509_digest(cert, EVP_sha256(), md, &n) || n != 32)
         return sn_fail(SN_FAILED, "cannot hash the certificate: %s",
                        sn_ossl_error_string("digest failed"));
     static const char hex[] = "0123456789ABCDEF";

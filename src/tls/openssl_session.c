@@ -526,3 +526,10 @@ size_t sn_ossl_record_overhead(const sn_tls_session *s)
     /* ChaCha20-Poly1305: 16-byte tag. AES-GCM: 8-byte explicit nonce + 16-byte tag. */
     return SSL_CIPHER_get_cipher_nid(c) == NID_chacha20_poly1305 ? 16 : 24;
 }
+
+sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96])
+{
+    X509 *cert = s ? SSL_get0_peer_certificate(s->ssl) : NULL;
+    if (!cert) return sn_fail(SN_ERR_UNAVAILABLE, "the remote presented no certificate");
+    return sn_ossl_cert_fingerprint(cert, out);
+}
