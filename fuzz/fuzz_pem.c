@@ -19,8 +19,8 @@ static char *base_key_pem, *base_cert_pem;
 static void setup(void)
 {
     sign_key = sn_crypto_generate_ec("P-256");
-    base_cert = sign_key ? sn_crypto_generate_self_signed_certificate(sign_key, NULL, NULL, NULL)
-                         : NULL;
+    base_cert =
+        sign_key ? sn_crypto_generate_self_signed_certificate(sign_key, NULL, NULL, NULL) : NULL;
     FUZZ_CHECK(base_cert);
     base_key_pem = sn_crypto_key_save_to_string(sign_key, false);
     base_cert_pem = sn_x509_cert_save_to_string(base_cert);

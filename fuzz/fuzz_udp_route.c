@@ -61,8 +61,8 @@ static void drain_and_check(void)
                st.datagrams_received);
     FUZZ_CHECK(st.pending_now <= (uint64_t)max_pending);
     FUZZ_CHECK(st.taken_now == (uint64_t)ntaken);
-    FUZZ_CHECK(st.pending_opened == st.pending_now + st.pending_taken + st.pending_expired +
-                                        st.pending_discarded);
+    FUZZ_CHECK(st.pending_opened ==
+               st.pending_now + st.pending_taken + st.pending_expired + st.pending_discarded);
 }
 
 static void read_peer(sn_udp_peer *p, size_t cap, bool answer)
@@ -134,8 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5: /* free a taken peer */
             if (!fuzz_u8(&r, &a) || !ntaken) break;
             a = (uint8_t)(a % ntaken);
-            if (op & 0x10)
-                sn_udp_peer_close(taken[a]);
+            if (op & 0x10) sn_udp_peer_close(taken[a]);
             sn_udp_peer_free(taken[a]);
             taken[a] = taken[--ntaken];
             break;

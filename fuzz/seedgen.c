@@ -28,8 +28,7 @@ static void record(rec *list, int *n, const uint8_t *d, size_t len)
 }
 
 /* Writes ctl followed by the given datagrams (2-byte length each). */
-static void write_seed(const char *dir, const char *name, uint8_t ctl, const rec *const *d,
-                       int n)
+static void write_seed(const char *dir, const char *name, uint8_t ctl, const rec *const *d, int n)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -55,7 +54,8 @@ int main(int argc, char **argv)
         return 2;
     }
     sn_crypto_key *key = sn_crypto_generate_ec("P-256");
-    sn_x509_cert *cert = sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL);
+    sn_x509_cert *cert =
+        sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL);
     sn_tls_options *sopts = sn_tls_options_server(key, cert);
     sn_tls_options *copts = sn_tls_options_client_unsafe(NULL);
     sn_udp_server *udp = sn_udp_server_new();
