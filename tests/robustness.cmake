@@ -8,3 +8,4 @@ set_tests_properties(test_robust_flood PROPERTIES ENVIRONMENT
   "${SN_TEST_ENV};ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=0")
 sealnet_unit_test(test_robust_restart test_robust_restart.c)
 sealnet_unit_test(test_robust_faults test_robust_faults.c)
+sealnet_unit_test(test_robust_inputs test_robust_inputs.c)
