@@ -131,8 +131,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len;
     if ((ctl & 1) && fuzz_datagram(&r, &d, &len)) cookie_exchange(d, len);
     for (int i = 0; fuzz_datagram(&r, &d, &len); i++) {
+        sn_dtls_status before[MAX_PEERS];
+        int n_before = npeers;
+        for (int k = 0; k < npeers; k++)
+            before[k] = sn_dtls_peer_get_status(peers[k]);
         send_from(i % nsrc, d, len);
         server_step();
+        /* No DTLS record is empty: an empty datagram (anyone can spoof one) changes nothing. */
+        if (len == 0) {
+            FUZZ_CHECK(npeers == n_before);
+            for (int k = 0; k < npeers; k++)
+                FUZZ_CHECK(sn_dtls_peer_get_status(peers[k]) == before[k]);
+        }
     }
     settle();
     for (int i = 0; i < SOURCES; i++)

@@ -84,8 +84,8 @@ for t in "${targets[@]}"; do
         -max_len=4096 -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
     rc=$?
     set -e
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+    cov=$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -1 | cut -d' ' -f2)
     line=$(printf '%-18s %4ss  execs %-9s cov %-6s' "$t" "$secs" "${execs:-?}" "${cov:-?}")
     if [ $rc -ne 0 ] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
         line="$line FAILED (rc $rc): $(grep -m1 -E 'ERROR:|runtime error:|invariant failed' "$log" || true)"
