@@ -104,6 +104,7 @@ static void cookie_exchange(const uint8_t *ch, size_t len)
             if (!fuzz_hvr_cookie(buf, (size_t)n, &cookie, &cookie_len)) continue;
             size_t m = fuzz_splice_cookie(ch, len, cookie, cookie_len, spliced, sizeof spliced);
             if (m) send_from(0, spliced, m);
+            settle(); /* the HANDSHAKING peer exists before the rest of the input */
             return;
         }
         /* Everything sent has been read and handled, and the answer (sent synchronously on
