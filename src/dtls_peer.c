@@ -338,6 +338,24 @@ static void read_all(sn_dtls_peer *p)
     }
 }
 
+/* A client whose hellos keep coming back as ICMP port unreachable, with nothing received at
+ * all, is talking to a closed port: say so now instead of after the handshake timeout. Two
+ * refusals (the hello and its first retransmission) leave a server that is just starting a
+ * second's grace. */
+static bool nobody_listening(sn_dtls_peer *p)
+{
+    if (p->server) return false;
+    sn_udp_peer_stats st;
+    sn_udp_peer_get_stats(p->udp, &st);
+    if (st.icmp_refused < 2 || st.datagrams_received > 0) return false;
+    char where[SN_IP_STRLEN + 16];
+    snprintf(where, sizeof where, "%s:%d", p->ip, p->port);
+    set_error(p, SN_DTLS_STATUS_ERROR,
+              "connection refused: nothing is listening on %s (ICMP port unreachable)", where);
+    release_transport(p);
+    return true;
+}
+
 void sn_dtls_peer_poll(sn_dtls_peer *p)
 {
     if (!p || !p->tls) return;
@@ -351,6 +369,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             return;
         }
         if (r == SN_TLS_WANT) {
+            if (nobody_listening(p)) return;
             uint64_t now = sn_now_ms();
             if (now - p->handshake_started_ms >= (uint64_t)p->handshake_timeout_ms) {
                 char secs[32];

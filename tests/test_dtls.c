@@ -322,6 +322,36 @@ static void handshake_times_out_against_silence(void **state)
     sn_tls_options_free(opts);
 }
 
+static void closed_port_fails_fast_with_a_reason(void **state)
+{
+    (void)state;
+    /* A port that was just free: nothing listens there. */
+    sn_udp_peer *probe = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(probe, 0, "127.0.0.1", 0), SN_OK);
+    int port = sn_udp_peer_get_local_port(probe);
+    sn_udp_peer_free(probe);
+    sn_udp_peer *udp = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", port), SN_OK);
+    sn_dtls_settings s;
+    sn_dtls_default_settings(&s);
+    s.retransmit_initial_ms = 200;
+    sn_dtls_peer *c = sn_dtls_peer_new();
+    assert_int_equal(sn_dtls_peer_set_settings(c, &s), SN_OK);
+    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
+    uint64_t start = sn_test_now_ms();
+    while (sn_dtls_peer_get_status(c) == SN_DTLS_STATUS_HANDSHAKING &&
+           sn_test_now_ms() - start < 5000) {
+        sn_dtls_peer_poll(c);
+        sn_test_sleep_ms(5);
+    }
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_ERROR);
+    assert_non_null(strstr(sn_dtls_peer_get_error_message(c), "connection refused"));
+    assert_true(sn_test_now_ms() - start < 3000); /* long before the 30 s handshake timeout */
+    sn_dtls_peer_free(c);
+    sn_tls_options_free(opts);
+}
+
 static void misuse_is_refused_with_reasons(void **state)
 {
     env *e = *state;
@@ -411,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(oversize_packet_is_refused_and_session_stays_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(handshake_times_out_against_silence, setup, teardown),
+        cmocka_unit_test_setup_teardown(closed_port_fails_fast_with_a_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(misuse_is_refused_with_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(many_clients_and_a_silent_one, setup, teardown),
     };
