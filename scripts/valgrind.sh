@@ -8,7 +8,7 @@
 #   1. dtls_server (generates its key and certificate) and dtls_client verifying it: a full
 #      handshake, one packet each way, close_notify, then the server is stopped with SIGTERM;
 #   2. dtls_client with a name the certificate does not carry: the hostname-mismatch error path;
-#   3. dtls_client against a port where nobody listens: the handshake-timeout path;
+#   3. dtls_client against a port where nobody listens: the "connection refused" (ICMP) path;
 #   4. keys_demo, when that example exists (key + certificate generation, save, load).
 # valgrind's own findings exit with code 99 (--error-exitcode=99), so they cannot be mistaken
 # for a program's expected exit status (case 2 and 3 exit 1 by design). Leaks of every kind
@@ -116,14 +116,14 @@ report "dtls_server (two connections, SIGTERM)" 0 $rc "$work/server.vg"
 grep -q 'Peer connected!' "$work/server.out" ||
     { echo "FAIL  server output:"; cat "$work/server.out"; status=1; }
 
-# 3. Nobody listening: ICMP port unreachable / handshake timeout path.
+# 3. Nobody listening: ICMP port unreachable ends the handshake.
 dead=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 9)
 set +e
 "${VG[@]}" --log-file="$work/dead.vg" "$EX/dtls_client" 127.0.0.1 "$dead" --insecure \
     --timeout 3 >"$work/dead.out" 2>&1
 rc=$?
 set -e
-report "dtls_client against a closed port (timeout path)" 1 $rc "$work/dead.vg"
+report "dtls_client against a closed port (refused path)" 1 $rc "$work/dead.vg"
 
 # 4. Keys.
 if [ -x "$EX/keys_demo" ]; then
