@@ -234,6 +234,43 @@ static void spoofed_hello_on_established_address_changes_nothing(void **state)
     sn_dtls_peer_free(a);
 }
 
+/* The client dies mid-handshake (after its cookie exchange, while the server peer is
+ * HANDSHAKING) and restarts from the same address: the half-done session ends at once instead of
+ * waiting for the handshake timeout, and the new client connects. */
+static void restart_during_handshake(void **state)
+{
+    env *e = *state;
+    sn_dtls_peer *a = client_via_relay(e);
+    uint64_t end = sn_test_now_ms() + 2000;
+    while (e->npeers == 0 && sn_test_now_ms() < end) {
+        step(e);
+        sn_dtls_peer_poll(a);
+        rb_wait(e->relay_c, 2);
+    }
+    assert_int_equal(e->npeers, 1);
+    sn_dtls_peer *old = e->peers[0];
+    /* A goes silent before finishing: everything it would still send is lost. */
+    e->blackhole = true;
+    step(e);
+    sn_dtls_peer_free(a);
+    relay_pump(e);
+    e->blackhole = false;
+    assert_int_equal(sn_dtls_peer_get_status(old), SN_DTLS_STATUS_HANDSHAKING);
+
+    uint64_t t0 = sn_test_now_ms();
+    sn_dtls_peer *b = client_via_relay(e);
+    bool ok = exchange(e, b, "B after a half-done A", 5000);
+    uint64_t took = sn_test_now_ms() - t0;
+    print_message("restart mid-handshake: B %s in %llu ms; old peer %d (%s)\n",
+                  ok ? "connected" : "did NOT connect", (unsigned long long)took,
+                  (int)sn_dtls_peer_get_status(old), sn_dtls_peer_get_error_message(old));
+    assert_true(ok);
+    assert_int_not_equal(sn_dtls_peer_get_status(old), SN_DTLS_STATUS_HANDSHAKING);
+    assert_int_not_equal(sn_dtls_peer_get_status(old), SN_DTLS_STATUS_CONNECTED);
+    assert_true(took < 3000);
+    sn_dtls_peer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +278,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(spoofed_hello_on_established_address_changes_nothing, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(restart_during_handshake, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
