@@ -4,7 +4,7 @@
  * Control byte:
  *   bit 0  verify against a trusted certificate (the harness's own) instead of verifying nothing
  *          (client_unsafe(NULL) lets a fuzzed certificate through to the key exchange);
- *   bit 1  small MTU (256);
+ *   bit 1  small MTU (512, the floor);
  *   bit 2  after the input, try to send and read application data.
  * Then datagrams as in fuzz_common.h; each goes to the client, which is polled after each. */
 #include "fuzz_common.h"
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(c);
     sn_dtls_settings s;
     sn_dtls_default_settings(&s);
-    if (ctl & 2) s.mtu = 256;
+    if (ctl & 2) s.mtu = 512;
     FUZZ_CHECK(sn_dtls_peer_set_settings(c, &s) == SN_OK);
     FUZZ_CHECK(sn_dtls_peer_connect_to_peer(c, u, "localhost",
                                             (ctl & 1) ? trusting_opts : unsafe_opts) == SN_OK);

@@ -8,7 +8,7 @@
  *          template and sends it again, so the rest of the input reaches OpenSSL's handshake
  *          state machine behind a HANDSHAKING peer instead of stopping at the cookie check.
  *   bits 1-2  number of source sockets (1..4); datagram i leaves from socket i % n.
- *   bit 3  small MTU (256) for the peers.
+ *   bit 3  small MTU (512, the floor) for the peers.
  * Then datagrams as in fuzz_common.h. */
 #include "fuzz_common.h"
 
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int nsrc = 1 + ((ctl >> 1) & 3);
     sn_dtls_settings s;
     sn_dtls_default_settings(&s);
-    if (ctl & 8) s.mtu = 256;
+    if (ctl & 8) s.mtu = 512;
     FUZZ_CHECK(sn_dtls_server_set_settings(dtls, &s) == SN_OK);
 
     const uint8_t *d;

@@ -274,13 +274,11 @@ static sn_dtls_peer *connect_pair(sn_udp_server *udp, sn_dtls_server *dtls, sn_d
     return sp;
 }
 
-/* KNOWN BUG (reported to the lead; this test fails until it is fixed): a zero-length datagram
- * from a peer's address ends its DTLS session ("TLS handshake failed: unknown TLS error"), on
- * the server side (HANDSHAKING or CONNECTED) and on the client side. Anyone who can spoof the
- * address can kill a session with an empty UDP packet. Cause: io_recv() in src/dtls_peer.c hands
- * the empty datagram to OpenSSL as a 0-byte read, which OpenSSL's BIO takes as end of stream;
- * io_recv() also reads d[0] of the empty datagram (uninitialised, valgrind reports it). Expected:
- * the empty datagram is dropped (no DTLS record is 0 bytes) and the session goes on. */
+/* Regression (found here, fixed in int 7ddadfa): a zero-length datagram from a peer's address
+ * used to end its DTLS session ("TLS session failed: unknown TLS error"), on the server side
+ * (HANDSHAKING or CONNECTED) and on the client side, because io_recv() handed it to OpenSSL as a
+ * 0-byte read, which the BIO takes as end of stream (and read d[0] of the empty datagram).
+ * Anyone who can spoof the address could kill a session with an empty UDP packet. */
 static void zero_length_datagram_does_not_end_a_session(void **state)
 {
     (void)state;
