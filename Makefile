@@ -17,12 +17,14 @@ deps:
 demo: all
 	@scripts/demo.sh $(BUILD)
 
+# Sanitizer build, every CTest test, then a ~30 s smoke run of each fuzz target (clang).
 test:
 	@scripts/deps.sh test
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON \
 	      -DSEALNET_WERROR=$${SEALNET_WERROR:-ON} -DSEALNET_BUILD_BENCH=ON $(CMAKE_FLAGS)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	@scripts/fuzz.sh --smoke
 
 bench: all
 	@scripts/bench.sh $(BUILD)
