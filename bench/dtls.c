@@ -130,6 +130,10 @@ static child spawn(child_fn fn, const void *arg)
     if (pid == 0) {
         close(rp[0]);
         close(cp[1]);
+        /* Drop what the parent holds for other children (their control pipes above all):
+         * a child must not keep another one alive. */
+        for (int fd = 3; fd < 256; fd++)
+            if (fd != rp[1] && fd != cp[0]) close(fd);
         signal(SIGPIPE, SIG_IGN);
         fn(arg, rp[1], cp[0]);
         _exit(0);
