@@ -186,14 +186,18 @@ static void reap(child *c)
     stop(c);
     double end = now_s() + 10;
     int st;
-    while (waitpid(c->pid, &st, WNOHANG) == 0) {
+    pid_t w;
+    while ((w = waitpid(c->pid, &st, WNOHANG)) == 0) {
         if (now_s() > end) {
+            fprintf(stderr, "child %d did not stop: killed\n", (int)c->pid);
             kill(c->pid, SIGKILL);
             waitpid(c->pid, &st, 0);
             break;
         }
         usleep(2000);
     }
+    if (w > 0 && WIFSIGNALED(st))
+        fprintf(stderr, "child %d died of signal %d\n", (int)c->pid, WTERMSIG(st));
     close(c->res_fd);
     c->pid = -1;
 }
