@@ -94,6 +94,9 @@ sn_err sn_crypto_write_file(const char *path, const char *data, size_t len, bool
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, secret ? 0600 : 0644);
     if (fd < 0) return sn_fail(SN_ERR_CANT_CREATE, "cannot create '%s': %s", path, strerror(errno));
+    /* Overwriting an existing, wider-open file must not leave a private key readable by others.
+     * Best effort: a file system without permissions (vfat) refuses, and that is fine. */
+    if (secret) (void)fchmod(fd, 0600);
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, data + done, len - done);
@@ -151,12 +154,11 @@ static long utf8_chars(const char *s)
     return n;
 }
 
-#define DN_FAIL(...)                                                                    \
-    do {                                                                                \
-        char why_[256];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                       \
-        return sn_fail(SN_ERR_INVALID_PARAMETER, "invalid issuer name '%.120s': %s", text, \
-                       why_);                                                           \
+#define DN_FAIL(...)                                                                               \
+    do {                                                                                           \
+        char why_[256];                                                                            \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                                  \
+        return sn_fail(SN_ERR_INVALID_PARAMETER, "invalid issuer name '%.120s': %s", text, why_);  \
     } while (0)
 
 sn_err sn_dn_parse(const char *text, sn_dn *dn)
@@ -233,8 +235,7 @@ sn_err sn_dn_parse(const char *text, sn_dn *dn)
             for (size_t i = 0; i < dn->count; i++)
                 if (strcmp(dn->entry[i].key, key) == 0) DN_FAIL("%s appears twice", key);
         }
-        if (dn->count == SN_DN_MAX_ENTRIES)
-            DN_FAIL("more than %d components", SN_DN_MAX_ENTRIES);
+        if (dn->count == SN_DN_MAX_ENTRIES) DN_FAIL("more than %d components", SN_DN_MAX_ENTRIES);
         dn->entry[dn->count].key = key;
         dn->entry[dn->count].value = value;
         dn->count++;

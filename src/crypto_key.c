@@ -32,7 +32,10 @@ void sn_crypto_key_free(sn_crypto_key *key)
     free(key);
 }
 
-sn_tls_key *sn_crypto_key_handle(const sn_crypto_key *key) { return key ? key->handle : NULL; }
+sn_tls_key *sn_crypto_key_handle(const sn_crypto_key *key)
+{
+    return key ? key->handle : NULL;
+}
 
 sn_crypto_key *sn_crypto_key_wrap(sn_tls_key *handle)
 {
@@ -65,6 +68,7 @@ sn_err sn_crypto_key_load(sn_crypto_key *key, const char *path, bool public_only
     sn_err err = sn_crypto_read_file(path, &data, &len);
     if (err != SN_OK) return err;
     err = load(key, data, len, public_only);
+    explicit_bzero(data, len); /* it held a private key */
     free(data);
     return err == SN_OK ? SN_OK : with_context(err, path);
 }
@@ -80,7 +84,8 @@ sn_err sn_crypto_key_load_from_string(sn_crypto_key *key, const char *pem, bool 
 
 char *sn_crypto_key_save_to_string(const sn_crypto_key *key, bool public_only)
 {
-    if (!key) return sn_fail_null(SN_ERR_INVALID_PARAMETER, "sn_crypto_key_save_to_string: NULL key");
+    if (!key)
+        return sn_fail_null(SN_ERR_INVALID_PARAMETER, "sn_crypto_key_save_to_string: NULL key");
     if (!key->handle)
         return sn_fail_null(SN_ERR_UNCONFIGURED, "the key is empty: load or generate one first");
     return sn_tls_backend_get()->key_save_pem(key->handle, public_only);
@@ -100,8 +105,7 @@ sn_err sn_crypto_key_save(const sn_crypto_key *key, const char *path, bool publi
     if (!pem) return with_context(SN_FAILED, path);
     /* A private key file is created readable by its owner only. */
     sn_err err = sn_crypto_write_file(path, pem, strlen(pem), !public_only);
-    size_t n = strlen(pem);
-    memset(pem, 0, n);
+    explicit_bzero(pem, strlen(pem));
     free(pem);
     return err;
 }

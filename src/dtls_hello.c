@@ -3,6 +3,8 @@
 #include "dtls_internal.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 enum {
@@ -40,6 +42,7 @@ bool sn_dtls_parse_client_hello(const uint8_t *d, size_t len, sn_dtls_hello *out
     const uint8_t *b = h + HANDSHAKE_HEADER, *end = b + body_len;
     /* client_version(2) random(32) session_id<0..32> cookie<0..255> */
     if (end - b < 2 + 32 + 1) return false;
+    const uint8_t *random = b + 2;
     b += 2 + 32;
     size_t sid = *b++;
     if (sid > 32 || (size_t)(end - b) < sid + 1) return false;
@@ -48,6 +51,7 @@ bool sn_dtls_parse_client_hello(const uint8_t *d, size_t len, sn_dtls_hello *out
     if ((size_t)(end - b) < cookie_len) return false;
     memcpy(out->record_seq, d + 5, 6);
     out->message_seq = be16(h + 4);
+    out->random = random;
     out->cookie = cookie_len ? b : NULL;
     out->cookie_len = cookie_len;
     return true;
@@ -131,4 +135,104 @@ size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint
     *p++ = 2; /* fatal */
     *p++ = description;
     return (size_t)(p - out);
+}
+
+struct sn_dtls_cookie_jar {
+    atomic_int refs;
+    pthread_mutex_t lock;
+    uint8_t secret[SN_DTLS_SECRET_LEN], previous[SN_DTLS_SECRET_LEN];
+    bool has_previous;
+    uint64_t born_ms, rotations;
+    int lifetime_ms;
+};
+
+sn_dtls_cookie_jar *sn_dtls_jar_new(int lifetime_ms)
+{
+    sn_dtls_cookie_jar *j = sn_calloc(1, sizeof *j);
+    if (!j) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    if (sn_tls_backend_get()->random_bytes(j->secret, sizeof j->secret) != SN_OK) {
+        free(j);
+        return NULL;
+    }
+    atomic_init(&j->refs, 1);
+    pthread_mutex_init(&j->lock, NULL);
+    j->lifetime_ms = lifetime_ms;
+    j->born_ms = sn_now_ms();
+    return j;
+}
+
+sn_dtls_cookie_jar *sn_dtls_jar_ref(sn_dtls_cookie_jar *jar)
+{
+    if (jar) atomic_fetch_add(&jar->refs, 1);
+    return jar;
+}
+
+void sn_dtls_jar_unref(sn_dtls_cookie_jar *jar)
+{
+    if (!jar || atomic_fetch_sub(&jar->refs, 1) != 1) return;
+    pthread_mutex_destroy(&jar->lock);
+    /* The secret is what makes cookies unforgeable: do not leave it in freed memory. */
+    memset(jar, 0, sizeof *jar);
+    free(jar);
+}
+
+void sn_dtls_jar_set_lifetime(sn_dtls_cookie_jar *jar, int lifetime_ms)
+{
+    pthread_mutex_lock(&jar->lock);
+    jar->lifetime_ms = lifetime_ms;
+    pthread_mutex_unlock(&jar->lock);
+}
+
+/* Secrets rotate every cookie lifetime; a cookie made under the previous one still passes, so
+ * no client loses its handshake to a rotation. Called with the lock held. */
+static void maybe_rotate(sn_dtls_cookie_jar *j, uint64_t now)
+{
+    if (now - j->born_ms < (uint64_t)j->lifetime_ms) return;
+    uint8_t fresh[SN_DTLS_SECRET_LEN];
+    if (sn_tls_backend_get()->random_bytes(fresh, sizeof fresh) != SN_OK) return;
+    memcpy(j->previous, j->secret, sizeof j->secret);
+    memcpy(j->secret, fresh, sizeof fresh);
+    j->has_previous = true;
+    j->born_ms = now;
+    j->rotations++;
+}
+
+void sn_dtls_jar_make(sn_dtls_cookie_jar *j, const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN])
+{
+    uint64_t now = sn_now_ms();
+    pthread_mutex_lock(&j->lock);
+    maybe_rotate(j, now);
+    sn_dtls_make_cookie(j->secret, (uint32_t)(now / 1000), addr, out);
+    pthread_mutex_unlock(&j->lock);
+}
+
+bool sn_dtls_jar_check(sn_dtls_cookie_jar *j, const sn_addr *addr, const uint8_t *cookie,
+                       size_t len)
+{
+    uint64_t now = sn_now_ms();
+    pthread_mutex_lock(&j->lock);
+    maybe_rotate(j, now);
+    uint32_t now_s = (uint32_t)(now / 1000), life = (uint32_t)((j->lifetime_ms + 999) / 1000);
+    bool ok =
+        sn_dtls_check_cookie(j->secret, now_s, life, addr, cookie, len) ||
+        (j->has_previous && sn_dtls_check_cookie(j->previous, now_s, life, addr, cookie, len));
+    pthread_mutex_unlock(&j->lock);
+    return ok;
+}
+
+uint64_t sn_dtls_jar_rotations(sn_dtls_cookie_jar *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t n = j->rotations;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+bool sn_dtls_send_hello_verify(sn_dtls_cookie_jar *jar, sn_udp_peer *udp, const sn_addr *addr,
+                               const sn_dtls_hello *hello)
+{
+    uint8_t cookie[SN_DTLS_COOKIE_LEN], hvr[SN_DTLS_HVR_MAX];
+    sn_dtls_jar_make(jar, addr, cookie);
+    size_t n = sn_dtls_build_hello_verify(hello, cookie, sizeof cookie, hvr);
+    return sn_udp_peer_put_packet(udp, hvr, n) == SN_OK;
 }

@@ -15,6 +15,7 @@
 typedef struct sn_dtls_hello {
     uint8_t record_seq[6]; /* echoed in the HelloVerifyRequest (RFC 6347 4.2.1) */
     uint16_t message_seq;  /* echoed likewise */
+    const uint8_t *random; /* the client's 32-byte random, points into the datagram */
     const uint8_t *cookie; /* points into the datagram */
     size_t cookie_len;
 } sn_dtls_hello;
@@ -45,10 +46,31 @@ bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now
                           uint32_t lifetime_s, const sn_addr *addr, const uint8_t *cookie,
                           size_t len);
 
+/* The cookie secret of one server, shared with the peers taken from it (they answer and check
+ * ClientHellos that arrive on an established address, RFC 6347 4.2.8). Refcounted; the mutex
+ * makes it safe for peers polled on other threads than the server. */
+typedef struct sn_dtls_cookie_jar sn_dtls_cookie_jar;
+sn_dtls_cookie_jar *sn_dtls_jar_new(int lifetime_ms);
+sn_dtls_cookie_jar *sn_dtls_jar_ref(sn_dtls_cookie_jar *jar);
+void sn_dtls_jar_unref(sn_dtls_cookie_jar *jar);
+void sn_dtls_jar_set_lifetime(sn_dtls_cookie_jar *jar, int lifetime_ms);
+/* Makes a cookie for addr now (rotating the secret when it is due). */
+void sn_dtls_jar_make(sn_dtls_cookie_jar *jar, const sn_addr *addr,
+                      uint8_t out[SN_DTLS_COOKIE_LEN]);
+/* True for a cookie this jar made for addr within its lifetime (current or previous secret). */
+bool sn_dtls_jar_check(sn_dtls_cookie_jar *jar, const sn_addr *addr, const uint8_t *cookie,
+                       size_t len);
+uint64_t sn_dtls_jar_rotations(sn_dtls_cookie_jar *jar);
+/* Answers `hello` from addr with a HelloVerifyRequest carrying a fresh cookie, sent through udp.
+ * True when it went out. */
+bool sn_dtls_send_hello_verify(sn_dtls_cookie_jar *jar, sn_udp_peer *udp, const sn_addr *addr,
+                               const sn_dtls_hello *hello);
+
 /* dtls_peer.c: builds the server side of a connection whose opening ClientHello carried
  * `cookie` (already verified). Takes ownership of udp. */
 sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_settings *settings,
-                                      sn_udp_peer *udp, const uint8_t *cookie, size_t cookie_len);
+                                      sn_udp_peer *udp, const sn_dtls_hello *hello,
+                                      sn_dtls_cookie_jar *jar);
 /* dtls_peer.c: a peer in ERROR that holds nothing but its message. */
 sn_dtls_peer *sn_dtls_peer_new_failed(const char *message);
 

@@ -21,6 +21,9 @@ struct sn_dtls_peer {
     int queued;
     sn_dtls_peer_stats stats;
     uint8_t cookie[SN_DTLS_COOKIE_LEN]; /* server: the verified cookie of the opening hello */
+    uint8_t client_random[32];          /* server: the opening hello's random */
+    sn_dtls_cookie_jar *jar;            /* server: the server's cookie secret (shared) */
+    bool remote_restarted;              /* server: a new valid ClientHello on our address */
     char ip[SN_IP_STRLEN];
     int port;
     char cipher[96];
@@ -41,12 +44,36 @@ static long io_send(void *user, const void *data, size_t len)
     return SN_TLS_IO_ERROR;
 }
 
+/* A server peer sees a ClientHello on its own address: either a retransmission of the hello
+ * that opened it (same random: the TLS library deals with it) or a client that restarted with
+ * the same address and port (RFC 6347 4.2.8). A restart proven by a valid cookie ends this
+ * session, so the client's next retransmission opens a new connection; without a valid cookie
+ * it gets a stateless HelloVerifyRequest, so a spoofed hello cannot end anything.
+ * True when the datagram was consumed here. */
+static bool handle_new_hello(sn_dtls_peer *p, const uint8_t *d, size_t len)
+{
+    sn_dtls_hello hello;
+    if (!p->jar || !sn_dtls_parse_client_hello(d, len, &hello)) return false;
+    if (!memcmp(hello.random, p->client_random, sizeof p->client_random)) return false;
+    sn_addr addr;
+    if (!sn_udp_peer_remote(p->udp, &addr)) return true;
+    if (hello.cookie_len && sn_dtls_jar_check(p->jar, &addr, hello.cookie, hello.cookie_len))
+        p->remote_restarted = true;
+    else
+        sn_dtls_send_hello_verify(p->jar, p->udp, &addr, &hello);
+    return true;
+}
+
 static long io_recv(void *user, void *buf, size_t cap)
 {
     sn_dtls_peer *p = user;
     const uint8_t *d;
     size_t len;
-    while ((d = sn_udp_peer_peek(p->udp, &len))) {
+    while (!p->remote_restarted && (d = sn_udp_peer_peek(p->udp, &len))) {
+        if (p->server && d[0] == 22 && handle_new_hello(p, d, len)) {
+            sn_udp_peer_drop(p->udp);
+            continue;
+        }
         if (len <= cap) {
             memcpy(buf, d, len);
             sn_udp_peer_drop(p->udp);
@@ -131,7 +158,8 @@ static void remember_remote(sn_dtls_peer *p)
 }
 
 sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_settings *settings,
-                                      sn_udp_peer *udp, const uint8_t *cookie, size_t cookie_len)
+                                      sn_udp_peer *udp, const sn_dtls_hello *hello,
+                                      sn_dtls_cookie_jar *jar)
 {
     sn_dtls_peer *p = sn_dtls_peer_new();
     if (!p) {
@@ -141,7 +169,9 @@ sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_setti
     apply_settings(p, settings);
     p->server = true;
     p->udp = udp;
-    memcpy(p->cookie, cookie, cookie_len < sizeof p->cookie ? cookie_len : sizeof p->cookie);
+    memcpy(p->cookie, hello->cookie, SN_DTLS_COOKIE_LEN);
+    memcpy(p->client_random, hello->random, sizeof p->client_random);
+    p->jar = sn_dtls_jar_ref(jar);
     remember_remote(p);
     p->tls = start_session(p, config, NULL);
     if (!p->tls) {
@@ -172,6 +202,7 @@ void sn_dtls_peer_free(sn_dtls_peer *p)
     if (!p) return;
     sn_dtls_peer_disconnect_from_peer(p);
     clear_queue(p);
+    sn_dtls_jar_unref(p->jar);
     free(p);
 }
 
@@ -273,6 +304,16 @@ static void enqueue(sn_dtls_peer *p, const uint8_t *data, size_t len)
     p->stats.bytes_received += len;
 }
 
+/* After each call into the session: a proven restart of the remote ends this connection. */
+static bool restarted(sn_dtls_peer *p)
+{
+    if (!p->remote_restarted) return false;
+    set_error(p, SN_DTLS_STATUS_DISCONNECTED, "%s",
+              "the remote restarted the session (new ClientHello from the same address)");
+    release_transport(p);
+    return true;
+}
+
 static void read_all(sn_dtls_peer *p)
 {
     const sn_tls_backend *b = sn_tls_backend_get();
@@ -281,6 +322,7 @@ static void read_all(sn_dtls_peer *p)
     for (;;) {
         size_t n = 0;
         sn_tls_result r = b->read(p->tls, buf, sizeof buf, &n);
+        if (restarted(p)) return;
         if (r == SN_TLS_OK) {
             p->last_packet_ms = sn_now_ms();
             enqueue(p, buf, n);
@@ -296,6 +338,24 @@ static void read_all(sn_dtls_peer *p)
     }
 }
 
+/* A client whose hellos keep coming back as ICMP port unreachable, with nothing received at
+ * all, is talking to a closed port: say so now instead of after the handshake timeout. Two
+ * refusals (the hello and its first retransmission) leave a server that is just starting a
+ * second's grace. */
+static bool nobody_listening(sn_dtls_peer *p)
+{
+    if (p->server) return false;
+    sn_udp_peer_stats st;
+    sn_udp_peer_get_stats(p->udp, &st);
+    if (st.icmp_refused < 2 || st.datagrams_received > 0) return false;
+    char where[SN_IP_STRLEN + 16];
+    snprintf(where, sizeof where, "%s:%d", p->ip, p->port);
+    set_error(p, SN_DTLS_STATUS_ERROR,
+              "connection refused: nothing is listening on %s (ICMP port unreachable)", where);
+    release_transport(p);
+    return true;
+}
+
 void sn_dtls_peer_poll(sn_dtls_peer *p)
 {
     if (!p || !p->tls) return;
@@ -303,11 +363,13 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     sn_udp_peer_pump(p->udp);
     if (p->status == SN_DTLS_STATUS_HANDSHAKING) {
         sn_tls_result r = b->handshake(p->tls);
+        if (restarted(p)) return;
         if (r == SN_TLS_FAILED) {
             fail_from_session(p);
             return;
         }
         if (r == SN_TLS_WANT) {
+            if (nobody_listening(p)) return;
             uint64_t now = sn_now_ms();
             if (now - p->handshake_started_ms >= (uint64_t)p->handshake_timeout_ms) {
                 char secs[32];

@@ -5,12 +5,10 @@
 #include <string.h>
 
 struct sn_dtls_server {
-    sn_tls_config *config; /* shared by every peer taken; NULL until setup */
+    sn_tls_config *config;   /* shared by every peer taken; NULL until setup */
+    sn_dtls_cookie_jar *jar; /* shared with the peers, for ClientHellos on their address */
     sn_dtls_settings settings;
     sn_dtls_server_stats stats;
-    uint8_t secret[SN_DTLS_SECRET_LEN], previous[SN_DTLS_SECRET_LEN];
-    bool has_previous;
-    uint64_t secret_born_ms;
 };
 
 void sn_dtls_default_settings(sn_dtls_settings *out)
@@ -47,20 +45,8 @@ void sn_dtls_server_free(sn_dtls_server *s)
 {
     if (!s) return;
     sn_tls_backend_get()->config_unref(s->config);
-    /* The secret is what makes cookies unforgeable: do not leave it in freed memory. */
-    memset(s, 0, sizeof *s);
+    sn_dtls_jar_unref(s->jar);
     free(s);
-}
-
-static sn_err new_secret(sn_dtls_server *s)
-{
-    if (s->config) {
-        memcpy(s->previous, s->secret, sizeof s->secret);
-        s->has_previous = true;
-    }
-    s->secret_born_ms = sn_now_ms();
-    s->stats.secret_rotations++;
-    return sn_tls_backend_get()->random_bytes(s->secret, sizeof s->secret);
 }
 
 sn_err sn_dtls_server_setup(sn_dtls_server *s, const sn_tls_options *server_options)
@@ -72,14 +58,15 @@ sn_err sn_dtls_server_setup(sn_dtls_server *s, const sn_tls_options *server_opti
                        "dtls server setup needs server options (sn_tls_options_server)");
     sn_tls_config *config = sn_tls_options_get_config(server_options, true);
     if (!config) return SN_FAILED; /* message already recorded */
+    sn_dtls_cookie_jar *jar = sn_dtls_jar_new(s->settings.cookie_lifetime_ms);
+    if (!jar) return sn_fail(SN_FAILED, "cannot create the cookie secret");
     const sn_tls_backend *b = sn_tls_backend_get();
     b->config_unref(s->config);
     s->config = b->config_ref(config);
-    s->has_previous = false;
+    sn_dtls_jar_unref(s->jar);
+    s->jar = jar;
     memset(&s->stats, 0, sizeof s->stats);
-    sn_err e = new_secret(s);
-    s->has_previous = false;
-    return e;
+    return SN_OK;
 }
 
 sn_err sn_dtls_server_set_settings(sn_dtls_server *s, const sn_dtls_settings *settings)
@@ -90,6 +77,7 @@ sn_err sn_dtls_server_set_settings(sn_dtls_server *s, const sn_dtls_settings *se
                        "dtls settings out of range (mtu 256..65507, retransmit 10..60000 ms, "
                        "handshake timeout >= 100 ms, cookie lifetime >= 1000 ms, queue >= 1)");
     s->settings = *settings;
+    if (s->jar) sn_dtls_jar_set_lifetime(s->jar, settings->cookie_lifetime_ms);
     return SN_OK;
 }
 
@@ -100,22 +88,9 @@ void sn_dtls_server_get_settings(const sn_dtls_server *s, sn_dtls_settings *out)
 
 void sn_dtls_server_get_stats(const sn_dtls_server *s, sn_dtls_server_stats *out)
 {
-    if (s && out) *out = s->stats;
-}
-
-/* Secrets rotate every cookie lifetime; a cookie made under the previous one still passes, so
- * no client loses its handshake to a rotation. */
-static void maybe_rotate(sn_dtls_server *s, uint64_t now)
-{
-    if (now - s->secret_born_ms >= (uint64_t)s->settings.cookie_lifetime_ms) new_secret(s);
-}
-
-static bool cookie_ok(sn_dtls_server *s, uint32_t now_s, const sn_addr *addr, const uint8_t *c,
-                      size_t len)
-{
-    uint32_t life = (uint32_t)((s->settings.cookie_lifetime_ms + 999) / 1000);
-    return sn_dtls_check_cookie(s->secret, now_s, life, addr, c, len) ||
-           (s->has_previous && sn_dtls_check_cookie(s->previous, now_s, life, addr, c, len));
+    if (!s || !out) return;
+    *out = s->stats;
+    out->secret_rotations = s->jar ? sn_dtls_jar_rotations(s->jar) : 0;
 }
 
 sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp)
@@ -135,9 +110,6 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
         sn_udp_peer_free(udp);
         return sn_dtls_peer_new_failed("udp peer has no remote address");
     }
-    uint64_t now = sn_now_ms();
-    maybe_rotate(s, now);
-    uint32_t now_s = (uint32_t)(now / 1000);
 
     /* Look through what the address sent for a ClientHello with a valid cookie; remember the
      * last cookie-less one to answer. Everything before the good one is dropped. */
@@ -158,11 +130,11 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
             sn_udp_peer_drop(udp);
             continue;
         }
-        if (cookie_ok(s, now_s, &addr, hello.cookie, hello.cookie_len)) {
-            uint8_t cookie[SN_DTLS_COOKIE_LEN];
-            memcpy(cookie, hello.cookie, sizeof cookie);
+        if (sn_dtls_jar_check(s->jar, &addr, hello.cookie, hello.cookie_len)) {
             s->stats.handshakes_started++;
-            return sn_dtls_peer_new_server(s->config, &s->settings, udp, cookie, sizeof cookie);
+            /* The hello's fields point into the queued datagram, which stays queued: the
+             * session reads it as its first datagram. */
+            return sn_dtls_peer_new_server(s->config, &s->settings, udp, &hello, s->jar);
         }
         /* Wrong, forged or expired: answer with a fresh cookie, as RFC 6347 4.2.1 suggests. */
         s->stats.cookies_rejected++;
@@ -174,10 +146,7 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
         sn_udp_peer_free(udp);
         return sn_dtls_peer_new_failed("no DTLS ClientHello from this address (dropped)");
     }
-    uint8_t cookie[SN_DTLS_COOKIE_LEN], hvr[SN_DTLS_HVR_MAX];
-    sn_dtls_make_cookie(s->secret, now_s, &addr, cookie);
-    size_t n = sn_dtls_build_hello_verify(&last, cookie, sizeof cookie, hvr);
-    if (sn_udp_peer_put_packet(udp, hvr, n) == SN_OK) s->stats.cookies_sent++;
+    if (sn_dtls_send_hello_verify(s->jar, udp, &addr, &last)) s->stats.cookies_sent++;
     /* Freeing unregisters the address: the retry with the cookie opens a new connection. */
     sn_udp_peer_free(udp);
     return sn_dtls_peer_new_failed("HelloVerifyRequest sent; the client retries with a cookie");

@@ -14,9 +14,9 @@
 struct sn_tls_options {
     bool server;
     bool unsafe;
-    sn_tls_key *key;       /* server */
-    sn_tls_chain *chain;   /* server */
-    sn_tls_chain *trusted; /* client; NULL: the system store */
+    sn_tls_key *key;            /* server */
+    sn_tls_chain *chain;        /* server */
+    sn_tls_chain *trusted;      /* client; NULL: the system store */
     char *common_name_override; /* "" when none */
     pthread_mutex_t lock;
     _Atomic(sn_tls_config *) config[2]; /* [0] stream, [1] datagram */
@@ -96,8 +96,7 @@ sn_tls_options *sn_tls_options_server(const sn_crypto_key *key, const sn_x509_ce
     sn_tls_chain *c = sn_x509_cert_handle(certificate);
     if (!k) return sn_fail_null(SN_ERR_UNCONFIGURED, "sn_tls_options_server: the key is empty");
     if (!c)
-        return sn_fail_null(SN_ERR_UNCONFIGURED,
-                            "sn_tls_options_server: the certificate is empty");
+        return sn_fail_null(SN_ERR_UNCONFIGURED, "sn_tls_options_server: the certificate is empty");
     const sn_tls_backend *be = sn_tls_backend_get();
     if (be->key_is_public_only(k))
         return sn_fail_null(SN_ERR_INVALID_PARAMETER,
@@ -121,7 +120,10 @@ sn_tls_options *sn_tls_options_server(const sn_crypto_key *key, const sn_x509_ce
     return o;
 }
 
-bool sn_tls_options_is_server(const sn_tls_options *opts) { return opts && opts->server; }
+bool sn_tls_options_is_server(const sn_tls_options *opts)
+{
+    return opts && opts->server;
+}
 
 bool sn_tls_options_is_unsafe_client(const sn_tls_options *opts)
 {

@@ -9,7 +9,130 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+/* ---- block pool ----------------------------------------------------------------------- */
+
+/* A chunk of SN_UDP_POOL_CHUNK_BLOCKS blocks, mapped once. Returned blocks are kept as indexes
+ * on a stack inside the chunk (not linked through the blocks: taking one must not read a cold
+ * block). Blocks never used yet are handed out by `bump`, so a new chunk touches no page before
+ * the kernel writes into it. */
+typedef struct sn_udp_chunk {
+    struct sn_udp_pool *pool;
+    struct sn_udp_chunk *prev, *next; /* pool's list of chunks with a free block */
+    uint8_t *mem;
+    unsigned nfree, bump, top;
+    uint16_t stack[SN_UDP_POOL_CHUNK_BLOCKS];
+} sn_udp_chunk;
+
+struct sn_udp_pool {
+    sn_udp_chunk *partial;
+    size_t chunks, empty, keep_empty;
+    bool orphan;
+};
+
+#define CHUNK_BYTES ((size_t)SN_UDP_POOL_BLOCK * SN_UDP_POOL_CHUNK_BLOCKS)
+
+sn_udp_pool *sn_udp_pool_new(size_t keep_empty)
+{
+    sn_udp_pool *pool = sn_calloc(1, sizeof *pool);
+    if (pool) pool->keep_empty = keep_empty;
+    return pool;
+}
+
+void sn_udp_pool_set_keep(sn_udp_pool *pool, size_t keep_empty)
+{
+    if (pool) pool->keep_empty = keep_empty;
+}
+
+static void chunk_link(sn_udp_pool *pool, sn_udp_chunk *c)
+{
+    c->prev = NULL;
+    c->next = pool->partial;
+    if (pool->partial) pool->partial->prev = c;
+    pool->partial = c;
+}
+
+static void chunk_unlink(sn_udp_pool *pool, sn_udp_chunk *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        pool->partial = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void chunk_destroy(sn_udp_pool *pool, sn_udp_chunk *c)
+{
+    chunk_unlink(pool, c);
+    munmap(c->mem, CHUNK_BYTES);
+    free(c);
+    pool->chunks--;
+    pool->empty--;
+}
+
+static sn_udp_pkt *pool_alloc(sn_udp_pool *pool)
+{
+    sn_udp_chunk *c = pool->partial;
+    if (!c) {
+        c = sn_calloc(1, sizeof *c);
+        if (!c) return NULL;
+        void *mem =
+            mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            free(c);
+            return NULL;
+        }
+        c->mem = mem;
+        c->pool = pool;
+        c->nfree = SN_UDP_POOL_CHUNK_BLOCKS;
+        chunk_link(pool, c);
+        pool->chunks++;
+        pool->empty++;
+    }
+    if (c->nfree == SN_UDP_POOL_CHUNK_BLOCKS) pool->empty--;
+    size_t idx = c->top ? c->stack[--c->top] : c->bump++;
+    sn_udp_pkt *pkt = (sn_udp_pkt *)(void *)(c->mem + idx * SN_UDP_POOL_BLOCK);
+    if (--c->nfree == 0) chunk_unlink(pool, c);
+    pkt->chunk = c;
+    pkt->ext = NULL;
+    return pkt;
+}
+
+static void pool_free(sn_udp_pkt *pkt)
+{
+    sn_udp_chunk *c = pkt->chunk;
+    sn_udp_pool *pool = c->pool;
+    c->stack[c->top++] = (uint16_t)(((uint8_t *)pkt - c->mem) / SN_UDP_POOL_BLOCK);
+    if (c->nfree++ == 0) chunk_link(pool, c);
+    if (c->nfree < SN_UDP_POOL_CHUNK_BLOCKS) return;
+    pool->empty++;
+    if (pool->orphan || pool->empty > pool->keep_empty) chunk_destroy(pool, c);
+    if (pool->orphan && pool->chunks == 0) free(pool);
+}
+
+void sn_udp_pool_release(sn_udp_pool *pool)
+{
+    if (!pool) return;
+    pool->orphan = true;
+    for (sn_udp_chunk *c = pool->partial, *n; c; c = n) {
+        n = c->next;
+        if (c->nfree == SN_UDP_POOL_CHUNK_BLOCKS) chunk_destroy(pool, c);
+    }
+    if (pool->chunks == 0) free(pool);
+}
+
+void sn_udp_pkt_free(sn_udp_pkt *pkt)
+{
+    if (!pkt) return;
+    free(pkt->ext);
+    if (pkt->chunk)
+        pool_free(pkt);
+    else
+        free(pkt);
+}
 
 /* ---- queue ---------------------------------------------------------------------------- */
 
@@ -33,7 +156,7 @@ void sn_udp_queue_pop_free(sn_udp_queue *q)
     if (!q->head) q->tail = NULL;
     q->count--;
     q->bytes -= h->len;
-    free(h);
+    sn_udp_pkt_free(h);
 }
 
 void sn_udp_queue_clear(sn_udp_queue *q)
@@ -44,16 +167,18 @@ void sn_udp_queue_clear(sn_udp_queue *q)
 
 /* ---- receive batches ------------------------------------------------------------------ */
 
-sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap)
+sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap, sn_udp_pool *pool)
 {
     sn_udp_rx *rx = sn_calloc(1, sizeof *rx);
     if (!rx) return NULL;
     rx->batch = batch;
     rx->slot_cap = slot_cap;
+    rx->pool = pool;
     rx->slots = sn_calloc(batch, sizeof *rx->slots);
+    rx->over = sn_calloc(batch, sizeof *rx->over);
     rx->msgs = sn_calloc(batch, sizeof *rx->msgs);
-    rx->iov = sn_calloc(batch, sizeof *rx->iov);
-    if (!rx->slots || !rx->msgs || !rx->iov) {
+    rx->iov = sn_calloc((size_t)batch * 2, sizeof *rx->iov);
+    if (!rx->slots || !rx->over || !rx->msgs || !rx->iov) {
         sn_udp_rx_free(rx);
         return NULL;
     }
@@ -63,38 +188,63 @@ sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap)
 void sn_udp_rx_free(sn_udp_rx *rx)
 {
     if (!rx) return;
-    if (rx->slots)
-        for (unsigned i = 0; i < rx->batch; i++)
-            free(rx->slots[i]);
+    for (unsigned i = 0; i < rx->batch; i++) {
+        if (rx->slots) sn_udp_pkt_free(rx->slots[i]);
+        if (rx->over) free(rx->over[i]);
+    }
     free(rx->slots);
+    free(rx->over);
     free(rx->msgs);
     free(rx->iov);
     free(rx);
+}
+
+/* Makes slot n ready: a block, and in pool mode the overflow buffer when datagrams may be
+ * longer than a block holds. */
+static bool rx_ready(sn_udp_rx *rx, unsigned n)
+{
+    sn_udp_pkt *slot = rx->slots[n];
+    if (!slot) {
+        /* malloc mode: address space only, the kernel touches the pages it writes. */
+        slot = rx->pool ? pool_alloc(rx->pool) : sn_malloc(sizeof *slot + rx->slot_cap);
+        if (!slot) return false;
+        if (!rx->pool) {
+            slot->chunk = NULL;
+            slot->ext = NULL;
+        }
+        rx->slots[n] = slot;
+    }
+    struct iovec *iov = &rx->iov[2 * n];
+    size_t iovlen = 1;
+    if (rx->pool && rx->slot_cap > SN_UDP_POOL_HEAD) {
+        if (!rx->over[n] && !(rx->over[n] = sn_malloc(rx->slot_cap - SN_UDP_POOL_HEAD)))
+            return false;
+        iov[0].iov_base = slot->data;
+        iov[0].iov_len = SN_UDP_POOL_HEAD;
+        iov[1].iov_base = rx->over[n];
+        iov[1].iov_len = rx->slot_cap - SN_UDP_POOL_HEAD;
+        iovlen = 2;
+    } else {
+        iov[0].iov_base = slot->data;
+        iov[0].iov_len = rx->slot_cap;
+    }
+    struct msghdr *h = &rx->msgs[n].msg_hdr;
+    h->msg_name = &slot->from;
+    h->msg_namelen = sizeof slot->from;
+    h->msg_iov = iov;
+    h->msg_iovlen = iovlen;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+    return true;
 }
 
 int sn_udp_rx_recv(sn_udp_rx *rx, int fd, unsigned want)
 {
     if (want > rx->batch) want = rx->batch;
     unsigned n = 0;
-    for (; n < want; n++) {
-        sn_udp_pkt *slot = rx->slots[n];
-        if (!slot) {
-            /* Address space only: the kernel touches the pages it writes. */
-            slot = sn_malloc(sizeof *slot + rx->slot_cap);
-            if (!slot) break;
-            rx->slots[n] = slot;
-        }
-        rx->iov[n].iov_base = slot->data;
-        rx->iov[n].iov_len = rx->slot_cap;
-        struct msghdr *h = &rx->msgs[n].msg_hdr;
-        h->msg_name = &slot->from;
-        h->msg_namelen = sizeof slot->from;
-        h->msg_iov = &rx->iov[n];
-        h->msg_iovlen = 1;
-        h->msg_control = NULL;
-        h->msg_controllen = 0;
-        h->msg_flags = 0;
-    }
+    while (n < want && rx_ready(rx, n))
+        n++;
     if (n == 0) {
         errno = ENOMEM;
         return -1;
@@ -112,7 +262,10 @@ bool sn_udp_rx_truncated(const sn_udp_rx *rx, unsigned i)
     return (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
 }
 
-size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i) { return rx->msgs[i].msg_len; }
+size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i)
+{
+    return rx->msgs[i].msg_len;
+}
 
 sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i)
 {
@@ -120,6 +273,17 @@ sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i)
     size_t len = rx->msgs[i].msg_len;
     rx->slots[i] = NULL;
     slot->len = len;
+    if (rx->pool) {
+        if (len > SN_UDP_POOL_HEAD) {
+            /* The rest of a long datagram is in the overflow buffer: it becomes the node's
+             * extension, shrunk in place to what it holds. */
+            uint8_t *ext = rx->over[i];
+            rx->over[i] = NULL;
+            uint8_t *shrunk = sn_realloc(ext, len - SN_UDP_POOL_HEAD);
+            slot->ext = shrunk ? shrunk : ext;
+        }
+        return slot;
+    }
     /* Shrinking realloc splits the block in place (no copy); keep the big one if it fails. */
     sn_udp_pkt *shrunk = sn_realloc(slot, sizeof *slot + len);
     return shrunk ? shrunk : slot;
@@ -161,8 +325,8 @@ sn_udp_peer *sn_udp_peer_new(void)
     return p;
 }
 
-sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from,
-                                   socklen_t fromlen, size_t max_packets, size_t max_bytes)
+sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from, socklen_t fromlen,
+                                   size_t max_packets, size_t max_bytes)
 {
     sn_udp_peer *p = sn_calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -277,8 +441,8 @@ sn_err sn_udp_peer_connect_to_host(sn_udp_peer *p, const char *host, int port)
     if (!host || !*host) return sn_fail(SN_ERR_INVALID_PARAMETER, "connect_to_host: no host");
     if ((e = sn_net_check_port(port, false)) != SN_OK) return e;
     sn_addr dest;
-    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC,
-                            &dest)) != SN_OK)
+    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC, &dest)) !=
+        SN_OK)
         return e;
     if (p->fd < 0 && (e = bind_for(p, &dest)) != SN_OK) return e;
     sn_net_match_family(&dest, p->family);
@@ -296,7 +460,10 @@ bool sn_udp_peer_is_bound(const sn_udp_peer *p)
     return p && (p->fd >= 0 || (p->server_owned && p->server));
 }
 
-bool sn_udp_peer_is_socket_connected(const sn_udp_peer *p) { return p && p->connected; }
+bool sn_udp_peer_is_socket_connected(const sn_udp_peer *p)
+{
+    return p && p->connected;
+}
 
 sn_err sn_udp_peer_set_dest_address(sn_udp_peer *p, const char *host, int port)
 {
@@ -307,8 +474,8 @@ sn_err sn_udp_peer_set_dest_address(sn_udp_peer *p, const char *host, int port)
     if (!host || !*host) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_dest_address: no host");
     if ((e = sn_net_check_port(port, false)) != SN_OK) return e;
     sn_addr dest;
-    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC,
-                            &dest)) != SN_OK)
+    if ((e = sn_net_resolve(host, port, SOCK_DGRAM, p->fd >= 0 ? p->family : AF_UNSPEC, &dest)) !=
+        SN_OK)
         return e;
     p->remote = dest;
     p->has_remote = true;
@@ -388,7 +555,7 @@ sn_err sn_udp_peer_pump(sn_udp_peer *p)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "pump: peer is NULL");
     if (p->server_owned || p->fd < 0) return SN_OK;
-    if (!p->rx && !(p->rx = sn_udp_rx_new(SN_UDP_PEER_BATCH, SN_UDP_DEFAULT_SLOT)))
+    if (!p->rx && !(p->rx = sn_udp_rx_new(SN_UDP_PEER_BATCH, SN_UDP_DEFAULT_SLOT, NULL)))
         return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory for UDP receive buffers");
     unsigned total = 0;
     while (total < SN_UDP_PEER_PUMP_CAP) {
@@ -426,12 +593,31 @@ sn_err sn_udp_peer_pump(sn_udp_peer *p)
 
 const uint8_t *sn_udp_peer_peek(const sn_udp_peer *p, size_t *len)
 {
-    if (!p || !p->q.head) {
-        if (len) *len = 0;
-        return NULL;
+    if (len) *len = 0;
+    if (!p) return NULL;
+    sn_udp_peer *mp = (sn_udp_peer *)p; /* the queue belongs to the object */
+    while (mp->q.head && mp->q.head->ext) {
+        /* A long datagram is stored in two parts; readers of this call want one. */
+        sn_udp_pkt *h = mp->q.head, *n = sn_malloc(sizeof *n + h->len);
+        if (!n) {
+            sn_udp_queue_pop_free(&mp->q);
+            mp->stats.dropped_queue_full++;
+            continue;
+        }
+        n->next = h->next;
+        n->len = h->len;
+        n->chunk = NULL;
+        n->ext = NULL;
+        n->from = h->from;
+        memcpy(n->data, h->data, SN_UDP_POOL_HEAD);
+        memcpy(n->data + SN_UDP_POOL_HEAD, h->ext, h->len - SN_UDP_POOL_HEAD);
+        mp->q.head = n;
+        if (mp->q.tail == h) mp->q.tail = n;
+        sn_udp_pkt_free(h);
     }
-    if (len) *len = p->q.head->len;
-    return p->q.head->data;
+    if (!mp->q.head) return NULL;
+    if (len) *len = mp->q.head->len;
+    return mp->q.head->data;
 }
 
 void sn_udp_peer_drop(sn_udp_peer *p)
@@ -446,7 +632,10 @@ bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out)
     return true;
 }
 
-bool sn_udp_peer_is_server_owned(const sn_udp_peer *p) { return p && p->server_owned; }
+bool sn_udp_peer_is_server_owned(const sn_udp_peer *p)
+{
+    return p && p->server_owned;
+}
 
 int sn_udp_peer_get_available_packet_count(sn_udp_peer *p)
 {
@@ -468,7 +657,9 @@ sn_err sn_udp_peer_get_packet(sn_udp_peer *p, void *buf, size_t cap, size_t *len
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
                        "datagram of %zu bytes does not fit in a buffer of %zu (it stays queued)",
                        h->len, cap);
-    if (h->len) memcpy(buf, h->data, h->len);
+    size_t head = sn_udp_pkt_head_len(h);
+    if (head) memcpy(buf, h->data, head);
+    if (h->ext) memcpy((uint8_t *)buf + head, h->ext, h->len - head);
     p->last_from = h->from;
     p->have_last = true;
     p->last_ip[0] = '\0';
@@ -512,20 +703,21 @@ sn_err sn_udp_peer_wait(sn_udp_peer *p, int timeout_ms)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "wait: peer is NULL");
     if (timeout_ms < -1)
-        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "wait: timeout %d ms is negative",
-                       timeout_ms);
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "wait: timeout %d ms is negative", timeout_ms);
     uint64_t deadline = timeout_ms < 0 ? 0 : sn_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        if (p->server_owned && p->server) sn_udp_server_poll(p->server);
-        else sn_udp_peer_pump(p);
+        if (p->server_owned && p->server)
+            sn_udp_server_poll(p->server);
+        else
+            sn_udp_peer_pump(p);
         if (p->q.head) return SN_OK;
         int fd = sn_udp_peer_get_fd(p);
         if (fd < 0) return sn_fail(SN_ERR_UNCONFIGURED, "wait: peer has no socket");
         int left = -1;
         if (timeout_ms >= 0) {
             uint64_t now = sn_now_ms();
-            if (now >= deadline) return sn_fail(SN_ERR_TIMEOUT, "no datagram within %d ms",
-                                                timeout_ms);
+            if (now >= deadline)
+                return sn_fail(SN_ERR_TIMEOUT, "no datagram within %d ms", timeout_ms);
             left = (int)(deadline - now);
         }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -590,8 +782,8 @@ static sn_err multicast(sn_udp_peer *p, const char *group, const char *ifname, b
         memset(&m, 0, sizeof m);
         m.ipv6mr_multiaddr = a6;
         m.ipv6mr_interface = ifindex;
-        r = setsockopt(p->fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
-                       &m, sizeof m);
+        r = setsockopt(p->fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, &m,
+                       sizeof m);
     } else {
         return sn_fail(SN_ERR_INVALID_PARAMETER, "%s: '%s' is not an IP address", what, group);
     }

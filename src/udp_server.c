@@ -28,6 +28,7 @@ struct sn_udp_server {
     size_t max_dgram;
     int rcvbuf;
     sn_udp_rx *rx;
+    sn_udp_pool *pool;
     sn_udp_slot *table;
     size_t tcap, tcount;
     uint64_t key[2];
@@ -41,22 +42,22 @@ struct sn_udp_server {
 /* ---- hashing -------------------------------------------------------------------------- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                  \
-    do {                                                                                          \
-        v0 += v1;                                                                                 \
-        v1 = ROTL(v1, 13);                                                                        \
-        v1 ^= v0;                                                                                 \
-        v0 = ROTL(v0, 32);                                                                        \
-        v2 += v3;                                                                                 \
-        v3 = ROTL(v3, 16);                                                                        \
-        v3 ^= v2;                                                                                 \
-        v0 += v3;                                                                                 \
-        v3 = ROTL(v3, 21);                                                                        \
-        v3 ^= v0;                                                                                 \
-        v2 += v1;                                                                                 \
-        v1 = ROTL(v1, 17);                                                                        \
-        v1 ^= v2;                                                                                 \
-        v2 = ROTL(v2, 32);                                                                        \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 /* SipHash-1-3 of the 24-byte key. */
@@ -202,7 +203,10 @@ void sn_udp_server_forget_peer(sn_udp_server *s, sn_udp_peer *p)
         taken_unlink(s, p);
 }
 
-int sn_udp_server_fd(const sn_udp_server *s) { return s ? s->fd : -1; }
+int sn_udp_server_fd(const sn_udp_server *s)
+{
+    return s ? s->fd : -1;
+}
 
 void sn_udp_server_count_send(sn_udp_server *s, size_t bytes, sn_err result)
 {
@@ -268,6 +272,9 @@ void sn_udp_server_stop(sn_udp_server *s)
     s->tcap = s->tcount = 0;
     sn_udp_rx_free(s->rx);
     s->rx = NULL;
+    /* Datagrams still queued on detached peers keep their blocks; the pool goes with the last. */
+    sn_udp_pool_release(s->pool);
+    s->pool = NULL;
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->port = 0;
@@ -293,11 +300,20 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
     return SN_OK;
 }
 
-bool sn_udp_server_is_listening(const sn_udp_server *s) { return s && s->fd >= 0; }
+bool sn_udp_server_is_listening(const sn_udp_server *s)
+{
+    return s && s->fd >= 0;
+}
 
-int sn_udp_server_get_local_port(const sn_udp_server *s) { return s && s->fd >= 0 ? s->port : 0; }
+int sn_udp_server_get_local_port(const sn_udp_server *s)
+{
+    return s && s->fd >= 0 ? s->port : 0;
+}
 
-int sn_udp_server_get_fd(const sn_udp_server *s) { return s ? s->fd : -1; }
+int sn_udp_server_get_fd(const sn_udp_server *s)
+{
+    return s ? s->fd : -1;
+}
 
 /* ---- poll ----------------------------------------------------------------------------- */
 
@@ -310,21 +326,13 @@ static void expire(sn_udp_server *s, uint64_t now)
     }
 }
 
-static void route(sn_udp_server *s, unsigned i, uint64_t now)
+/* Routes datagram i to its peer, opening a pending connection for a new source. */
+static void route(sn_udp_server *s, unsigned i, const sn_udp_key *key, uint64_t h, uint64_t now)
 {
     sn_udp_rx *rx = s->rx;
     size_t len = sn_udp_rx_len(rx, i);
-    s->st.datagrams_received++;
-    if (sn_udp_rx_truncated(rx, i)) {
-        s->st.dropped_oversize++;
-        return;
-    }
-    s->st.bytes_received += len;
     const sn_udp_pkt *slot = rx->slots[i];
-    sn_udp_key key;
-    sn_udp_key_from(&slot->from.sa, &key);
-    uint64_t h = key_hash(s, &key);
-    sn_udp_peer *p = table_find(s, &key, h);
+    sn_udp_peer *p = table_find(s, key, h);
     if (!p) {
         if (s->pend_count >= (size_t)s->max_pending) {
             s->st.dropped_pending_full++;
@@ -364,13 +372,64 @@ static void route(sn_udp_server *s, unsigned i, uint64_t now)
     s->st.datagrams_routed++;
 }
 
+/* Routes a batch in three passes so that memory latency overlaps instead of adding up with many
+ * peers: hash every source and prefetch its table slot; find the slot whose hash matches and
+ * prefetch that peer's first cache lines; then look up (now from cache) and queue. */
+#define SN_UDP_ROUTE_CHUNK 64
+static void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
+{
+    sn_udp_rx *rx = s->rx;
+    sn_udp_key keys[SN_UDP_ROUTE_CHUNK];
+    uint64_t hashes[SN_UDP_ROUTE_CHUNK];
+    for (unsigned base = 0; base < n; base += SN_UDP_ROUTE_CHUNK) {
+        unsigned m = n - base < SN_UDP_ROUTE_CHUNK ? n - base : SN_UDP_ROUTE_CHUNK;
+        size_t mask = s->tcap ? s->tcap - 1 : 0;
+        for (unsigned i = 0; i < m; i++) {
+            sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
+            hashes[i] = key_hash(s, &keys[i]);
+            if (s->tcap) __builtin_prefetch(&s->table[(size_t)hashes[i] & mask]);
+        }
+        if (s->tcap)
+            for (unsigned i = 0; i < m; i++)
+                for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
+                    const sn_udp_slot *t = &s->table[j];
+                    if (!t->p) break;
+                    if (t->hash == hashes[i]) {
+                        __builtin_prefetch(t->p, 1);
+                        __builtin_prefetch((const char *)t->p + 64, 1);
+                        __builtin_prefetch((const char *)t->p + 128, 1);
+                        break;
+                    }
+                }
+        for (unsigned i = 0; i < m; i++) {
+            unsigned k = base + i;
+            s->st.datagrams_received++;
+            if (sn_udp_rx_truncated(rx, k)) {
+                s->st.dropped_oversize++;
+                continue;
+            }
+            s->st.bytes_received += sn_udp_rx_len(rx, k);
+            route(s, k, &keys[i], hashes[i], now);
+        }
+    }
+}
+
+/* Free chunks the pool keeps: enough for one poll's worth of datagrams plus the slots, so a
+ * steady flow reuses memory instead of mapping and faulting it in again. */
+static size_t keep_chunks(const sn_udp_server *s)
+{
+    return (s->cap + s->batch) / SN_UDP_POOL_CHUNK_BLOCKS + 1;
+}
+
 sn_err sn_udp_server_poll(sn_udp_server *s)
 {
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "poll: server is NULL");
     if (s->fd < 0) return sn_fail(SN_ERR_UNCONFIGURED, "poll: server is not listening");
     uint64_t now = sn_now_ms();
     expire(s, now);
-    if (!s->rx && !(s->rx = sn_udp_rx_new(s->batch, s->max_dgram)))
+    if (!s->pool && !(s->pool = sn_udp_pool_new(keep_chunks(s))))
+        return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory for UDP receive buffers");
+    if (!s->rx && !(s->rx = sn_udp_rx_new(s->batch, s->max_dgram, s->pool)))
         return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory for UDP receive buffers");
     unsigned total = 0;
     while (total < s->cap) {
@@ -384,8 +443,7 @@ sn_err sn_udp_server_poll(sn_udp_server *s)
             s->st.recv_errors++;
             break;
         }
-        for (unsigned i = 0; i < (unsigned)r; i++)
-            route(s, i, now);
+        route_batch(s, (unsigned)r, now);
         total += (unsigned)r;
         if ((unsigned)r < want) break;
     }
@@ -463,14 +521,15 @@ sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_po
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "batch %d out of range (1..%d)", batch,
                        SN_UDP_MAX_BATCH);
     if (max_per_poll < batch)
-        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
-                       "per-poll cap %d below the batch size %d", max_per_poll, batch);
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "per-poll cap %d below the batch size %d",
+                       max_per_poll, batch);
     if ((unsigned)batch != s->batch) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;
     }
     s->batch = (unsigned)batch;
     s->cap = (unsigned)max_per_poll;
+    sn_udp_pool_set_keep(s->pool, keep_chunks(s));
     return SN_OK;
 }
 

@@ -31,7 +31,10 @@ void sn_x509_cert_free(sn_x509_cert *cert)
     free(cert);
 }
 
-sn_tls_chain *sn_x509_cert_handle(const sn_x509_cert *cert) { return cert ? cert->handle : NULL; }
+sn_tls_chain *sn_x509_cert_handle(const sn_x509_cert *cert)
+{
+    return cert ? cert->handle : NULL;
+}
 
 sn_x509_cert *sn_x509_cert_wrap(sn_tls_chain *handle)
 {
@@ -81,9 +84,11 @@ sn_err sn_x509_cert_load_from_string(sn_x509_cert *cert, const char *pem)
 char *sn_x509_cert_save_to_string(const sn_x509_cert *cert)
 {
     if (!cert)
-        return sn_fail_null(SN_ERR_INVALID_PARAMETER, "sn_x509_cert_save_to_string: NULL certificate");
+        return sn_fail_null(SN_ERR_INVALID_PARAMETER,
+                            "sn_x509_cert_save_to_string: NULL certificate");
     if (!cert->handle)
-        return sn_fail_null(SN_ERR_UNCONFIGURED, "the certificate is empty: load or generate one first");
+        return sn_fail_null(SN_ERR_UNCONFIGURED,
+                            "the certificate is empty: load or generate one first");
     return sn_tls_backend_get()->chain_save_pem(cert->handle);
 }
 

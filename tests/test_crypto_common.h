@@ -18,24 +18,24 @@
 #include <sealnet/sealnet.h>
 
 /* Fails the test (showing the message) unless the last error message contains needle. */
-#define assert_message_has(needle)                                                            \
-    do {                                                                                      \
-        const char *msg_ = sn_last_error_message();                                           \
-        if (!strstr(msg_, (needle))) {                                                        \
-            print_error("last error message \"%s\" does not contain \"%s\"\n", msg_, (needle)); \
-            fail();                                                                           \
-        }                                                                                     \
+#define assert_message_has(needle)                                                                 \
+    do {                                                                                           \
+        const char *msg_ = sn_last_error_message();                                                \
+        if (!strstr(msg_, (needle))) {                                                             \
+            print_error("last error message \"%s\" does not contain \"%s\"\n", msg_, (needle));    \
+            fail();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* A failing call: its code, a message naming the cause, and OpenSSL's error queue left empty. */
-#define assert_fails_with(expr, code, needle)                                   \
-    do {                                                                        \
-        sn_err got_ = (expr);                                                   \
-        if (got_ != (code))                                                     \
-            print_error("got %s (%s)\n", sn_err_string(got_), sn_last_error_message()); \
-        assert_int_equal(got_, (code));                                         \
-        assert_message_has(needle);                                             \
-        assert_int_equal(ERR_peek_error(), 0);                                  \
+#define assert_fails_with(expr, code, needle)                                                      \
+    do {                                                                                           \
+        sn_err got_ = (expr);                                                                      \
+        if (got_ != (code))                                                                        \
+            print_error("got %s (%s)\n", sn_err_string(got_), sn_last_error_message());            \
+        assert_int_equal(got_, (code));                                                            \
+        assert_message_has(needle);                                                                \
+        assert_int_equal(ERR_peek_error(), 0);                                                     \
     } while (0)
 
 static char *fx_dir;
@@ -71,7 +71,10 @@ static inline char *fx_sh_output(const char *cmd)
     return out;
 }
 
-static inline int fx_sh(const char *cmd) { return sn_test_sh("cd '%s' && (%s) >/dev/null 2>&1", fx_dir, cmd); }
+static inline int fx_sh(const char *cmd)
+{
+    return sn_test_sh("cd '%s' && (%s) >/dev/null 2>&1", fx_dir, cmd);
+}
 
 /* Keys and a three-certificate chain made by the openssl command. */
 static const char fx_script[] =
@@ -82,6 +85,7 @@ static const char fx_script[] =
     "openssl pkey -in rsa.pem -pubout -out rsa_pub.pem\n"
     "openssl pkey -in ec256.pem -pubout -out ec256_pub.pem\n"
     "openssl pkey -in rsa.pem -traditional -out rsa_trad.pem\n"
+    "openssl rsa -in rsa.pem -RSAPublicKey_out -out rsa_pkcs1_pub.pem\n"
     "openssl ecparam -name prime256v1 -genkey -out ec_trad.pem\n"
     "openssl pkey -in ec256.pem -outform DER -out ec256.der\n"
     "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass pass:x "

@@ -77,9 +77,83 @@ static void public_key_files(void **state)
     free(expect);
 
     /* A public key file given where a private key is wanted. */
-    assert_fails_with(sn_crypto_key_load(key, fx_path("ec256_pub.pem"), false),
-                      SN_ERR_FILE_CORRUPT, "public key");
+    assert_fails_with(sn_crypto_key_load(key, fx_path("ec256_pub.pem"), false), SN_ERR_FILE_CORRUPT,
+                      "public key");
     assert_message_has("ec256_pub.pem");
+    sn_crypto_key_free(key);
+}
+
+/* Other spellings of the same keys: PKCS#1 "RSA PUBLIC KEY", CRLF line ends with a byte order
+ * mark, a public key block before the private one. */
+static void other_spellings(void **state)
+{
+    (void)state;
+    char *rsa_pub = fx_read("rsa_pub.pem");
+    sn_crypto_key *key = load_ok("rsa_pkcs1_pub.pem", true);
+    char *got = sn_crypto_key_save_to_string(key, true);
+    assert_string_equal(got, rsa_pub);
+    sn_free(got);
+
+    assert_int_equal(
+        fx_sh("printf '\\357\\273\\277' > crlf.pem && sed 's/$/\\r/' ec256.pem >> crlf.pem"), 0);
+    char *crlf = fx_read("crlf.pem");
+    assert_true((unsigned char)crlf[0] == 0xEF && strstr(crlf, "\r\n") != NULL);
+    free(crlf);
+    assert_int_equal(sn_crypto_key_load(key, fx_path("crlf.pem"), false), SN_OK);
+    char *ec = fx_read("ec256.pem");
+    got = sn_crypto_key_save_to_string(key, false);
+    assert_string_equal(got, ec);
+    sn_free(got);
+
+    assert_int_equal(fx_sh("cat rsa_pub.pem ec256.pem > pub_then_priv.pem"), 0);
+    assert_int_equal(sn_crypto_key_load(key, fx_path("pub_then_priv.pem"), false), SN_OK);
+    got = sn_crypto_key_save_to_string(key, false);
+    assert_string_equal(got, ec);
+    sn_free(got);
+    assert_int_equal(sn_crypto_key_load(key, fx_path("pub_then_priv.pem"), true), SN_OK);
+    got = sn_crypto_key_save_to_string(key, true);
+    assert_string_equal(got, rsa_pub);
+    sn_free(got), free(ec), free(rsa_pub);
+    sn_crypto_key_free(key);
+}
+
+/* Random damage to a valid PEM key: every outcome is SN_OK or a FILE_CORRUPT with a message,
+ * never a crash (ASan/UBSan watch), and OpenSSL's error queue is always left empty. */
+static void damaged_input_never_crashes(void **state)
+{
+    (void)state;
+    const char *names[] = {"ec256.pem", "rsa_trad.pem", "enc_trad.pem"};
+    sn_crypto_key *key = sn_crypto_key_new();
+    unsigned int seed = 12345;
+    for (size_t f = 0; f < 3; f++) {
+        char *orig = fx_read(names[f]);
+        size_t len = strlen(orig);
+        for (int i = 0; i < 300; i++) {
+            char *m = strdup(orig);
+            int edits = 1 + (int)(rand_r(&seed) % 4);
+            for (int e = 0; e < edits; e++) {
+                size_t at = (size_t)rand_r(&seed) % len;
+                switch (rand_r(&seed) % 3) {
+                case 0:
+                    m[at] = (char)(rand_r(&seed) % 256);
+                    break;
+                case 1:
+                    m[at] = "AZaz09+/=\n-"[rand_r(&seed) % 12];
+                    break;
+                default:
+                    m[at] = '\0';
+                    break; /* truncation */
+                }
+            }
+            if (m[0] == '\0') m[0] = 'x';
+            sn_err err = sn_crypto_key_load_from_string(key, m, (rand_r(&seed) & 1) != 0);
+            assert_true(err == SN_OK || err == SN_ERR_FILE_CORRUPT);
+            if (err != SN_OK) assert_true(strlen(sn_last_error_message()) > 10);
+            assert_int_equal(ERR_peek_error(), 0);
+            free(m);
+        }
+        free(orig);
+    }
     sn_crypto_key_free(key);
 }
 
@@ -110,6 +184,11 @@ static void save_to_file_and_reload(void **state)
     free(a), free(b);
     struct stat st;
     assert_int_equal(stat(fx_path("saved.pem"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* Overwriting a world-readable file with a private key narrows it too. */
+    assert_int_equal(fx_sh("touch open.pem && chmod 644 open.pem"), 0);
+    assert_int_equal(sn_crypto_key_save(key, fx_path("open.pem"), false), SN_OK);
+    assert_int_equal(stat(fx_path("open.pem"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(fx_sh("cmp saved_pub.pem ec256_pub.pem"), 1); /* a different key */
     assert_int_equal(fx_sh("openssl pkey -in ec384.pem -pubout | cmp - saved_pub.pem"), 0);
@@ -197,8 +276,8 @@ static void file_errors(void **state)
 {
     (void)state;
     sn_crypto_key *key = sn_crypto_key_new();
-    assert_fails_with(sn_crypto_key_load(key, fx_path("missing.pem"), false),
-                      SN_ERR_FILE_NOT_FOUND, fx_path("missing.pem"));
+    assert_fails_with(sn_crypto_key_load(key, fx_path("missing.pem"), false), SN_ERR_FILE_NOT_FOUND,
+                      fx_path("missing.pem"));
     /* Tests run as root, so permissions do not block reads: a directory cannot be read. */
     assert_fails_with(sn_crypto_key_load(key, fx_dir, false), SN_ERR_CANT_OPEN, "directory");
     assert_message_has(fx_dir);
@@ -211,6 +290,9 @@ static void file_errors(void **state)
     assert_fails_with(sn_crypto_key_load(key, fx_path("big.pem"), false), SN_ERR_FILE_CORRUPT,
                       "10485760 bytes");
     assert_message_has("4 MiB");
+    /* A device that never ends is cut off at the cap too. */
+    assert_fails_with(sn_crypto_key_load(key, "/dev/zero", false), SN_ERR_FILE_CORRUPT,
+                      "larger than 4194304 bytes");
     assert_null(sn_crypto_key_handle(key));
     sn_crypto_key_free(key);
 }
@@ -260,15 +342,14 @@ static void content_errors(void **state)
                       "no PEM data");
     assert_fails_with(sn_crypto_key_load(key, fx_path("ec256.der"), false), SN_ERR_FILE_CORRUPT,
                       "DER");
-    assert_fails_with(sn_crypto_key_load_from_string(key, "", false), SN_ERR_FILE_CORRUPT,
-                      "empty");
-    assert_fails_with(
-        sn_crypto_key_load_from_string(key, "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
-                                       false),
-        SN_ERR_FILE_CORRUPT, "no data");
+    assert_fails_with(sn_crypto_key_load_from_string(key, "", false), SN_ERR_FILE_CORRUPT, "empty");
     assert_fails_with(sn_crypto_key_load_from_string(
-                          key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END CERTIFICATE-----\n", false),
-                      SN_ERR_FILE_CORRUPT, "line 3");
+                          key, "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", false),
+                      SN_ERR_FILE_CORRUPT, "no data");
+    assert_fails_with(
+        sn_crypto_key_load_from_string(
+            key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END CERTIFICATE-----\n", false),
+        SN_ERR_FILE_CORRUPT, "line 3");
     assert_null(sn_crypto_key_handle(key));
     sn_crypto_key_free(key);
 }
@@ -305,6 +386,8 @@ int main(void)
         cmocka_unit_test(openssl_keys_round_trip),
         cmocka_unit_test(traditional_formats_load),
         cmocka_unit_test(public_key_files),
+        cmocka_unit_test(other_spellings),
+        cmocka_unit_test(damaged_input_never_crashes),
         cmocka_unit_test(private_key_loaded_public_only),
         cmocka_unit_test(save_to_file_and_reload),
         cmocka_unit_test(generated_keys_round_trip),

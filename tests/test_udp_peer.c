@@ -172,8 +172,7 @@ static void bad_input(void **state)
     assert_int_equal(sn_udp_peer_put_packet(NULL, "x", 1), SN_ERR_INVALID_PARAMETER);
     assert_int_equal(sn_udp_peer_put_packet(p, NULL, 1), SN_ERR_INVALID_PARAMETER);
     assert_int_equal(sn_udp_peer_get_packet(p, buf, sizeof buf, NULL), SN_ERR_INVALID_PARAMETER);
-    assert_int_equal(sn_udp_peer_get_packet(NULL, buf, sizeof buf, &len),
-                     SN_ERR_INVALID_PARAMETER);
+    assert_int_equal(sn_udp_peer_get_packet(NULL, buf, sizeof buf, &len), SN_ERR_INVALID_PARAMETER);
     assert_int_equal(sn_udp_peer_get_packet(p, NULL, 8, &len), SN_ERR_INVALID_PARAMETER);
     assert_int_equal(sn_udp_peer_wait(NULL, 0), SN_ERR_INVALID_PARAMETER);
     assert_int_equal(sn_udp_peer_join_multicast_group(NULL, "239.1.1.1", NULL),
@@ -283,16 +282,14 @@ static void icmp_refused_is_not_fatal(void **state)
         size_t len;
         assert_int_equal(sn_udp_peer_get_packet(gone, buf, sizeof buf, &len), SN_OK);
         assert_int_equal(len, 3);
-        assert_int_equal(sn_udp_peer_set_dest_address(gone, "127.0.0.1",
-                                                      sn_udp_peer_get_local_port(c)),
-                         SN_OK);
+        assert_int_equal(
+            sn_udp_peer_set_dest_address(gone, "127.0.0.1", sn_udp_peer_get_local_port(c)), SN_OK);
         assert_int_equal(sn_udp_peer_put_packet(gone, "here", 4), SN_OK);
         assert_int_equal(sn_udp_peer_wait(c, 2000), SN_OK);
         assert_int_equal(sn_udp_peer_get_packet(c, buf, sizeof buf, &len), SN_OK);
         assert_int_equal(len, 4);
     } else {
-        print_message("port %d taken by someone else meanwhile; skipped the recovery half\n",
-                      port);
+        print_message("port %d taken by someone else meanwhile; skipped the recovery half\n", port);
     }
     sn_udp_peer_free(c);
     sn_udp_peer_free(gone);

@@ -19,14 +19,19 @@ typedef struct sn_x509_cert sn_x509_cert;
 SN_API sn_crypto_key *sn_crypto_key_new(void);
 /* Frees the key; NULL is fine. Options built from it keep their own reference. */
 SN_API void sn_crypto_key_free(sn_crypto_key *key);
-/* Loads a PEM private key (or a public key when public_only) from a file.
- * Errors: SN_ERR_INVALID_PARAMETER (NULL), SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN,
- * SN_ERR_FILE_CORRUPT (not a key, truncated, encrypted, wrong type). */
+/* Loads a PEM private key from a file (PKCS#8, or traditional RSA/EC). With public_only, loads a
+ * public key, or just the public half of a private key (as Godot does). Replaces what the
+ * object held; on failure the object is unchanged. Files over 4 MiB are refused unparsed.
+ * Passphrase-protected keys are not supported yet (refused with a message; never prompts).
+ * Errors: SN_ERR_INVALID_PARAMETER (NULL), SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN (a directory,
+ * no permission), SN_ERR_FILE_CORRUPT (empty, too big, not a key, truncated, encrypted, wrong
+ * type); the message names the path and, where it can, the PEM line. */
 SN_API sn_err sn_crypto_key_load(sn_crypto_key *key, const char *path, bool public_only);
-/* Saves the key as PEM (PKCS#8 private key, or SubjectPublicKeyInfo when public_only).
- * Errors: SN_ERR_UNCONFIGURED (empty key), SN_ERR_CANT_CREATE, SN_ERR_INVALID_PARAMETER. */
+/* Saves the key as PEM (PKCS#8 private key, created with mode 0600, or SubjectPublicKeyInfo when
+ * public_only). Errors: SN_ERR_UNCONFIGURED (empty key, or a private key asked of a public-only
+ * key), SN_ERR_CANT_CREATE, SN_ERR_INVALID_PARAMETER. */
 SN_API sn_err sn_crypto_key_save(const sn_crypto_key *key, const char *path, bool public_only);
-/* As sn_crypto_key_load, from a NUL-terminated PEM string. */
+/* As sn_crypto_key_load, from a NUL-terminated PEM string (no size cap). */
 SN_API sn_err sn_crypto_key_load_from_string(sn_crypto_key *key, const char *pem, bool public_only);
 /* The key as a PEM string, released with sn_free(); NULL on failure (empty key, private key
  * asked of a public-only key). */
@@ -38,9 +43,10 @@ SN_API bool sn_crypto_key_is_public_only(const sn_crypto_key *key);
 SN_API sn_x509_cert *sn_x509_cert_new(void);
 /* Frees the certificate (chain); NULL is fine. */
 SN_API void sn_x509_cert_free(sn_x509_cert *cert);
-/* Loads one certificate or a chain (every certificate kept, in file order) from a PEM file.
- * Errors: SN_ERR_INVALID_PARAMETER, SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN, SN_ERR_FILE_CORRUPT.
- */
+/* Loads one certificate or a chain (every certificate kept, in file order, leaf first) from a
+ * PEM file; other PEM blocks (a key in a combined file) are skipped. Replaces what the object
+ * held; on failure the object is unchanged. Files over 4 MiB are refused unparsed. Errors:
+ * SN_ERR_INVALID_PARAMETER, SN_ERR_FILE_NOT_FOUND, SN_ERR_CANT_OPEN, SN_ERR_FILE_CORRUPT. */
 SN_API sn_err sn_x509_cert_load(sn_x509_cert *cert, const char *path);
 /* Writes the whole chain as loaded, each certificate once. SN_ERR_UNCONFIGURED when empty. */
 SN_API sn_err sn_x509_cert_save(const sn_x509_cert *cert, const char *path);
@@ -51,12 +57,13 @@ SN_API char *sn_x509_cert_save_to_string(const sn_x509_cert *cert);
 /* Number of certificates in the chain (0 when empty or NULL). */
 SN_API int sn_x509_cert_get_count(const sn_x509_cert *cert);
 /* SHA-256 of the first (leaf) certificate's DER as "AB:CD:..." (95 characters), as
- * `openssl x509 -noout -fingerprint -sha256` prints it; released with sn_free(). NULL when empty. */
+ * `openssl x509 -noout -fingerprint -sha256` prints it; released with sn_free(). NULL when empty.
+ */
 SN_API char *sn_x509_cert_get_fingerprint_sha256(const sn_x509_cert *cert);
 /* True when key (private or public) is the key of the chain's first certificate. */
 SN_API bool sn_x509_cert_matches_key(const sn_x509_cert *cert, const sn_crypto_key *key);
 
-/* A new RSA key with e = 65537. Refuses bits < 2048 (NULL, message says why). */
+/* A new RSA key with e = 65537. Refuses bits < 2048 and > 16384 (NULL, message says why). */
 SN_API sn_crypto_key *sn_crypto_generate_rsa(int bits);
 /* A new EC signing key on "P-256" (also NULL) or "P-384". Refuses X25519 and unknown curves. */
 SN_API sn_crypto_key *sn_crypto_generate_ec(const char *curve);
@@ -69,7 +76,8 @@ SN_API sn_x509_cert *sn_crypto_generate_self_signed_certificate(const sn_crypto_
                                                                 const char *issuer_name,
                                                                 const char *not_before,
                                                                 const char *not_after);
-/* Fills buf with len bytes from the OS CSPRNG (through OpenSSL). */
+/* Fills buf with len bytes from the OS CSPRNG (through OpenSSL). SN_ERR_INVALID_PARAMETER when
+ * buf is NULL and len > 0. */
 SN_API sn_err sn_crypto_generate_random_bytes(void *buf, size_t len);
 
 #ifdef __cplusplus

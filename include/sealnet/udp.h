@@ -104,18 +104,18 @@ SN_API void sn_udp_server_stop(sn_udp_server *s);
 typedef struct sn_udp_server_stats {
     uint64_t datagrams_received; /* read from the socket, including those dropped below */
     uint64_t bytes_received;     /* payload of the datagrams not truncated */
-    uint64_t datagrams_routed; /* queued to a taken peer or a pending connection */
-    uint64_t datagrams_sent;   /* by peers taken from this server */
+    uint64_t datagrams_routed;   /* queued to a taken peer or a pending connection */
+    uint64_t datagrams_sent;     /* by peers taken from this server */
     uint64_t bytes_sent;
-    uint64_t send_busy;       /* sends refused with SN_ERR_BUSY */
-    uint64_t send_errors;     /* other send failures */
-    uint64_t recv_syscalls;   /* recvmmsg calls (batches) */
-    uint64_t recv_errors;     /* recvmmsg failures other than "nothing waiting" */
-    uint64_t polls_capped;    /* polls that stopped at the per-poll cap */
-    uint64_t pending_opened;  /* new source addresses accepted as pending */
-    uint64_t pending_expired; /* pending connections not taken in time */
-    uint64_t pending_taken;   /* returned by take_connection */
-    uint64_t pending_discarded; /* dropped by lowering the limit or by stop */
+    uint64_t send_busy;            /* sends refused with SN_ERR_BUSY */
+    uint64_t send_errors;          /* other send failures */
+    uint64_t recv_syscalls;        /* recvmmsg calls (batches) */
+    uint64_t recv_errors;          /* recvmmsg failures other than "nothing waiting" */
+    uint64_t polls_capped;         /* polls that stopped at the per-poll cap */
+    uint64_t pending_opened;       /* new source addresses accepted as pending */
+    uint64_t pending_expired;      /* pending connections not taken in time */
+    uint64_t pending_taken;        /* returned by take_connection */
+    uint64_t pending_discarded;    /* dropped by lowering the limit or by stop */
     uint64_t dropped_pending_full; /* datagrams from new addresses while pending was full */
     uint64_t dropped_queue_full;   /* a peer's queue was full */
     uint64_t dropped_oversize;     /* longer than the receive slot (truncated) */
@@ -143,7 +143,8 @@ SN_API sn_err sn_udp_server_set_queue_limits(sn_udp_server *s, size_t max_packet
  * SN_ERR_PARAMETER_RANGE_ERROR outside those ranges. */
 SN_API sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_poll);
 /* Longest datagram accepted (1..65535, default 65535); longer ones are dropped and counted.
- * Smaller values save address space in the receive slots. */
+ * Up to 1984 bytes a datagram lives in one 2 KiB pool block; allowing longer ones also reserves a
+ * per-slot overflow buffer (address space, touched only by long datagrams). */
 SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */

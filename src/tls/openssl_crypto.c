@@ -48,6 +48,8 @@ typedef struct pem_reader {
 /* Next line of the input (without its newline or trailing CR/spaces). false at the end. */
 static bool next_line(pem_reader *r, const char **start, size_t *n)
 {
+    /* A UTF-8 byte order mark (some Windows editors write one) is not part of the first line. */
+    if (r->pos == 0 && r->len >= 3 && memcmp(r->data, "\xEF\xBB\xBF", 3) == 0) r->pos = 3;
     if (r->pos >= r->len) return false;
     const char *s = r->data + r->pos;
     const char *nl = memchr(s, '\n', r->len - r->pos);
@@ -75,8 +77,8 @@ static bool boundary(const char *s, size_t n, const char *kw, const char **label
 
 static bool is_b64(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '=' || c == ' ' || c == '\t' || c == '\r';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '=' || c == ' ' || c == '\t' || c == '\r';
 }
 
 /* Finds the next block. 1: found; 0: no more blocks; -1: malformed (message recorded). */
@@ -95,7 +97,6 @@ static int pem_next(pem_reader *r, pem_block *b)
     }
     bool data_seen = false;
     for (;;) {
-        size_t line_pos = r->pos;
         if (!next_line(r, &s, &n)) {
             sn_fail(SN_ERR_FILE_CORRUPT,
                     "truncated PEM: the '%.*s' block that begins at line %d has no END line",
@@ -128,7 +129,6 @@ static int pem_next(pem_reader *r, pem_block *b)
                     b->label_len, b->label, b->line, r->line);
             return -1;
         }
-        (void)line_pos;
         /* RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: ...") precede the data. */
         const char *colon = memchr(s, ':', n);
         if (!data_seen && colon) {
@@ -255,15 +255,27 @@ sn_err sn_ossl_key_load_pem(const char *pem, size_t len, bool public_only, sn_tl
     pem_block b, first = {0}, key = {0};
     int blocks = 0, rc;
     bool found = false;
+    /* The first private key; with public_only, the first key of either kind. A public key met
+     * while a private one is wanted is remembered to name it in the message. */
+    pem_block public_seen = {0};
+    bool have_public = false;
     while ((rc = pem_next(&r, &b)) == 1) {
         if (blocks++ == 0) first = b;
-        if (label_ends(&b, "PRIVATE KEY") || label_ends(&b, "PUBLIC KEY")) {
+        if (label_ends(&b, "PRIVATE KEY") || (public_only && label_ends(&b, "PUBLIC KEY"))) {
             key = b;
             found = true;
             break;
         }
+        if (!have_public && label_ends(&b, "PUBLIC KEY")) {
+            public_seen = b;
+            have_public = true;
+        }
     }
     if (rc < 0) return SN_ERR_FILE_CORRUPT;
+    if (!found && have_public) {
+        key = public_seen;
+        found = true;
+    }
     if (!found)
         return no_block(pem, len, blocks, &first, public_only ? "a key" : "a private key",
                         public_only ? "-----BEGIN PUBLIC KEY-----" : "-----BEGIN PRIVATE KEY-----");
@@ -287,15 +299,16 @@ sn_err sn_ossl_key_load_pem(const char *pem, size_t len, bool public_only, sn_tl
     } else if (label_is(&key, "PUBLIC KEY")) {
         pkey = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
     } else { /* "RSA PUBLIC KEY" (PKCS#1) and other type-specific public keys */
-        OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(
-            &pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+        OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL,
+                                                               EVP_PKEY_PUBLIC_KEY, NULL, NULL);
         if (dctx && !OSSL_DECODER_from_bio(dctx, bio)) pkey = NULL;
         OSSL_DECODER_CTX_free(dctx);
     }
     BIO_free(bio);
     if (!pkey)
-        return sn_fail(SN_ERR_FILE_CORRUPT, "PEM parse error at line %d: the '%.*s' block is not "
-                                            "a valid key (%s)",
+        return sn_fail(SN_ERR_FILE_CORRUPT,
+                       "PEM parse error at line %d: the '%.*s' block is not "
+                       "a valid key (%s)",
                        key.line, key.label_len, key.label, sn_ossl_error_string("undecodable"));
     if (public_only && is_private) {
         EVP_PKEY *pub = public_part(pkey);
@@ -318,7 +331,8 @@ char *sn_ossl_key_save_pem(const sn_tls_key *key, bool public_only)
     if (!public_only && key->public_only)
         return sn_fail_null(SN_ERR_UNCONFIGURED,
                             "the key is public only: there is no private key to save");
-    BIO *bio = BIO_new(BIO_s_mem());
+    /* A secure-memory BIO: the private key's PEM is wiped when the BIO is freed. */
+    BIO *bio = BIO_new(public_only ? BIO_s_mem() : BIO_s_secmem());
     if (!bio) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
     /* PEM_write_bio_PrivateKey writes PKCS#8 ("PRIVATE KEY") in OpenSSL 3. */
     int ok = public_only ? PEM_write_bio_PUBKEY(bio, key->pkey)
@@ -332,7 +346,10 @@ char *sn_ossl_key_save_pem(const sn_tls_key *key, bool public_only)
     return s;
 }
 
-bool sn_ossl_key_is_public_only(const sn_tls_key *key) { return !key || key->public_only; }
+bool sn_ossl_key_is_public_only(const sn_tls_key *key)
+{
+    return !key || key->public_only;
+}
 
 sn_tls_key *sn_ossl_key_generate_rsa(int bits)
 {
@@ -409,8 +426,9 @@ sn_err sn_ossl_chain_load_pem(const char *pem, size_t len, sn_tls_chain **out)
             err = sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory");
             break;
         }
-        X509 *x = label_is(&b, "TRUSTED CERTIFICATE") ? PEM_read_bio_X509_AUX(bio, NULL, no_password, NULL)
-                                                       : PEM_read_bio_X509(bio, NULL, no_password, NULL);
+        X509 *x = label_is(&b, "TRUSTED CERTIFICATE")
+                      ? PEM_read_bio_X509_AUX(bio, NULL, no_password, NULL)
+                      : PEM_read_bio_X509(bio, NULL, no_password, NULL);
         BIO_free(bio);
         if (!x) {
             err = sn_fail(SN_ERR_FILE_CORRUPT,
@@ -433,6 +451,7 @@ sn_err sn_ossl_chain_load_pem(const char *pem, size_t len, sn_tls_chain **out)
         ERR_clear_error();
         return err;
     }
+    ERR_clear_error(); /* decoders may leave notes on the queue even when they succeed */
     sn_tls_chain *c = chain_wrap(certs);
     if (!c) return SN_ERR_OUT_OF_MEMORY;
     *out = c;
@@ -539,9 +558,9 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
         na = nb + 365 * 24 * 3600;
     }
     if (na <= nb)
-        return sn_fail_null(SN_ERR_INVALID_PARAMETER,
-                            "not_after (%s) must be later than not_before (%s)",
-                            not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
+        return sn_fail_null(
+            SN_ERR_INVALID_PARAMETER, "not_after (%s) must be later than not_before (%s)",
+            not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
     sn_dn dn;
     if (sn_dn_parse(issuer ? issuer : "CN=myserver,O=myorganisation,C=IT", &dn) != SN_OK) {
         sn_dn_clear(&dn);
@@ -577,8 +596,7 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
     step = "cannot add the certificate extensions";
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
-        !add_san(x, &ctx, dn.cn))
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") || !add_san(x, &ctx, dn.cn))
         goto done;
 
     /* SHA-256 for RSA and ECDSA; EdDSA keys sign without a separate digest. */

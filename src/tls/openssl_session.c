@@ -131,7 +131,8 @@ static long io_ctrl(BIO *bio, int cmd, long num, void *ptr)
 
 static void info_callback(const SSL *ssl, int where, int ret)
 {
-    if (!(where & SSL_CB_READ_ALERT)) return;
+    /* SSL_CB_READ_ALERT shares its SSL_CB_ALERT bit with SSL_CB_WRITE_ALERT: test both bits. */
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT) return;
     sn_tls_session *s = session_of(ssl);
     if (s && (ret >> 8) == SSL3_AL_FATAL) s->peer_alert = ret & 0xff;
 }
