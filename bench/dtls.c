@@ -1321,6 +1321,20 @@ static run run_pair(child_fn server, const srv_arg *sa, child_fn client, cli_arg
     return r;
 }
 
+/* Runs sealnet and its baseline back to back; on every other pair the baseline goes first, so a
+ * drift in the machine's load does not always favour the same side. */
+static void run_both(int i, run *s, child_fn sn_srv, child_fn sn_cli, cli_arg sc, run *b,
+                     child_fn b_srv, child_fn b_cli, cli_arg bc, const srv_arg *sa)
+{
+    if (i % 2) {
+        *b = run_pair(b_srv, sa, b_cli, bc);
+        *s = run_pair(sn_srv, sa, sn_cli, sc);
+    } else {
+        *s = run_pair(sn_srv, sa, sn_cli, sc);
+        *b = run_pair(b_srv, sa, b_cli, bc);
+    }
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 #define MAX_REP 15
@@ -1451,8 +1465,8 @@ static void bench_handshake(int conc)
     srv_arg sa = {M_HANDSHAKE, 0};
     cli_arg ca = {M_HANDSHAKE, 0, conc, 0, 0};
     for (int i = 0; i < g_repeat; i++) {
-        run s = run_pair(sn_server, &sa, sn_client, ca);
-        run b = run_pair(bare_server, &sa, bare_client, ca);
+        run s, b;
+        run_both(i, &s, sn_server, sn_client, ca, &b, bare_server, bare_client, ca, &sa);
         if (!s.ok || !b.ok) continue;
         add(r, rate(s.cli.v[1], s.cli.v[2]), rate(b.cli.v[1], b.cli.v[2]));
         add(c, s.srv.v[1] > 0 ? s.srv.v[3] / s.srv.v[1] * 1e6 : 0,
@@ -1475,8 +1489,8 @@ static void bench_pingpong(void)
     srv_arg sa = {M_ECHO, 0};
     cli_arg ca = {M_ECHO, 0, 1, 64, 0};
     for (int i = 0; i < g_repeat; i++) {
-        run s = run_pair(sn_server, &sa, sn_client, ca);
-        run b = run_pair(raw_server, &sa, raw_client, ca);
+        run s, b;
+        run_both(i, &s, sn_server, sn_client, ca, &b, raw_server, raw_client, ca, &sa);
         if (!s.ok || !b.ok) continue;
         add(r, rate(s.cli.v[1], s.cli.v[2]), rate(b.cli.v[1], b.cli.v[2]));
         if (s.cli.v[3] > 0 || b.cli.v[3] > 0)
@@ -1494,13 +1508,24 @@ static void bench_oneway(int payload)
     srv_arg sa = {M_SINK, 0};
     cli_arg ca = {M_SINK, 0, 1, payload, 0};
     row *r = NULL, *tx = NULL, *loss = NULL, *cpu = NULL;
+    int learned = -1;
     for (int i = 0; i < g_repeat; i++) {
-        run s = run_pair(sn_server, &sa, sn_client, ca);
-        if (!s.ok) continue;
+        /* The raw side sends sealnet's payload size: pair 1 runs sealnet first to learn it. */
         cli_arg cb = ca;
-        cb.payload = (int)s.cli.v[4]; /* the same payload size as sealnet's */
-        run b = run_pair(raw_server, &sa, raw_client, cb);
-        if (!b.ok) continue;
+        cb.payload = payload >= 0 ? payload : learned;
+        run s, b;
+        if (cb.payload < 0) {
+            s = run_pair(sn_server, &sa, sn_client, ca);
+            if (!s.ok) continue;
+            cb.payload = learned = (int)s.cli.v[4];
+            b = run_pair(raw_server, &sa, raw_client, cb);
+        } else {
+            run_both(i, &s, sn_server, sn_client, ca, &b, raw_server, raw_client, cb, &sa);
+        }
+        if (!s.ok || !b.ok) continue;
+        if ((int)s.cli.v[4] != cb.payload)
+            note("- one-way pair %d: sealnet sent %d-byte payloads, raw UDP %d.\n", i + 1,
+                 (int)s.cli.v[4], cb.payload);
         if (!r) {
             snprintf(name, sizeof name, "One-way records/s received, %d B payload%s", cb.payload,
                      payload < 0 ? " (max at MTU 1200)" : "");
@@ -1542,8 +1567,8 @@ static void bench_memory(void)
     srv_arg sa = {M_HOLD, g_peers};
     cli_arg ca = {M_HOLD, 0, 32, 0, g_peers};
     for (int i = 0; i < g_repeat; i++) {
-        run s = run_pair(sn_server, &sa, sn_client, ca);
-        run b = run_pair(bare_server, &sa, bare_client, ca);
+        run s, b;
+        run_both(i, &s, sn_server, sn_client, ca, &b, bare_server, bare_client, ca, &sa);
         if (!s.ok || !b.ok) {
             fprintf(stderr, "memory pair %d: sealnet %s, bare %s\n", i + 1, s.ok ? "ok" : "failed",
                     b.ok ? "ok" : "failed");
@@ -1567,8 +1592,8 @@ static void bench_hvr(void)
     srv_arg sa = {M_HVR, 0};
     cli_arg ca = {M_HVR, 0, 1, 0, 0};
     for (int i = 0; i < g_repeat; i++) {
-        run s = run_pair(sn_server, &sa, blaster, ca);
-        run b = run_pair(bare_server, &sa, blaster, ca);
+        run s, b;
+        run_both(i, &s, sn_server, blaster, ca, &b, bare_server, blaster, ca, &sa);
         if (!s.ok || !b.ok) continue;
         add(w, rate(s.srv.v[1], s.srv.v[2]), rate(b.srv.v[1], b.srv.v[2]));
         add(c, rate(s.srv.v[1], s.srv.v[3]), rate(b.srv.v[1], b.srv.v[3]));
