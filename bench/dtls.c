@@ -729,7 +729,7 @@ static void raw_server(const void *argp, int out, int ctl)
                 count++;
             }
             t_last = t;
-            if (k < B) break;
+            if (k < B || t >= hard) break;
         }
     }
     res f = {{1, count, t_last - t_first, t_first ? cpu_s() - c_first : 0}};
@@ -1643,6 +1643,18 @@ int main(int argc, char **argv)
             ; /* the only output format */
         else
             return usage();
+    }
+    static const char *const names[] = {"handshake", "pingpong", "oneway", "memory", "hvr"};
+    for (const char *p = only; p && *p;) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+            known |= strlen(names[k]) == n && !strncmp(p, names[k], n);
+        if (!known) {
+            fprintf(stderr, "dtls: unknown measurement '%.*s'\n", (int)n, p);
+            return usage();
+        }
+        p += n + (p[n] == ',');
     }
     if (g_seconds <= 0 || g_seconds > 600 || g_repeat < 1 || g_repeat > MAX_REP ||
         g_concurrency < 1 || g_concurrency > 256 || g_peers < 1 || g_peers > 10000)
