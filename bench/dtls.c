@@ -569,11 +569,12 @@ static void sn_client_hold(const cli_arg *a, int out, int ctl)
     for (int i = 0; i < WARMUP_CONNS; i++)
         sn_dtls_peer_free(sn_connect_one(a->port, opts, ctl));
     usleep(500000);
-    int started = 0, connected = 0, failed = 0;
+    /* s[0..connected) are connected, s[connected..started) handshaking. */
+    int started = 0, connected = 0;
     double t0 = now_s(), end = t0 + 60;
     while (connected < a->hold && now_s() < end && !ctl_says_stop(ctl)) {
         /* Keep `conc` handshakes in flight among the peers not connected yet. */
-        int in_flight = started - connected - failed;
+        int in_flight = started - connected;
         while (in_flight < a->conc && started < a->hold) {
             s[started++] = sn_start(a->port, opts);
             in_flight++;
@@ -589,12 +590,11 @@ static void sn_client_hold(const cli_arg *a, int out, int ctl)
                 s[connected] = s[i], s[i] = tmp;
                 connected++;
             } else if (st != SN_DTLS_STATUS_HANDSHAKING) {
-                failed++;
+                /* Failed: drop it; the start loop opens another. */
                 sn_dtls_peer_free(s[i]);
                 s[i] = s[--started];
                 s[started] = NULL;
                 i--;
-                failed--; /* retried by the start loop */
             }
         }
         sn_wait(s + connected, (size_t)(started - connected), ctl, 100);
@@ -636,8 +636,8 @@ static void sn_client_data(const cli_arg *a, int out, int ctl)
                 size_t len;
                 sn_dtls_peer_poll(p);
                 if (sn_dtls_peer_get_packet(p, back, sizeof back, &len) == SN_OK) {
-                    if (!memcmp(back, &count, sizeof count)) break; /* a stale echo: skip */
-                    continue;
+                    if (!memcmp(back, &count, sizeof count)) break; /* ours */
+                    continue;                                       /* a stale echo */
                 }
                 struct pollfd pf = {fd, POLLIN, 0};
                 if (poll(&pf, 1, 200) == 0) {
