@@ -382,6 +382,7 @@ static void sn_server(const void *argp, int out, int ctl)
                     l->last = t;
                     if (a->mode == M_ECHO) {
                         sn_dtls_peer_put_packet(l->p, buf, len);
+                        count++;
                     } else if (a->mode == M_SINK) {
                         if (t_first == 0) t_first = t, c_first = cpu_s();
                         count++, t_last = t;
@@ -613,7 +614,7 @@ static void sn_client_hold(const cli_arg *a, int out, int ctl)
 }
 
 /* Ping-pong: v1 round trips, v2 seconds, v3 timeouts. One-way: v1 sent, v2 seconds, v3 busy,
- * v4 payload bytes. */
+ * v4 payload bytes. Both: v5 CPU seconds. */
 static void sn_client_data(const cli_arg *a, int out, int ctl)
 {
     sn_tls_options *opts = sn_client_options();
@@ -627,7 +628,7 @@ static void sn_client_data(const cli_arg *a, int out, int ctl)
     static uint8_t msg[65536], back[65536];
     memset(msg, 0x5a, sizeof msg);
     int fd = sn_dtls_peer_get_fd(p);
-    double count = 0, extra = 0, t0 = now_s(), end = t0 + g_seconds, t = t0;
+    double count = 0, extra = 0, t0 = now_s(), end = t0 + g_seconds, t = t0, c0 = cpu_s();
     if (a->mode == M_ECHO) {
         while ((t = now_s()) < end) {
             memcpy(msg, &count, sizeof count);
@@ -668,7 +669,7 @@ static void sn_client_data(const cli_arg *a, int out, int ctl)
     }
 done:
     t = now_s();
-    res r = {{1, count, t - t0, extra, payload}};
+    res r = {{1, count, t - t0, extra, payload, cpu_s() - c0}};
     sn_dtls_peer_free(p);
     sn_tls_options_free(opts);
     put_res(out, &r);
@@ -749,7 +750,7 @@ static void raw_client(const void *argp, int out, int ctl)
     static uint8_t msg[65536], back[65536];
     memset(msg, 0x5a, sizeof msg);
     size_t payload = (size_t)a->payload;
-    double count = 0, extra = 0, t0 = now_s(), end = t0 + g_seconds;
+    double count = 0, extra = 0, t0 = now_s(), end = t0 + g_seconds, c0 = cpu_s();
     if (a->mode == M_ECHO) {
         while (now_s() < end) {
             memcpy(msg, &count, sizeof count);
@@ -781,7 +782,7 @@ static void raw_client(const void *argp, int out, int ctl)
             if (now_s() >= end) break;
         }
     }
-    res r = {{1, count, now_s() - t0, extra, (double)payload}};
+    res r = {{1, count, now_s() - t0, extra, (double)payload, cpu_s() - c0}};
     close(fd);
     put_res(out, &r);
 }
@@ -1489,6 +1490,8 @@ static void bench_pingpong(void)
 {
     row *r =
         new_row("Ping-pong round trips/s, 64 B", "/s", "raw UDP", "≥ 0.8× raw", 0.8, false, false);
+    row *c =
+        new_row("CPU per round trip (server + client), 64 B", "us", "raw UDP", "", 0, true, false);
     srv_arg sa = {M_ECHO, 0};
     cli_arg ca = {M_ECHO, 0, 1, 64, 0};
     for (int i = 0; i < g_repeat; i++) {
@@ -1496,6 +1499,8 @@ static void bench_pingpong(void)
         run_both(i, &s, sn_server, sn_client, ca, &b, raw_server, raw_client, ca, &sa);
         if (!s.ok || !b.ok) continue;
         add(r, rate(s.cli.v[1], s.cli.v[2]), rate(b.cli.v[1], b.cli.v[2]));
+        add(c, s.cli.v[1] > 0 ? (s.srv.v[3] + s.cli.v[5]) / s.cli.v[1] * 1e6 : 0,
+            b.cli.v[1] > 0 ? (b.srv.v[3] + b.cli.v[5]) / b.cli.v[1] * 1e6 : 0);
         if (s.cli.v[3] > 0 || b.cli.v[3] > 0)
             note("- ping-pong pair %d: %.0f sealnet and %.0f raw round trips timed out (200 ms) "
                  "and were resent.\n",
