@@ -96,16 +96,32 @@ static void address_bytes(const sn_addr *addr, uint8_t out[18])
     }
 }
 
-void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s,
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint32_t sn_dtls_cookie_time(const uint8_t *cookie)
+{
+    return get32(cookie);
+}
+
+void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s, uint32_t nonce,
                          const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN])
 {
-    uint8_t msg[4 + 18], mac[32];
-    msg[0] = (uint8_t)(time_s >> 24), msg[1] = (uint8_t)(time_s >> 16);
-    msg[2] = (uint8_t)(time_s >> 8), msg[3] = (uint8_t)time_s;
-    address_bytes(addr, msg + 4);
+    uint8_t msg[8 + 18], mac[32];
+    put32(msg, time_s);
+    put32(msg + 4, nonce);
+    address_bytes(addr, msg + 8);
     sn_tls_backend_get()->hmac_sha256(secret, SN_DTLS_SECRET_LEN, msg, sizeof msg, mac);
-    memcpy(out, msg, 4);
-    memcpy(out + 4, mac, SN_DTLS_COOKIE_LEN - 4);
+    memcpy(out, msg, 8);
+    memcpy(out + 8, mac, SN_DTLS_COOKIE_LEN - 8);
 }
 
 bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now_s,
@@ -113,11 +129,10 @@ bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now
                           size_t len)
 {
     if (!cookie || len != SN_DTLS_COOKIE_LEN) return false;
-    uint32_t t = (uint32_t)cookie[0] << 24 | (uint32_t)cookie[1] << 16 | (uint32_t)cookie[2] << 8 |
-                 cookie[3];
+    uint32_t t = get32(cookie);
     if (t > now_s || now_s - t > lifetime_s) return false;
     uint8_t expect[SN_DTLS_COOKIE_LEN];
-    sn_dtls_make_cookie(secret, t, addr, expect);
+    sn_dtls_make_cookie(secret, t, get32(cookie + 4), addr, expect);
     /* Constant time: a forger learns nothing from how fast a guess is refused. */
     uint8_t diff = 0;
     for (size_t i = 0; i < SN_DTLS_COOKIE_LEN; i++)
@@ -143,6 +158,7 @@ struct sn_dtls_cookie_jar {
     uint8_t secret[SN_DTLS_SECRET_LEN], previous[SN_DTLS_SECRET_LEN];
     bool has_previous;
     uint64_t born_ms, rotations;
+    uint32_t nonce;
     int lifetime_ms;
 };
 
@@ -202,7 +218,7 @@ void sn_dtls_jar_make(sn_dtls_cookie_jar *j, const sn_addr *addr, uint8_t out[SN
     uint64_t now = sn_now_ms();
     pthread_mutex_lock(&j->lock);
     maybe_rotate(j, now);
-    sn_dtls_make_cookie(j->secret, (uint32_t)(now / 1000), addr, out);
+    sn_dtls_make_cookie(j->secret, (uint32_t)(now / 1000), j->nonce++, addr, out);
     pthread_mutex_unlock(&j->lock);
 }
 

@@ -4,7 +4,9 @@
 
 #include "objects.h"
 
-/* Our cookies: 4-byte timestamp (seconds) + 28 bytes of HMAC-SHA256. GnuTLS accepts cookies of
+/* Our cookies: 4-byte timestamp (seconds) + 4-byte nonce + 24 bytes of HMAC-SHA256. The nonce
+ * (a counter) makes every cookie unique, so a session can tell a fresh cookie exchange from a
+ * replay of the one that opened it. GnuTLS accepts cookies of
  * at most 32 bytes, so this is also the ceiling for interoperability. */
 #define SN_DTLS_COOKIE_LEN 32
 #define SN_DTLS_SECRET_LEN 32
@@ -37,14 +39,16 @@ size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint
  * out) and frees udp. Used by a host that is full. */
 void sn_dtls_server_refuse(sn_udp_peer *udp);
 
-/* Cookie = time || HMAC(secret, time || address || port)[0..27]. The address is normalised so
- * an IPv4 client has one cookie whether seen as v4 or v4-mapped v6. */
-void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s,
+/* Cookie = time || nonce || HMAC(secret, time || nonce || address || port)[0..23]. The address
+ * is normalised so an IPv4 client has one identity whether seen as v4 or v4-mapped v6. */
+void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s, uint32_t nonce,
                          const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN]);
 /* True when cookie was made for addr with this secret no longer than lifetime_s ago. */
 bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now_s,
                           uint32_t lifetime_s, const sn_addr *addr, const uint8_t *cookie,
                           size_t len);
+/* The time a cookie says it was made (seconds on sn_now_ms's clock). */
+uint32_t sn_dtls_cookie_time(const uint8_t *cookie);
 
 /* The cookie secret of one server, shared with the peers taken from it (they answer and check
  * ClientHellos that arrive on an established address, RFC 6347 4.2.8). Refcounted; the mutex

@@ -24,6 +24,8 @@ struct sn_dtls_peer {
     uint8_t client_random[32];          /* server: the opening hello's random */
     sn_dtls_cookie_jar *jar;            /* server: the server's cookie secret (shared) */
     bool remote_restarted;              /* server: a new valid ClientHello on our address */
+    uint32_t started_s;                 /* server: when the session began (cookie clock) */
+    char transport_message[160];        /* why the UDP peer refused a send, for messages */
     char ip[SN_IP_STRLEN];
     int port;
     char cipher[96];
@@ -41,7 +43,28 @@ static long io_send(void *user, const void *data, size_t len)
         p->stats.send_busy++;
         return SN_TLS_IO_WOULD_BLOCK;
     }
+    snprintf(p->transport_message, sizeof p->transport_message, "%s", sn_last_error_message());
     return SN_TLS_IO_ERROR;
+}
+
+/* Screens a datagram before the TLS library sees it. OpenSSL 3.0 ends a whole session over a
+ * few malformed records that a datagram protocol must simply drop: an empty datagram, a record
+ * of an unknown content type, and a protected record shorter than its AEAD overhead (the AAD
+ * length check raises a fatal internal_error). Returns how many leading bytes hold acceptable
+ * records: the datagram is cut at its first bad record (RFC 6347 4.1.2.7 discards invalid
+ * records, not the valid ones before them); 0 drops it whole. */
+static size_t acceptable_prefix(const sn_dtls_peer *p, const uint8_t *d, size_t len)
+{
+    size_t overhead = sn_tls_backend_get()->record_overhead(p->tls), good = 0;
+    while (len - good >= 13) {
+        const uint8_t *r = d + good;
+        unsigned epoch = (unsigned)r[3] << 8 | r[4];
+        size_t body = (size_t)r[11] << 8 | r[12];
+        if (r[0] < 20 || r[0] > 23 || (epoch > 0 && body < overhead) || 13 + body > len - good)
+            break;
+        good += 13 + body;
+    }
+    return good;
 }
 
 /* A server peer sees a ClientHello on its own address: either a retransmission of the hello
@@ -57,7 +80,13 @@ static bool handle_new_hello(sn_dtls_peer *p, const uint8_t *d, size_t len)
     if (!memcmp(hello.random, p->client_random, sizeof p->client_random)) return false;
     sn_addr addr;
     if (!sn_udp_peer_remote(p->udp, &addr)) return true;
-    if (hello.cookie_len && sn_dtls_jar_check(p->jar, &addr, hello.cookie, hello.cookie_len))
+    /* A restart must prove a cookie exchange made after this session began (RFC 6347 4.2.8:
+     * reachability shown by a completed cookie exchange): the opening cookie, or any older
+     * one, replayed with a new random must not end a live session. */
+    if (hello.cookie_len == SN_DTLS_COOKIE_LEN &&
+        memcmp(hello.cookie, p->cookie, SN_DTLS_COOKIE_LEN) != 0 &&
+        sn_dtls_cookie_time(hello.cookie) >= p->started_s &&
+        sn_dtls_jar_check(p->jar, &addr, hello.cookie, hello.cookie_len))
         p->remote_restarted = true;
     else
         sn_dtls_send_hello_verify(p->jar, p->udp, &addr, &hello);
@@ -70,18 +99,25 @@ static long io_recv(void *user, void *buf, size_t cap)
     const uint8_t *d;
     size_t len;
     while (!p->remote_restarted && (d = sn_udp_peer_peek(p->udp, &len))) {
-        if (p->server && d[0] == 22 && handle_new_hello(p, d, len)) {
+        if (len > cap) {
+            /* Larger than any DTLS record can be: drop it rather than hand the library a part. */
+            p->stats.dropped_oversize++;
             sn_udp_peer_drop(p->udp);
             continue;
         }
-        if (len <= cap) {
-            memcpy(buf, d, len);
+        size_t good = acceptable_prefix(p, d, len);
+        if (good < len) p->stats.dropped_invalid++;
+        if (good == 0) {
             sn_udp_peer_drop(p->udp);
-            return (long)len;
+            continue;
         }
-        /* Larger than any DTLS record can be: drop it rather than hand the library a part. */
-        p->stats.dropped_oversize++;
+        if (p->server && d[0] == 22 && handle_new_hello(p, d, good)) {
+            sn_udp_peer_drop(p->udp);
+            continue;
+        }
+        memcpy(buf, d, good);
         sn_udp_peer_drop(p->udp);
+        return (long)good;
     }
     return SN_TLS_IO_WOULD_BLOCK;
 }
@@ -172,6 +208,7 @@ sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_setti
     memcpy(p->cookie, hello->cookie, SN_DTLS_COOKIE_LEN);
     memcpy(p->client_random, hello->random, sizeof p->client_random);
     p->jar = sn_dtls_jar_ref(jar);
+    p->started_s = (uint32_t)(sn_now_ms() / 1000);
     remember_remote(p);
     p->tls = start_session(p, config, NULL);
     if (!p->tls) {
@@ -273,10 +310,15 @@ static void fail_from_session(sn_dtls_peer *p)
 {
     const char *why = "";
     sn_tls_failure f = sn_tls_backend_get()->failure(p->tls, &why);
+    char msg[sizeof p->message];
+    if (f == SN_TLS_FAIL_TRANSPORT && p->transport_message[0])
+        snprintf(msg, sizeof msg, "%s: %s", why, p->transport_message);
+    else
+        snprintf(msg, sizeof msg, "%s", why);
     set_error(p,
               f == SN_TLS_FAIL_HOSTNAME ? SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH
                                         : SN_DTLS_STATUS_ERROR,
-              "%s", why);
+              "%s", msg);
     release_transport(p);
 }
 
@@ -441,6 +483,10 @@ sn_err sn_dtls_peer_put_packet(sn_dtls_peer *p, const void *buf, size_t len)
     if (!p || (!buf && len)) return sn_fail(SN_ERR_INVALID_PARAMETER, "NULL argument");
     if (p->status != SN_DTLS_STATUS_CONNECTED || !p->tls)
         return sn_fail(SN_ERR_UNCONFIGURED, "dtls peer is not connected");
+    if (len == 0)
+        return sn_fail(SN_ERR_INVALID_PARAMETER,
+                       "an empty packet cannot be sent over DTLS (OpenSSL writes no empty "
+                       "records); the session stays up");
     size_t max = (size_t)sn_dtls_peer_get_max_packet_size(p);
     if (len > max)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,

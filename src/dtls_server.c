@@ -23,7 +23,7 @@ void sn_dtls_default_settings(sn_dtls_settings *out)
 
 bool sn_dtls_settings_valid(const sn_dtls_settings *s)
 {
-    return s && s->mtu >= 256 && s->mtu <= 65507 && s->retransmit_initial_ms >= 10 &&
+    return s && s->mtu >= 512 && s->mtu <= 65507 && s->retransmit_initial_ms >= 10 &&
            s->retransmit_initial_ms <= 60000 && s->handshake_timeout_ms >= 100 &&
            s->cookie_lifetime_ms >= 1000 && s->max_queued_packets >= 1;
 }
@@ -74,7 +74,7 @@ sn_err sn_dtls_server_set_settings(sn_dtls_server *s, const sn_dtls_settings *se
     if (!s || !settings) return sn_fail(SN_ERR_INVALID_PARAMETER, "NULL argument");
     if (!sn_dtls_settings_valid(settings))
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
-                       "dtls settings out of range (mtu 256..65507, retransmit 10..60000 ms, "
+                       "dtls settings out of range (mtu 512..65507, retransmit 10..60000 ms, "
                        "handshake timeout >= 100 ms, cookie lifetime >= 1000 ms, queue >= 1)");
     s->settings = *settings;
     if (s->jar) sn_dtls_jar_set_lifetime(s->jar, settings->cookie_lifetime_ms);

@@ -156,4 +156,8 @@ void sn_udp_peer_detach(sn_udp_peer *p);
 /* udp_peer.c: frees a pending peer (the server owns it). */
 void sn_udp_peer_free_pending(sn_udp_peer *p);
 
+/* Datagrams the kernel dropped on this socket because its receive buffer was full (0 when the
+ * kernel cannot tell). */
+uint64_t sn_udp_kernel_drops(int fd);
+
 #endif

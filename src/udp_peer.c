@@ -2,6 +2,8 @@
  * from a sn_udp_server and shares its socket; then the server fills its queue in poll(). */
 #include "udp_internal.h"
 
+#include <linux/sock_diag.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -814,6 +816,7 @@ void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out)
         return;
     }
     *out = p->stats;
+    if (!p->server_owned) out->dropped_kernel = sn_udp_kernel_drops(p->fd);
 }
 
 sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t max_bytes)
@@ -822,4 +825,15 @@ sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t m
     if (max_packets) p->max_packets = max_packets;
     if (max_bytes) p->max_bytes = max_bytes;
     return SN_OK;
+}
+
+uint64_t sn_udp_kernel_drops(int fd)
+{
+    if (fd < 0) return 0;
+    uint32_t info[SK_MEMINFO_VARS] = {0};
+    socklen_t len = sizeof info;
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 ||
+        len < (socklen_t)((SK_MEMINFO_DROPS + 1) * sizeof info[0]))
+        return 0;
+    return info[SK_MEMINFO_DROPS];
 }

@@ -566,4 +566,5 @@ void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out)
     out->pending_now = s->pend_count;
     out->taken_now = s->taken_count;
     out->table_capacity = s->tcap;
+    out->dropped_kernel = sn_udp_kernel_drops(s->fd);
 }

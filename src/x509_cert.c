@@ -109,15 +109,7 @@ sn_err sn_x509_cert_save(const sn_x509_cert *cert, const char *path)
 int sn_x509_cert_get_count(const sn_x509_cert *cert)
 {
     if (!cert || !cert->handle) return 0;
-    /* The backend writes one "-----BEGIN CERTIFICATE-----" per certificate, so counting them in
-     * its own output gives the chain length without widening the backend interface. */
-    char *pem = sn_tls_backend_get()->chain_save_pem(cert->handle);
-    if (!pem) return 0;
-    int n = 0;
-    for (const char *p = pem; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL; p++)
-        n++;
-    free(pem);
-    return n;
+    return sn_tls_backend_get()->chain_count(cert->handle);
 }
 
 char *sn_x509_cert_get_fingerprint_sha256(const sn_x509_cert *cert)

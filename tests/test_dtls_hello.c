@@ -99,7 +99,7 @@ static void cookies_bind_address_port_secret_and_time(void **state)
     memset(secret, 1, sizeof secret);
     memset(other, 2, sizeof other);
     sn_addr a = v4("127.0.0.1", 5000), b = v4("127.0.0.1", 5001), c2 = v4("127.0.0.2", 5000);
-    sn_dtls_make_cookie(secret, 1000, &a, c);
+    sn_dtls_make_cookie(secret, 1000, 7, &a, c);
     assert_true(sn_dtls_check_cookie(secret, 1000, 60, &a, c, sizeof c));
     assert_true(sn_dtls_check_cookie(secret, 1060, 60, &a, c, sizeof c));
     assert_false(sn_dtls_check_cookie(secret, 1061, 60, &a, c, sizeof c));  /* expired */
@@ -113,6 +113,12 @@ static void cookies_bind_address_port_secret_and_time(void **state)
         assert_false(sn_dtls_check_cookie(secret, 1000, 60, &a, c, sizeof c));
         c[i] ^= 1;
     }
+    /* Every cookie is unique (the nonce), and each one checks. */
+    uint8_t c2b[SN_DTLS_COOKIE_LEN];
+    sn_dtls_make_cookie(secret, 1000, 8, &a, c2b);
+    assert_memory_not_equal(c, c2b, sizeof c);
+    assert_true(sn_dtls_check_cookie(secret, 1000, 60, &a, c2b, sizeof c2b));
+    assert_int_equal(sn_dtls_cookie_time(c2b), 1000);
     /* The same IPv4 client seen through a dual-stack socket gets the same cookie. */
     sn_addr mapped = a;
     sn_net_match_family(&mapped, AF_INET6);

@@ -28,7 +28,8 @@ typedef enum sn_dtls_status {
 /* Tunables shared by servers and client peers. Start from sn_dtls_default_settings(). */
 typedef struct sn_dtls_settings {
     int mtu;                   /* UDP payload bytes per datagram, handshake flights fragmented to
-                                  it; default 1200, range 256..65507 */
+                                  it; default 1200, range 512..65507: a ClientHello must
+                                  fit one datagram, as in OpenSSL's DTLSv1_listen */
     int retransmit_initial_ms; /* first handshake retransmission, doubling; default 1000 */
     int handshake_timeout_ms; /* whole handshake; then ERROR "handshake timed out"; default 30000 */
     int cookie_lifetime_ms;   /* server: how long a cookie stays valid; default 60000 */
@@ -51,6 +52,8 @@ typedef struct sn_dtls_peer_stats {
     uint64_t packets_sent, bytes_sent;
     uint64_t dropped_queue_full; /* decrypted packets dropped: queue at max_queued_packets */
     uint64_t dropped_oversize;   /* datagrams larger than a DTLS record can be */
+    uint64_t dropped_invalid;    /* datagrams screened out before decryption: empty, unknown
+                                    record type, protected record shorter than its overhead */
     uint64_t send_busy;          /* datagrams that could not be sent (socket buffer full) */
 } sn_dtls_peer_stats;
 

@@ -68,6 +68,7 @@ typedef struct sn_udp_peer_stats {
     uint64_t dropped_oversize;   /* truncated by the kernel (standalone peers) */
     uint64_t icmp_refused;       /* ECONNREFUSED seen (ICMP port unreachable); not fatal */
     uint64_t send_busy;          /* put_packet returned SN_ERR_BUSY */
+    uint64_t dropped_kernel;     /* dropped by the kernel: receive buffer full (own socket) */
 } sn_udp_peer_stats;
 
 /* Copies the peer's counters into *out (zeroes when p is NULL). */
@@ -120,6 +121,8 @@ typedef struct sn_udp_server_stats {
     uint64_t dropped_queue_full;   /* a peer's queue was full */
     uint64_t dropped_oversize;     /* longer than the receive slot (truncated) */
     uint64_t dropped_no_memory;    /* could not allocate a peer */
+    uint64_t dropped_kernel;       /* dropped by the kernel before we read them (receive
+                                      buffer full), as the socket reports it (SO_MEMINFO) */
     uint64_t pending_now;          /* gauge */
     uint64_t taken_now;            /* gauge: taken peers still registered */
     uint64_t table_capacity;       /* gauge: slots in the address table */

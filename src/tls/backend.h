@@ -90,6 +90,8 @@ typedef struct sn_tls_backend {
     bool (*key_matches_chain)(const sn_tls_key *key, const sn_tls_chain *chain);
     /* SHA-256 of the leaf's DER, as "AB:CD:..." (95 chars + NUL). */
     sn_err (*chain_fingerprint)(const sn_tls_chain *chain, char out[96]);
+    /* Number of certificates in the chain. */
+    int (*chain_count)(const sn_tls_chain *chain);
     sn_tls_chain *(*chain_ref)(sn_tls_chain *chain);
     void (*chain_unref)(sn_tls_chain *chain);
     sn_err (*random_bytes)(void *buf, size_t len);
@@ -121,6 +123,10 @@ typedef struct sn_tls_backend {
     /* Datagram: ms until the retransmission timer fires (-1: none armed), and firing it. */
     int64_t (*next_timeout_ms)(sn_tls_session *s);
     sn_tls_result (*handle_timeout)(sn_tls_session *s);
+    /* Datagram: bytes a protected record adds to its payload (explicit nonce + tag) for the
+     * negotiated suite; the smallest across allowed suites (16) while none is negotiated. A
+     * protected record shorter than this is forged or broken. */
+    size_t (*record_overhead)(const sn_tls_session *s);
     /* Datagram: largest application payload that fits one datagram at the session's MTU. */
     size_t (*max_payload)(const sn_tls_session *s);
     /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */

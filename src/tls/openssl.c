@@ -44,6 +44,7 @@ static const sn_tls_backend openssl_backend = {
     .chain_self_signed = sn_ossl_chain_self_signed,
     .key_matches_chain = sn_ossl_key_matches_chain,
     .chain_fingerprint = sn_ossl_chain_fingerprint,
+    .chain_count = sn_ossl_chain_count,
     .chain_ref = sn_ossl_chain_ref,
     .chain_unref = sn_ossl_chain_unref,
     .random_bytes = sn_ossl_random_bytes,
@@ -62,6 +63,7 @@ static const sn_tls_backend openssl_backend = {
     .next_timeout_ms = sn_ossl_next_timeout_ms,
     .handle_timeout = sn_ossl_handle_timeout,
     .max_payload = sn_ossl_max_payload,
+    .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
 };
 

@@ -38,6 +38,7 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
                                         const char *not_before, const char *not_after);
 bool sn_ossl_key_matches_chain(const sn_tls_key *key, const sn_tls_chain *chain);
 sn_err sn_ossl_chain_fingerprint(const sn_tls_chain *chain, char out[96]);
+int sn_ossl_chain_count(const sn_tls_chain *chain);
 sn_tls_chain *sn_ossl_chain_ref(sn_tls_chain *chain);
 void sn_ossl_chain_unref(sn_tls_chain *chain);
 sn_err sn_ossl_random_bytes(void *buf, size_t len);
@@ -60,6 +61,7 @@ size_t sn_ossl_pending(const sn_tls_session *s);
 int64_t sn_ossl_next_timeout_ms(sn_tls_session *s);
 sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s);
 size_t sn_ossl_max_payload(const sn_tls_session *s);
+size_t sn_ossl_record_overhead(const sn_tls_session *s);
 const char *sn_ossl_describe(const sn_tls_session *s);
 
 #endif

@@ -708,3 +708,8 @@ void sn_ossl_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data
     OPENSSL_cleanse(inner, sizeof inner);
     OPENSSL_cleanse(&c, sizeof c);
 }
+
+int sn_ossl_chain_count(const sn_tls_chain *chain)
+{
+    return chain && chain->certs ? sk_X509_num(chain->certs) : 0;
+}

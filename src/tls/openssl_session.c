@@ -29,7 +29,8 @@ struct sn_tls_session {
     bool send_blocked; /* datagram: the last datagram could not be sent (dropped, reported) */
     bool transport_error, transport_eof;
     bool name_mismatch;
-    int peer_alert; /* fatal alert received (-1: none) */
+    bool established; /* the handshake finished once: failures after it are session failures */
+    int peer_alert;   /* fatal alert received (-1: none) */
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -430,7 +431,10 @@ sn_tls_result sn_ossl_handshake(sn_tls_session *s)
         s->listened = true;
     }
     int rc = SSL_do_handshake(s->ssl);
-    if (rc == 1) return SN_TLS_OK;
+    if (rc == 1) {
+        s->established = true;
+        return SN_TLS_OK;
+    }
     return fail(s, rc, true);
 }
 
@@ -441,10 +445,11 @@ sn_tls_result sn_ossl_read(sn_tls_session *s, void *buf, size_t cap, size_t *n)
     size_t got = 0;
     int rc = SSL_read_ex(s->ssl, buf, cap, &got);
     if (rc == 1) {
+        s->established = true; /* data flows only once the handshake is done */
         *n = got;
         return SN_TLS_OK;
     }
-    return fail(s, 0, !SSL_is_init_finished(s->ssl));
+    return fail(s, 0, !s->established);
 }
 
 size_t sn_ossl_max_payload(const sn_tls_session *s)
@@ -467,7 +472,7 @@ sn_tls_result sn_ossl_write(sn_tls_session *s, const void *buf, size_t len, size
         if (s->datagram && s->send_blocked) return SN_TLS_WANT;
         return SN_TLS_OK;
     }
-    return fail(s, 0, !SSL_is_init_finished(s->ssl));
+    return fail(s, 0, !s->established);
 }
 
 void sn_ossl_close(sn_tls_session *s)
@@ -502,7 +507,7 @@ sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s)
     if (s->failure) return SN_TLS_FAILED;
     int rc = (int)DTLSv1_handle_timeout(s->ssl);
     if (rc >= 0) return SN_TLS_OK;
-    return fail(s, rc, !SSL_is_init_finished(s->ssl));
+    return fail(s, rc, !s->established);
 }
 
 const char *sn_ossl_describe(const sn_tls_session *s)
@@ -511,4 +516,13 @@ const char *sn_ossl_describe(const sn_tls_session *s)
     snprintf(m->description, sizeof m->description, "%s %s", SSL_get_version(s->ssl),
              SSL_get_cipher_name(s->ssl));
     return m->description;
+}
+
+size_t sn_ossl_record_overhead(const sn_tls_session *s)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+    if (!c) c = SSL_get_pending_cipher(s->ssl);
+    if (!c) return 16;
+    /* ChaCha20-Poly1305: 16-byte tag. AES-GCM: 8-byte explicit nonce + 16-byte tag. */
+    return SSL_CIPHER_get_cipher_nid(c) == NID_chacha20_poly1305 ? 16 : 24;
 }
