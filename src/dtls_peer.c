@@ -434,6 +434,9 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (p->status != SN_DTLS_STATUS_CONNECTED) return;
     /* The last flight may still need retransmitting after the handshake is done. */
     if (b->next_timeout_ms(p->tls) == 0) b->handle_timeout(p->tls);
+    /* Nothing arrived and nothing is buffered in the session: no need to ask it. */
+    size_t ignored;
+    if (!sn_udp_peer_peek(p->udp, &ignored) && !b->has_buffered_input(p->tls)) return;
     read_all(p);
 }
 

@@ -118,6 +118,10 @@ typedef struct sn_tls_backend {
     void (*close)(sn_tls_session *s);
     /* Why the session failed, with a message naming the cause (owned by the session). */
     sn_tls_failure (*failure)(const sn_tls_session *s, const char **message);
+    /* True when the session holds input it has not handed out yet: decrypted bytes or records
+     * not yet processed (e.g. data that came in the same datagram as the last handshake
+     * message). When false and the transport has nothing, a read would only say WANT. */
+    bool (*has_buffered_input)(const sn_tls_session *s);
     /* Decrypted bytes buffered inside the session, readable without I/O. */
     size_t (*pending)(const sn_tls_session *s);
     /* Datagram: ms until the retransmission timer fires (-1: none armed), and firing it. */

@@ -60,6 +60,7 @@ static const sn_tls_backend openssl_backend = {
     .close = sn_ossl_close,
     .failure = sn_ossl_failure,
     .pending = sn_ossl_pending,
+    .has_buffered_input = sn_ossl_has_buffered_input,
     .next_timeout_ms = sn_ossl_next_timeout_ms,
     .handle_timeout = sn_ossl_handle_timeout,
     .max_payload = sn_ossl_max_payload,

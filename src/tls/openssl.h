@@ -60,6 +60,7 @@ sn_tls_result sn_ossl_write(sn_tls_session *s, const void *buf, size_t len, size
 void sn_ossl_close(sn_tls_session *s);
 sn_tls_failure sn_ossl_failure(const sn_tls_session *s, const char **message);
 size_t sn_ossl_pending(const sn_tls_session *s);
+bool sn_ossl_has_buffered_input(const sn_tls_session *s);
 int64_t sn_ossl_next_timeout_ms(sn_tls_session *s);
 sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s);
 size_t sn_ossl_max_payload(const sn_tls_session *s);
