@@ -17,26 +17,18 @@
 #include "internal.h" /* sn_test_fail_alloc_after, sn_malloc */
 #include "test_robust_util.h"
 
-static sn_crypto_key *g_key;
-static sn_x509_cert *g_cert;
-static uint8_t g_hello[2048];
-static size_t g_hello_len;
+static rb_fixture fx;
 
 static int group_setup(void **state)
 {
     (void)state;
-    g_key = sn_crypto_generate_ec("P-256");
-    g_cert = g_key ? sn_crypto_generate_self_signed_certificate(g_key, "CN=localhost", NULL, NULL)
-                   : NULL;
-    g_hello_len = rb_capture_client_hello(g_hello, sizeof g_hello);
-    return g_cert && g_hello_len > 60 ? 0 : -1;
+    return rb_fixture_setup(&fx, "CN=localhost");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    sn_crypto_key_free(g_key);
-    sn_x509_cert_free(g_cert);
+    rb_fixture_teardown(&fx);
     return 0;
 }
 
@@ -81,8 +73,8 @@ static void fd_exhaustion_gives_clean_errors(void **state)
     (void)state;
     char *dir = sn_test_tmpdir();
     char *key_path = sn_test_path(dir, "key.pem"), *cert_path = sn_test_path(dir, "cert.pem");
-    assert_int_equal(sn_crypto_key_save(g_key, key_path, false), SN_OK);
-    assert_int_equal(sn_x509_cert_save(g_cert, cert_path), SN_OK);
+    assert_int_equal(sn_crypto_key_save(fx.key, key_path, false), SN_OK);
+    assert_int_equal(sn_x509_cert_save(fx.cert, cert_path), SN_OK);
 
     struct rlimit old;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -119,7 +111,7 @@ static void fd_exhaustion_gives_clean_errors(void **state)
     sn_x509_cert *c = sn_x509_cert_new();
     assert_int_equal(sn_x509_cert_load(c, cert_path), SN_ERR_CANT_OPEN);
     char *out_path = sn_test_path(dir, "out.pem");
-    assert_int_equal(sn_crypto_key_save(g_key, out_path, false), SN_ERR_CANT_CREATE);
+    assert_int_equal(sn_crypto_key_save(fx.key, out_path, false), SN_ERR_CANT_CREATE);
     assert_non_null(strstr(sn_last_error_message(), "open files"));
 
     /* A DTLS client cannot start without a socket either. */
@@ -207,8 +199,8 @@ static void full_send_buffer_is_busy_not_a_crash(void **state)
 
     /* DTLS: a handshake whose first flights meet a full buffer recovers by retransmission; a
      * connected peer's put_packet says BUSY, does not send, and the session stays up. */
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
-    sn_tls_options *co = sn_tls_options_client(g_cert, NULL);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
+    sn_tls_options *co = sn_tls_options_client(fx.cert, NULL);
     sn_dtls_server *ds = sn_dtls_server_new();
     assert_int_equal(sn_dtls_server_setup(ds, so), SN_OK);
     sn_udp_peer *cu = sn_udp_peer_new();
@@ -357,9 +349,9 @@ static void op_objects(void *ctx, bool *failed)
     EXPECT_REASON(k);
     sn_x509_cert *c = sn_x509_cert_new();
     EXPECT_REASON(c);
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
     EXPECT_REASON(so);
-    sn_tls_options *co = sn_tls_options_client(g_cert, "localhost");
+    sn_tls_options *co = sn_tls_options_client(fx.cert, "localhost");
     EXPECT_REASON(co);
     sn_tls_options *uo = sn_tls_options_client_unsafe(NULL);
     EXPECT_REASON(uo);
@@ -450,7 +442,7 @@ static void op_take(void *ctx, bool *failed)
     sn_udp_server_stats before;
     sn_udp_server_get_stats(t->udp, &before);
     t->drops0 = before.dropped_no_memory;
-    assert_true(rb_send(t->src, sn_udp_server_get_local_port(t->udp), g_hello, g_hello_len));
+    assert_true(rb_send(t->src, sn_udp_server_get_local_port(t->udp), fx.hello, fx.hello_len));
     sn_dtls_peer *p = take_one(t, failed);
     uint8_t buf[2048], ch2[2048];
     ssize_t n = -1;
@@ -462,7 +454,7 @@ static void op_take(void *ctx, bool *failed)
     const uint8_t *cookie;
     size_t cl;
     if (n > 0 && rb_hvr_cookie(buf, (size_t)n, &cookie, &cl)) {
-        size_t m = rb_splice_cookie(g_hello, g_hello_len, cookie, cl, ch2, sizeof ch2);
+        size_t m = rb_splice_cookie(fx.hello, fx.hello_len, cookie, cl, ch2, sizeof ch2);
         assert_true(rb_send(t->src, sn_udp_server_get_local_port(t->udp), ch2, m));
         p = take_one(t, failed);
         if (p) {
@@ -523,8 +515,8 @@ static void op_handshake(void *ctx, bool *failed)
     sn_dtls_default_settings(&set);
     set.retransmit_initial_ms = 20;
     set.handshake_timeout_ms = 250;
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
-    sn_tls_options *co = sn_tls_options_client(g_cert, NULL);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
+    sn_tls_options *co = sn_tls_options_client(fx.cert, NULL);
     sn_udp_server *udp = sn_udp_server_new();
     sn_dtls_server *dtls = sn_dtls_server_new();
     sn_udp_peer *u = sn_udp_peer_new();
@@ -612,7 +604,7 @@ static void allocation_failures_surface_as_errors(void **state)
         close(src[i]);
 
     take_ctx t = {sn_udp_server_new(), sn_dtls_server_new(), rb_socket("127.0.0.1", 0), 0};
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
     assert_int_equal(sn_udp_server_listen(t.udp, 0, "127.0.0.1"), SN_OK);
     assert_int_equal(sn_dtls_server_setup(t.dtls, so), SN_OK);
     r = sweep("dtls take_connection", op_take, &t, 1);

@@ -16,27 +16,18 @@
 
 #include "test_robust_util.h"
 
-static sn_crypto_key *g_key;
-static sn_x509_cert *g_cert;
-static uint8_t g_hello[2048];
-static size_t g_hello_len;
+static rb_fixture fx;
 
 static int group_setup(void **state)
 {
     (void)state;
-    g_key = sn_crypto_generate_ec("P-256");
-    g_cert = g_key ? sn_crypto_generate_self_signed_certificate(g_key, "CN=localhost,O=test,C=IT",
-                                                                NULL, NULL)
-                   : NULL;
-    g_hello_len = rb_capture_client_hello(g_hello, sizeof g_hello);
-    return g_cert && g_hello_len > 60 ? 0 : -1;
+    return rb_fixture_setup(&fx, "CN=localhost,O=test,C=IT");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    sn_crypto_key_free(g_key);
-    sn_x509_cert_free(g_cert);
+    rb_fixture_teardown(&fx);
     return 0;
 }
 
@@ -57,7 +48,7 @@ typedef struct server {
 static void server_open(server *s, int cap, const sn_dtls_settings *settings)
 {
     memset(s, 0, sizeof *s);
-    s->opts = sn_tls_options_server(g_key, g_cert);
+    s->opts = sn_tls_options_server(fx.key, fx.cert);
     s->udp = sn_udp_server_new();
     s->dtls = sn_dtls_server_new();
     assert_non_null(s->opts);
@@ -145,7 +136,7 @@ static void *flood_thread(void *arg)
          * the server's counters, and this test is about the server's own accounting. */
         while (atomic_load(&f->sent) > atomic_load(&f->received) + FLOOD_WINDOW)
             sched_yield();
-        if (rb_send(f->fds[i % FLOOD_SOCKETS], f->port, g_hello, g_hello_len))
+        if (rb_send(f->fds[i % FLOOD_SOCKETS], f->port, fx.hello, fx.hello_len))
             atomic_fetch_add(&f->sent, 1);
         if (i % FLOOD_SOCKETS == FLOOD_SOCKETS - 1)
             for (int k = 0; k < FLOOD_SOCKETS; k += 50)
@@ -180,7 +171,7 @@ static void cookie_flood_is_stateless_and_a_client_gets_through(void **state)
         f->fds[i] = rb_socket(ip, 0);
         assert_true(f->fds[i] >= 0);
     }
-    sn_tls_options *copts = sn_tls_options_client(g_cert, NULL);
+    sn_tls_options *copts = sn_tls_options_client(fx.cert, NULL);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, flood_thread, f), 0);
 
@@ -289,7 +280,7 @@ enum { HALF_OPEN = 200 };
 static int half_open_wave(server *s, int *fds, int n)
 {
     for (int i = 0; i < n; i++)
-        assert_true(rb_send(fds[i], sn_udp_server_get_local_port(s->udp), g_hello, g_hello_len));
+        assert_true(rb_send(fds[i], sn_udp_server_get_local_port(s->udp), fx.hello, fx.hello_len));
     bool done[HALF_OPEN] = {false};
     int cookied = 0;
     uint64_t end = sn_test_now_ms() + 5000;
@@ -303,7 +294,7 @@ static int half_open_wave(server *s, int *fds, int n)
                 size_t cookie_len;
                 if (!rb_hvr_cookie(buf, (size_t)len, &cookie, &cookie_len)) continue;
                 size_t m =
-                    rb_splice_cookie(g_hello, g_hello_len, cookie, cookie_len, ch2, sizeof ch2);
+                    rb_splice_cookie(fx.hello, fx.hello_len, cookie, cookie_len, ch2, sizeof ch2);
                 assert_true(m > 0);
                 assert_true(rb_send(fds[i], sn_udp_server_get_local_port(s->udp), ch2, m));
                 done[i] = true;
@@ -334,7 +325,7 @@ static void half_open_handshakes_time_out_and_are_freed(void **state)
         fds[i] = rb_socket(ip, 0);
         assert_true(fds[i] >= 0);
     }
-    sn_tls_options *copts = sn_tls_options_client(g_cert, NULL);
+    sn_tls_options *copts = sn_tls_options_client(fx.cert, NULL);
     long heap_base = rb_heap_bytes(), rss_base = sn_test_rss_kib();
     long heap_after[2] = {0, 0}, heap_peak = 0;
     for (int wave = 0; wave < 2; wave++) {

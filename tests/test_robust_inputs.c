@@ -8,26 +8,18 @@
 
 #include "test_robust_util.h"
 
-static sn_crypto_key *g_key;
-static sn_x509_cert *g_cert;
-static uint8_t g_hello[2048];
-static size_t g_hello_len;
+static rb_fixture fx;
 
 static int group_setup(void **state)
 {
     (void)state;
-    g_key = sn_crypto_generate_ec("P-256");
-    g_cert = g_key ? sn_crypto_generate_self_signed_certificate(g_key, "CN=localhost", NULL, NULL)
-                   : NULL;
-    g_hello_len = rb_capture_client_hello(g_hello, sizeof g_hello);
-    return g_cert && g_hello_len > 60 ? 0 : -1;
+    return rb_fixture_setup(&fx, "CN=localhost");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    sn_crypto_key_free(g_key);
-    sn_x509_cert_free(g_cert);
+    rb_fixture_teardown(&fx);
     return 0;
 }
 
@@ -114,7 +106,7 @@ static void untaken_pending_connections_expire(void **state)
 static void garbage_first_datagrams_get_no_answer(void **state)
 {
     (void)state;
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
     sn_udp_server *udp = sn_udp_server_new();
     sn_dtls_server *dtls = sn_dtls_server_new();
     assert_int_equal(sn_udp_server_listen(udp, 0, "127.0.0.1"), SN_OK);
@@ -126,10 +118,10 @@ static void garbage_first_datagrams_get_no_answer(void **state)
     uint8_t alert[15] = {21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 40};
     uint8_t header_only[13] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     uint8_t frag[256];
-    memcpy(frag, g_hello, g_hello_len < sizeof frag ? g_hello_len : sizeof frag);
+    memcpy(frag, fx.hello, fx.hello_len < sizeof frag ? fx.hello_len : sizeof frag);
     frag[13 + 8] = 1; /* a ClientHello fragment (offset 1) */
     uint8_t epoch1[256];
-    memcpy(epoch1, g_hello, sizeof epoch1);
+    memcpy(epoch1, fx.hello, sizeof epoch1);
     epoch1[4] = 1; /* epoch 1: cannot open a connection */
     const struct {
         const void *d;
@@ -144,7 +136,7 @@ static void garbage_first_datagrams_get_no_answer(void **state)
         {"GET / HTTP/1.1\r\n\r\n", 18},
         {frag, 13 + 12 + 40},
         {epoch1, sizeof epoch1},
-        {g_hello, 40}, /* truncated */
+        {fx.hello, 40}, /* truncated */
     };
     enum { N = sizeof junk / sizeof junk[0] };
     int src[N];
@@ -187,7 +179,7 @@ static void garbage_first_datagrams_get_no_answer(void **state)
 static void hello_verify_request_does_not_amplify(void **state)
 {
     (void)state;
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
     sn_udp_server *udp = sn_udp_server_new();
     sn_dtls_server *dtls = sn_dtls_server_new();
     assert_int_equal(sn_udp_server_listen(udp, 0, "127.0.0.1"), SN_OK);
@@ -196,7 +188,7 @@ static void hello_verify_request_does_not_amplify(void **state)
     /* Three hellos queued from one address before the program takes the connection: one
      * answer, not three. */
     for (int i = 0; i < 3; i++)
-        assert_true(rb_send(src, sn_udp_server_get_local_port(udp), g_hello, g_hello_len));
+        assert_true(rb_send(src, sn_udp_server_get_local_port(udp), fx.hello, fx.hello_len));
     poll_until(udp, 3);
     sn_dtls_peer *p = sn_dtls_server_take_connection(dtls, sn_udp_server_take_connection(udp));
     assert_int_equal(sn_dtls_peer_get_status(p), SN_DTLS_STATUS_ERROR);
@@ -207,8 +199,8 @@ static void hello_verify_request_does_not_amplify(void **state)
     const uint8_t *cookie;
     size_t cl;
     assert_true(n > 0 && rb_hvr_cookie(buf, (size_t)n, &cookie, &cl));
-    print_message("ClientHello %zu bytes -> HelloVerifyRequest %zd bytes\n", g_hello_len, n);
-    assert_true((size_t)n < g_hello_len);
+    print_message("ClientHello %zu bytes -> HelloVerifyRequest %zd bytes\n", fx.hello_len, n);
+    assert_true((size_t)n < fx.hello_len);
     sn_test_sleep_ms(20);
     assert_true(rb_recv(src, buf, sizeof buf, NULL) < 0);
     sn_dtls_server_stats ds;
@@ -282,8 +274,8 @@ static sn_dtls_peer *connect_pair(sn_udp_server *udp, sn_dtls_server *dtls, sn_d
 static void zero_length_datagram_does_not_end_a_session(void **state)
 {
     (void)state;
-    sn_tls_options *so = sn_tls_options_server(g_key, g_cert);
-    sn_tls_options *co = sn_tls_options_client(g_cert, NULL);
+    sn_tls_options *so = sn_tls_options_server(fx.key, fx.cert);
+    sn_tls_options *co = sn_tls_options_client(fx.cert, NULL);
     sn_udp_server *udp = sn_udp_server_new();
     sn_dtls_server *dtls = sn_dtls_server_new();
     assert_int_equal(sn_udp_server_listen(udp, 0, "127.0.0.1"), SN_OK);

@@ -145,6 +145,31 @@ static inline size_t rb_capture_client_hello(uint8_t *out, size_t cap)
     return n;
 }
 
+/* What the robustness test programs share: a P-256 key with its self-signed certificate, and a
+ * real ClientHello captured from a sealnet client (to replay or mutate). */
+typedef struct rb_fixture {
+    sn_crypto_key *key;
+    sn_x509_cert *cert;
+    uint8_t hello[2048];
+    size_t hello_len;
+} rb_fixture;
+
+/* 0 on success, -1 when anything is missing: the shape a cmocka group setup returns. */
+static inline int rb_fixture_setup(rb_fixture *f, const char *issuer)
+{
+    f->key = sn_crypto_generate_ec("P-256");
+    f->cert =
+        f->key ? sn_crypto_generate_self_signed_certificate(f->key, issuer, NULL, NULL) : NULL;
+    f->hello_len = rb_capture_client_hello(f->hello, sizeof f->hello);
+    return f->cert && f->hello_len > 60 ? 0 : -1;
+}
+
+static inline void rb_fixture_teardown(rb_fixture *f)
+{
+    sn_crypto_key_free(f->key);
+    sn_x509_cert_free(f->cert);
+}
+
 /* Live heap bytes when built with AddressSanitizer (its allocator knows them exactly, unlike RSS
  * which its quarantine inflates); -1 otherwise. */
 #if defined(__SANITIZE_ADDRESS__)
