@@ -548,14 +548,11 @@ int sn_dtls_peer_get_fd(const sn_dtls_peer *p)
 
 int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p)
 {
-    if (!p || !p->tls || p->status != SN_DTLS_STATUS_HANDSHAKING) {
-        if (p && p->tls && p->status == SN_DTLS_STATUS_CONNECTED) {
-            int64_t t = sn_tls_backend_get()->next_timeout_ms(p->tls);
-            return t < 0 ? -1 : (int)t;
-        }
-        return -1;
-    }
+    if (!p || !p->tls) return -1;
+    if (p->status != SN_DTLS_STATUS_HANDSHAKING && p->status != SN_DTLS_STATUS_CONNECTED) return -1;
     int64_t t = sn_tls_backend_get()->next_timeout_ms(p->tls);
+    if (p->status == SN_DTLS_STATUS_CONNECTED) return t < 0 ? -1 : (int)t;
+    /* Handshaking: the retransmission timer or the handshake deadline, whichever is first. */
     uint64_t elapsed = sn_now_ms() - p->handshake_started_ms;
     int64_t left = elapsed >= (uint64_t)p->handshake_timeout_ms
                        ? 0

@@ -30,6 +30,7 @@ struct sn_tls_session {
     bool transport_error, transport_eof;
     bool name_mismatch;
     bool established; /* the handshake finished once: failures after it are session failures */
+    size_t data_mtu;  /* datagram: largest payload per record, fixed once the handshake is done */
     int peer_alert;   /* fatal alert received (-1: none) */
     sn_tls_failure failure;
     char message[320];
@@ -437,6 +438,8 @@ sn_tls_result sn_ossl_handshake(sn_tls_session *s)
     int rc = SSL_do_handshake(s->ssl);
     if (rc == 1) {
         s->established = true;
+        /* Asked before every send (by the peer and by write's guard): compute it once. */
+        if (s->datagram) s->data_mtu = DTLS_get_data_mtu(s->ssl);
         return SN_TLS_OK;
     }
     return fail(s, rc, true);
@@ -459,8 +462,8 @@ sn_tls_result sn_ossl_read(sn_tls_session *s, void *buf, size_t cap, size_t *n)
 size_t sn_ossl_max_payload(const sn_tls_session *s)
 {
     if (!s->datagram) return 16384;
-    if (!SSL_is_init_finished(s->ssl)) return 0;
-    return DTLS_get_data_mtu(s->ssl);
+    if (s->data_mtu) return s->data_mtu;
+    return SSL_is_init_finished(s->ssl) ? DTLS_get_data_mtu(s->ssl) : 0;
 }
 
 sn_tls_result sn_ossl_write(sn_tls_session *s, const void *buf, size_t len, size_t *n)
