@@ -3,7 +3,7 @@
  *
  *   build/bench/hmac_cookie [iterations]
  */
-#include "tls/backend.h"
+#include "backend.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -14,7 +14,8 @@
  */
 #include <sealnet/sealnet.h>
 
-#include "objects.h"
+#include "keys_internal.h"
+#include "udp_transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

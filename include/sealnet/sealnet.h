@@ -8,6 +8,7 @@
 #define SEALNET_H
 
 #include <sealnet/error.h>
+#include <sealnet/platform.h>
 #include <sealnet/crypto.h>
 #include <sealnet/tls_options.h>
 #include <sealnet/udp.h>

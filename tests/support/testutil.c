@@ -1,6 +1,8 @@
 /* Test support: child processes with captured output, temp dirs, small file helpers. */
 #include "testutil.h"
 
+#include "core.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -329,4 +331,53 @@ const char *sn_test_build_dir(void)
 {
     const char *d = getenv("SN_BUILD_DIR");
     return d && *d ? d : ".";
+}
+
+/* ---- allocation-failure injection ------------------------------------------------------ */
+
+static long alloc_countdown = -1;
+static bool alloc_sticky;
+
+static bool alloc_should_fail(void)
+{
+    long n = __atomic_load_n(&alloc_countdown, __ATOMIC_RELAXED);
+    if (n < 0) return false;
+    if (n == 0) {
+        if (!alloc_sticky) __atomic_store_n(&alloc_countdown, -1, __ATOMIC_RELAXED);
+        return true;
+    }
+    __atomic_store_n(&alloc_countdown, n - 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+static void *test_malloc(size_t n, void *user)
+{
+    (void)user;
+    return alloc_should_fail() ? NULL : malloc(n);
+}
+
+static void *test_realloc(void *p, size_t n, void *user)
+{
+    (void)user;
+    return alloc_should_fail() ? NULL : realloc(p, n);
+}
+
+static void test_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+/* Only sealnet's own allocations (sn_core_set_allocator, not the public hook): the TLS library
+ * keeps libc, so a countdown means the same thing it always did. */
+__attribute__((constructor)) static void install_test_allocator(void)
+{
+    static const sn_allocator a = {test_malloc, test_realloc, test_free, NULL};
+    sn_core_set_allocator(&a);
+}
+
+void sn_test_fail_alloc_after(long n, bool sticky)
+{
+    alloc_sticky = sticky;
+    __atomic_store_n(&alloc_countdown, n, __ATOMIC_RELAXED);
 }

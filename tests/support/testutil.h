@@ -58,4 +58,9 @@ const char *sn_test_source_dir(void);
 /* The build tree root (SN_BUILD_DIR from CTest, or "."). */
 const char *sn_test_build_dir(void);
 
+/* Allocation-failure injection through the library's allocator hook: the test support library
+ * installs a counting allocator for sealnet's own allocations before main. The n-th allocation
+ * from now fails (and every one after it while `sticky`); n < 0 switches injection off. */
+void sn_test_fail_alloc_after(long n, bool sticky);
+
 #endif

@@ -1,0 +1,548 @@
+/* OpenSSL backend: shared contexts ("configs") and per-connection sessions.
+ *
+ * A session owns one SSL object whose BIO calls straight into the transport callbacks of its
+ * sn_tls_io: no memory BIO in between, so ciphertext is copied once, by OpenSSL itself.
+ * Datagram sessions see one datagram per BIO call, the way BIO_s_datagram behaves.
+ */
+#include "openssl.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+struct sn_tls_config {
+    SSL_CTX *ctx;
+    atomic_int refs;
+    bool server, datagram, verify_name;
+};
+
+struct sn_tls_session {
+    SSL *ssl;
+    sn_tls_config *config;
+    sn_tls_io io;
+    sn_tls_session_params params;
+    char *hostname;
+    bool datagram, server;
+    bool listened;     /* datagram server: the opening ClientHello went through DTLSv1_listen */
+    bool send_blocked; /* datagram: the last datagram could not be sent (dropped, reported) */
+    bool transport_error, transport_eof;
+    bool name_mismatch;
+    bool established; /* the handshake finished once: failures after it are session failures */
+    size_t data_mtu;  /* datagram: largest payload per record, fixed once the handshake is done */
+    int peer_alert;   /* fatal alert received (-1: none) */
+    sn_tls_failure failure;
+    char message[320];
+    char description[96];
+};
+
+/* --- one-time setup: the BIO method and the SSL ex_data slot --------------------------------- */
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *io_method;
+static int session_index = -1;
+
+static int io_write(BIO *bio, const char *data, int len);
+static int io_read(BIO *bio, char *buf, int cap);
+static long io_ctrl(BIO *bio, int cmd, long num, void *ptr);
+static int io_create(BIO *bio)
+{
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static void setup_once(void)
+{
+    io_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sealnet transport");
+    BIO_meth_set_write(io_method, io_write);
+    BIO_meth_set_read(io_method, io_read);
+    BIO_meth_set_ctrl(io_method, io_ctrl);
+    BIO_meth_set_create(io_method, io_create);
+    session_index = SSL_get_ex_new_index(0, "sealnet session", NULL, NULL, NULL);
+}
+
+static sn_tls_session *session_of(const SSL *ssl)
+{
+    return SSL_get_ex_data(ssl, session_index);
+}
+
+/* --- the BIO: transport callbacks ------------------------------------------------------------ */
+
+static int io_write(BIO *bio, const char *data, int len)
+{
+    sn_tls_session *s = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    long n = s->io.send(s->io.user, data, (size_t)len);
+    if (n >= 0) return (int)n;
+    if (n == SN_TLS_IO_WOULD_BLOCK) {
+        if (s->datagram) {
+            /* A datagram that cannot go out is lost, exactly as if the network had dropped it:
+             * OpenSSL must not hold it for a retry with different data. The session reports it
+             * (SN_TLS_WANT from write) and the handshake's retransmission timer covers flights. */
+            s->send_blocked = true;
+            return len;
+        }
+        BIO_set_retry_write(bio);
+        return -1;
+    }
+    s->transport_error = true;
+    return -1;
+}
+
+static int io_read(BIO *bio, char *buf, int cap)
+{
+    sn_tls_session *s = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    long n = s->io.recv(s->io.user, buf, (size_t)cap);
+    if (n >= 0) return (int)n;
+    if (n == SN_TLS_IO_WOULD_BLOCK) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    if (n == SN_TLS_IO_EOF) {
+        s->transport_eof = true;
+        return 0;
+    }
+    s->transport_error = true;
+    return -1;
+}
+
+static long io_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    SN_UNUSED(num), SN_UNUSED(ptr);
+    sn_tls_session *s = BIO_get_data(bio);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_DGRAM_QUERY_MTU:
+    case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
+        return s && s->datagram ? (long)s->params.mtu : 0;
+    case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD:
+        return 28; /* IPv4 + UDP headers; only used with a link MTU, which we never set */
+    case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
+    case BIO_CTRL_DGRAM_SET_PEER:
+    case BIO_CTRL_DGRAM_SET_CONNECTED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* --- callbacks on the context ---------------------------------------------------------------- */
+
+static void info_callback(const SSL *ssl, int where, int ret)
+{
+    /* SSL_CB_READ_ALERT shares its SSL_CB_ALERT bit with SSL_CB_WRITE_ALERT: test both bits. */
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT) return;
+    sn_tls_session *s = session_of(ssl);
+    if (s && (ret >> 8) == SSL3_AL_FATAL) s->peer_alert = ret & 0xff;
+}
+
+/* Chain first, name second: a name mismatch is reported only for an otherwise valid chain. */
+static int verify_certificate(X509_STORE_CTX *store, void *arg)
+{
+    SN_UNUSED(arg);
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    sn_tls_session *s = ssl ? session_of(ssl) : NULL;
+    int ok = X509_verify_cert(store);
+    if (ok <= 0 || !s || !s->config->verify_name || !s->hostname) return ok;
+    X509 *leaf = X509_STORE_CTX_get0_cert(store);
+    int match = X509_check_ip_asc(leaf, s->hostname, 0);
+    if (match < 0) /* not an IP literal: a host name */
+        match = X509_check_host(leaf, s->hostname, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
+    if (match == 1) return 1;
+    s->name_mismatch = true;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
+    return 0;
+}
+
+/* DTLSv1_listen insists on a generator, but it never runs: a session is only created for a
+ * ClientHello whose cookie sealnet already verified, and HelloVerifyRequests are sealnet's own. */
+static int cookie_generate(SSL *ssl, unsigned char *cookie, unsigned int *len)
+{
+    SN_UNUSED(ssl);
+    SN_UNUSED(cookie);
+    *len = 0;
+    return 0;
+}
+
+static int cookie_verify(SSL *ssl, const unsigned char *cookie, unsigned int len)
+{
+    sn_tls_session *s = session_of(ssl);
+    return s && s->params.cookie_verify &&
+           s->params.cookie_verify(s->params.cookie_user, cookie, len);
+}
+
+/* DTLS retransmission: the initial timeout is ours (default 1 s), doubling up to 60 s. */
+static unsigned int dtls_timer(SSL *ssl, unsigned int previous_us)
+{
+    sn_tls_session *s = session_of(ssl);
+    unsigned int initial = s ? s->params.retransmit_initial_ms * 1000u : 1000000u;
+    if (initial == 0) initial = 1000000u;
+    if (previous_us == 0) return initial;
+    return previous_us >= 30000000u ? 60000000u : previous_us * 2;
+}
+
+/* --- configs --------------------------------------------------------------------------------- */
+
+static const char *const dtls_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+static sn_tls_config *config_fail(SSL_CTX *ctx, const char *what)
+{
+    const char *why = sn_ossl_error_string("unknown error");
+    SSL_CTX_free(ctx);
+    return sn_fail_null(SN_FAILED, "TLS context: %s: %s", what, why);
+}
+
+sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
+{
+    pthread_once(&once, setup_once);
+    if (!io_method || session_index < 0)
+        return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "cannot set up the OpenSSL backend");
+    SSL_CTX *ctx = SSL_CTX_new(p->datagram ? DTLS_method() : TLS_method());
+    if (!ctx) return config_fail(NULL, "cannot create");
+
+    /* Protocol floor and the suites: ECDHE key exchange with AEAD ciphers only. TLS 1.3 suites
+     * are all AEAD already. */
+    int version = p->datagram ? DTLS1_2_VERSION : TLS1_2_VERSION;
+    if (!SSL_CTX_set_min_proto_version(ctx, version)) return config_fail(ctx, "protocol version");
+    if (p->datagram && !SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION))
+        return config_fail(ctx, "protocol version");
+    if (!SSL_CTX_set_cipher_list(ctx, dtls_ciphers)) return config_fail(ctx, "cipher list");
+    if (!SSL_CTX_set1_groups_list(ctx, p->datagram ? "X25519:P-256" : "X25519:P-256:P-384"))
+        return config_fail(ctx, "groups");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    /* Idle TLS sessions give their record buffers back (OpenSSL 3.0 ignores this for DTLS). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!p->datagram)
+        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    else
+        SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU);
+    SSL_CTX_set_info_callback(ctx, info_callback);
+
+    if (p->server) {
+        if (!p->key || !p->chain || sk_X509_num(p->chain->certs) < 1)
+            return config_fail(ctx, "a server needs a key and a certificate");
+        if (SSL_CTX_use_certificate(ctx, sk_X509_value(p->chain->certs, 0)) != 1)
+            return config_fail(ctx, "certificate");
+        for (int i = 1; i < sk_X509_num(p->chain->certs); i++)
+            if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(p->chain->certs, i)) != 1)
+                return config_fail(ctx, "certificate chain");
+        if (SSL_CTX_use_PrivateKey(ctx, p->key->pkey) != 1) return config_fail(ctx, "private key");
+        if (SSL_CTX_check_private_key(ctx) != 1)
+            return config_fail(ctx, "private key does not match the certificate");
+        if (p->datagram) {
+            SSL_CTX_set_options(ctx, SSL_OP_COOKIE_EXCHANGE);
+            SSL_CTX_set_cookie_generate_cb(ctx, cookie_generate);
+            SSL_CTX_set_cookie_verify_cb(ctx, cookie_verify);
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else if (p->verify_chain) {
+        if (p->trusted) {
+            X509_STORE *store = X509_STORE_new();
+            if (!store) return config_fail(ctx, "trust store");
+            for (int i = 0; i < sk_X509_num(p->trusted->certs); i++)
+                X509_STORE_add_cert(store, sk_X509_value(p->trusted->certs, i));
+            /* Like Godot/mbedTLS: every certificate given as trusted is a trust anchor, an
+             * intermediate included. */
+            X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+            SSL_CTX_set_cert_store(ctx, store);
+        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            return config_fail(ctx, "system CA store");
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_cert_verify_callback(ctx, verify_certificate, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    sn_tls_config *c = sn_calloc(1, sizeof *c);
+    if (!c) {
+        SSL_CTX_free(ctx);
+        return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    c->ctx = ctx;
+    c->server = p->server;
+    c->datagram = p->datagram;
+    c->verify_name = !p->server && p->verify_chain && p->verify_name;
+    atomic_init(&c->refs, 1);
+    return c;
+}
+
+sn_tls_config *sn_ossl_config_ref(sn_tls_config *c)
+{
+    if (c) atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void sn_ossl_config_unref(sn_tls_config *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+    SSL_CTX_free(c->ctx);
+    sn_free(c);
+}
+
+/* --- sessions -------------------------------------------------------------------------------- */
+
+static bool is_ip_literal(const char *host)
+{
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
+    if (!ip) return false;
+    ASN1_OCTET_STRING_free(ip);
+    return true;
+}
+
+sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_params *params,
+                                    const sn_tls_io *io)
+{
+    sn_tls_session *s = sn_calloc(1, sizeof *s);
+    if (!s) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    s->io = *io;
+    s->params = *params;
+    s->datagram = c->datagram;
+    s->server = c->server;
+    s->peer_alert = -1;
+    if (s->datagram && s->params.mtu == 0) s->params.mtu = 1200;
+    if (params->hostname && *params->hostname && !(s->hostname = sn_strdup(params->hostname))) {
+        sn_free(s);
+        return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    s->params.hostname = s->hostname;
+    s->ssl = SSL_new(c->ctx);
+    BIO *bio = BIO_new(io_method);
+    if (!s->ssl || !bio) {
+        BIO_free(bio);
+        SSL_free(s->ssl);
+        sn_free(s->hostname);
+        sn_free(s);
+        return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "cannot create TLS session: %s",
+                            sn_ossl_error_string("out of memory"));
+    }
+    BIO_set_data(bio, s);
+    SSL_set_bio(s->ssl, bio, bio);
+    SSL_set_ex_data(s->ssl, session_index, s);
+    s->config = sn_ossl_config_ref(c);
+    if (s->datagram) {
+        SSL_set_mtu(s->ssl, (long)s->params.mtu);
+        /* No record can be larger than a datagram, so the write buffer need not hold 16 KiB:
+         * this trims ~14 KiB from every DTLS peer. */
+        size_t fragment = s->params.mtu < 512 ? 512 : s->params.mtu > 16384 ? 16384 : s->params.mtu;
+        SSL_set_max_send_fragment(s->ssl, (long)fragment);
+        DTLS_set_timer_cb(s->ssl, dtls_timer);
+    }
+    if (s->server) {
+        SSL_set_accept_state(s->ssl);
+    } else {
+        SSL_set_connect_state(s->ssl);
+        if (s->hostname && !is_ip_literal(s->hostname))
+            SSL_set_tlsext_host_name(s->ssl, s->hostname);
+    }
+    return s;
+}
+
+void sn_ossl_session_free(sn_tls_session *s)
+{
+    if (!s) return;
+    SSL_free(s->ssl);
+    sn_ossl_config_unref(s->config);
+    sn_free(s->hostname);
+    sn_free(s);
+}
+
+static void alert_name(int desc, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", SSL_alert_desc_string_long(desc));
+    for (char *p = out; *p; p++)
+        if (*p == ' ') *p = '_';
+}
+
+/* Turns a failed OpenSSL call into a sticky failure with a message naming the cause. */
+static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
+{
+    int err = SSL_get_error(s->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return SN_TLS_WANT;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        if (!in_handshake) return SN_TLS_CLOSED;
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        snprintf(s->message, sizeof s->message, "peer closed the connection during the handshake");
+        return SN_TLS_FAILED;
+    }
+    unsigned long code = ERR_peek_error();
+    const char *why = sn_ossl_error_string("unknown TLS error");
+    long verify = SSL_get_verify_result(s->ssl);
+    if (s->name_mismatch) {
+        s->failure = SN_TLS_FAIL_HOSTNAME;
+        snprintf(s->message, sizeof s->message,
+                 "certificate verify failed: hostname mismatch (certificate does not name '%s')",
+                 s->hostname ? s->hostname : "");
+    } else if (verify != X509_V_OK && !s->server) {
+        s->failure = SN_TLS_FAIL_VERIFY;
+        snprintf(s->message, sizeof s->message, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verify));
+    } else if (s->peer_alert >= 0) {
+        char name[64];
+        alert_name(s->peer_alert, name, sizeof name);
+        s->failure = SN_TLS_FAIL_ALERT;
+        snprintf(s->message, sizeof s->message, "peer sent alert: %s", name);
+    } else if (s->transport_error) {
+        s->failure = SN_TLS_FAIL_TRANSPORT;
+        snprintf(s->message, sizeof s->message, "transport error during %s",
+                 in_handshake ? "the handshake" : "the session");
+    } else if (s->transport_eof || ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        if (in_handshake) {
+            s->failure = SN_TLS_FAIL_TRANSPORT;
+            snprintf(s->message, sizeof s->message,
+                     "connection closed by peer during the handshake");
+        } else {
+            s->failure = SN_TLS_FAIL_TRUNCATED;
+            snprintf(s->message, sizeof s->message,
+                     "connection closed without close_notify: the stream was truncated");
+        }
+    } else {
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        snprintf(s->message, sizeof s->message, "TLS %s failed: %s",
+                 in_handshake ? "handshake" : "session", why);
+    }
+    return SN_TLS_FAILED;
+}
+
+sn_tls_result sn_ossl_handshake(sn_tls_session *s)
+{
+    if (s->failure) return SN_TLS_FAILED;
+    if (SSL_is_init_finished(s->ssl)) return SN_TLS_OK;
+    if (s->datagram && s->server && !s->listened) {
+        /* The opening ClientHello carries a cookie our caller has already checked;
+         * DTLSv1_listen checks it again through cookie_verify and primes the state machine
+         * (sequence numbers, hello-verify done) so the handshake continues from it. */
+        BIO_ADDR *client = BIO_ADDR_new();
+        int rc = client ? DTLSv1_listen(s->ssl, client) : -1;
+        BIO_ADDR_free(client);
+        if (rc <= 0) {
+            ERR_clear_error();
+            s->failure = SN_TLS_FAIL_PROTOCOL;
+            snprintf(s->message, sizeof s->message,
+                     "opening ClientHello rejected (missing, invalid or expired cookie)");
+            return SN_TLS_FAILED;
+        }
+        s->listened = true;
+    }
+    int rc = SSL_do_handshake(s->ssl);
+    if (rc == 1) {
+        s->established = true;
+        /* Asked before every send (by the peer and by write's guard): compute it once. */
+        if (s->datagram) s->data_mtu = DTLS_get_data_mtu(s->ssl);
+        return SN_TLS_OK;
+    }
+    return fail(s, rc, true);
+}
+
+sn_tls_result sn_ossl_read(sn_tls_session *s, void *buf, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (s->failure) return SN_TLS_FAILED;
+    size_t got = 0;
+    int rc = SSL_read_ex(s->ssl, buf, cap, &got);
+    if (rc == 1) {
+        s->established = true; /* data flows only once the handshake is done */
+        *n = got;
+        return SN_TLS_OK;
+    }
+    return fail(s, 0, !s->established);
+}
+
+size_t sn_ossl_max_payload(const sn_tls_session *s)
+{
+    if (!s->datagram) return 16384;
+    if (s->data_mtu) return s->data_mtu;
+    return SSL_is_init_finished(s->ssl) ? DTLS_get_data_mtu(s->ssl) : 0;
+}
+
+sn_tls_result sn_ossl_write(sn_tls_session *s, const void *buf, size_t len, size_t *n)
+{
+    *n = 0;
+    if (s->failure) return SN_TLS_FAILED;
+    if (s->datagram && len > sn_ossl_max_payload(s)) return SN_TLS_FAILED;
+    s->send_blocked = false;
+    size_t wrote = 0;
+    int rc = SSL_write_ex(s->ssl, buf, len, &wrote);
+    if (rc == 1) {
+        *n = wrote;
+        if (s->datagram && s->send_blocked) return SN_TLS_WANT;
+        return SN_TLS_OK;
+    }
+    return fail(s, 0, !s->established);
+}
+
+void sn_ossl_close(sn_tls_session *s)
+{
+    if (!s || s->failure || !SSL_is_init_finished(s->ssl)) return;
+    if (SSL_get_shutdown(s->ssl) & SSL_SENT_SHUTDOWN) return;
+    SSL_shutdown(s->ssl);
+    ERR_clear_error();
+}
+
+sn_tls_failure sn_ossl_failure(const sn_tls_session *s, const char **message)
+{
+    if (message) *message = s->message;
+    return s->failure;
+}
+
+size_t sn_ossl_pending(const sn_tls_session *s)
+{
+    return (size_t)SSL_pending(s->ssl);
+}
+
+bool sn_ossl_has_buffered_input(const sn_tls_session *s)
+{
+    return SSL_has_pending(s->ssl) == 1;
+}
+
+int64_t sn_ossl_next_timeout_ms(sn_tls_session *s)
+{
+    if (!s->datagram) return -1;
+    struct timeval tv;
+    if (DTLSv1_get_timeout(s->ssl, &tv) != 1) return -1;
+    return (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+}
+
+sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s)
+{
+    if (s->failure) return SN_TLS_FAILED;
+    int rc = (int)DTLSv1_handle_timeout(s->ssl);
+    if (rc >= 0) return SN_TLS_OK;
+    return fail(s, rc, !s->established);
+}
+
+const char *sn_ossl_describe(const sn_tls_session *s)
+{
+    sn_tls_session *m = (sn_tls_session *)s;
+    snprintf(m->description, sizeof m->description, "%s %s", SSL_get_version(s->ssl),
+             SSL_get_cipher_name(s->ssl));
+    return m->description;
+}
+
+size_t sn_ossl_record_overhead(const sn_tls_session *s)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+    if (!c) c = SSL_get_pending_cipher(s->ssl);
+    if (!c) return 16;
+    /* ChaCha20-Poly1305: 16-byte tag. AES-GCM: 8-byte explicit nonce + 16-byte tag. */
+    return SSL_CIPHER_get_cipher_nid(c) == NID_chacha20_poly1305 ? 16 : 24;
+}
+
+sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96])
+{
+    X509 *cert = s ? SSL_get0_peer_certificate(s->ssl) : NULL;
+    if (!cert) return sn_fail(SN_ERR_UNAVAILABLE, "the remote presented no certificate");
+    return sn_ossl_cert_fingerprint(cert, out);
+}

@@ -1,0 +1,84 @@
+/* DTLS internals shared by dtls_server.c, dtls_peer.c and dtls_hello.c. Not installed. */
+#ifndef SN_DTLS_INTERNAL_H
+#define SN_DTLS_INTERNAL_H
+
+#include "keys_internal.h"
+#include "udp_transport.h"
+
+/* Our cookies: 4-byte timestamp (seconds) + 4-byte nonce + 24 bytes of HMAC-SHA256. The nonce
+ * (a counter) makes every cookie unique, so a session can tell a fresh cookie exchange from a
+ * replay of the one that opened it. GnuTLS accepts cookies of
+ * at most 32 bytes, so this is also the ceiling for interoperability. */
+#define SN_DTLS_COOKIE_LEN 32
+#define SN_DTLS_SECRET_LEN 32
+/* Record header 13 + handshake header 12 + version 2 + cookie length 1 + cookie. */
+#define SN_DTLS_HVR_MAX (13 + 12 + 3 + SN_DTLS_COOKIE_LEN)
+
+/* What take_connection needs to know about the first datagram of a connection. */
+typedef struct sn_dtls_hello {
+    uint8_t record_seq[6]; /* echoed in the HelloVerifyRequest (RFC 6347 4.2.1) */
+    uint16_t message_seq;  /* echoed likewise */
+    const uint8_t *random; /* the client's 32-byte random, points into the datagram */
+    const uint8_t *cookie; /* points into the datagram */
+    size_t cookie_len;
+} sn_dtls_hello;
+
+/* Parses a datagram that should open with an unfragmented DTLS ClientHello. Bounds-checked on
+ * every field; false for anything else. */
+bool sn_dtls_parse_client_hello(const uint8_t *d, size_t len, sn_dtls_hello *out);
+
+/* The HelloVerifyRequest answering `hello` with `cookie`; returns its length. */
+size_t sn_dtls_build_hello_verify(const sn_dtls_hello *hello, const uint8_t *cookie,
+                                  size_t cookie_len, uint8_t out[SN_DTLS_HVR_MAX]);
+
+/* A plaintext fatal alert (e.g. 40 handshake_failure) answering `hello`, for refusing a client
+ * before any session exists; returns its length (15). */
+size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint8_t out[15]);
+
+/* dtls_server.c: refuses the connection whose first datagrams wait in udp: answers its
+ * ClientHello with a fatal handshake_failure alert (the client fails cleanly instead of timing
+ * out) and frees udp. Used by a host that is full. */
+void sn_dtls_server_refuse(sn_udp_peer *udp);
+
+/* Cookie = time || nonce || HMAC(secret, time || nonce || address || port)[0..23]. The address
+ * is normalised so an IPv4 client has one identity whether seen as v4 or v4-mapped v6. */
+void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s, uint32_t nonce,
+                         const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN]);
+/* True when cookie was made for addr with this secret no longer than lifetime_s ago. */
+bool sn_dtls_check_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t now_s,
+                          uint32_t lifetime_s, const sn_addr *addr, const uint8_t *cookie,
+                          size_t len);
+/* The time a cookie says it was made (seconds on sn_now_ms's clock). */
+uint32_t sn_dtls_cookie_time(const uint8_t *cookie);
+
+/* The cookie secret of one server, shared with the peers taken from it (they answer and check
+ * ClientHellos that arrive on an established address, RFC 6347 4.2.8). Refcounted; the mutex
+ * makes it safe for peers polled on other threads than the server. */
+typedef struct sn_dtls_cookie_jar sn_dtls_cookie_jar;
+sn_dtls_cookie_jar *sn_dtls_jar_new(int lifetime_ms);
+sn_dtls_cookie_jar *sn_dtls_jar_ref(sn_dtls_cookie_jar *jar);
+void sn_dtls_jar_unref(sn_dtls_cookie_jar *jar);
+void sn_dtls_jar_set_lifetime(sn_dtls_cookie_jar *jar, int lifetime_ms);
+/* Makes a cookie for addr now (rotating the secret when it is due). */
+void sn_dtls_jar_make(sn_dtls_cookie_jar *jar, const sn_addr *addr,
+                      uint8_t out[SN_DTLS_COOKIE_LEN]);
+/* True for a cookie this jar made for addr within its lifetime (current or previous secret). */
+bool sn_dtls_jar_check(sn_dtls_cookie_jar *jar, const sn_addr *addr, const uint8_t *cookie,
+                       size_t len);
+uint64_t sn_dtls_jar_rotations(sn_dtls_cookie_jar *jar);
+/* Answers `hello` from addr with a HelloVerifyRequest carrying a fresh cookie, sent through udp.
+ * True when it went out. */
+bool sn_dtls_send_hello_verify(sn_dtls_cookie_jar *jar, sn_udp_peer *udp, const sn_addr *addr,
+                               const sn_dtls_hello *hello);
+
+/* dtls_peer.c: builds the server side of a connection whose opening ClientHello carried
+ * `cookie` (already verified). Takes ownership of udp. */
+sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_settings *settings,
+                                      sn_udp_peer *udp, const sn_dtls_hello *hello,
+                                      sn_dtls_cookie_jar *jar);
+/* dtls_peer.c: a peer in ERROR that holds nothing but its message. */
+sn_dtls_peer *sn_dtls_peer_new_failed(const char *message);
+
+bool sn_dtls_settings_valid(const sn_dtls_settings *s);
+
+#endif

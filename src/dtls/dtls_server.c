@@ -1,0 +1,149 @@
+/* sn_dtls_server: Godot's DTLSServer. Answers cookie-less ClientHellos without any TLS state
+ * and builds a session only for a ClientHello that carries a valid cookie. */
+#include "dtls_internal.h"
+
+#include <string.h>
+
+struct sn_dtls_server {
+    sn_tls_config *config;   /* shared by every peer taken; NULL until setup */
+    sn_dtls_cookie_jar *jar; /* shared with the peers, for ClientHellos on their address */
+    sn_dtls_settings settings;
+    sn_dtls_server_stats stats;
+};
+
+sn_dtls_server *sn_dtls_server_new(void)
+{
+    sn_dtls_server *s = sn_calloc(1, sizeof *s);
+    if (!s) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    sn_dtls_default_settings(&s->settings);
+    return s;
+}
+
+void sn_dtls_server_free(sn_dtls_server *s)
+{
+    if (!s) return;
+    sn_tls_backend_get()->config_unref(s->config);
+    sn_dtls_jar_unref(s->jar);
+    sn_free(s);
+}
+
+sn_err sn_dtls_server_setup(sn_dtls_server *s, const sn_tls_options *server_options)
+{
+    if (!s || !server_options)
+        return sn_fail(SN_ERR_INVALID_PARAMETER, "dtls server setup: NULL argument");
+    if (!sn_tls_options_is_server(server_options))
+        return sn_fail(SN_ERR_INVALID_PARAMETER,
+                       "dtls server setup needs server options (sn_tls_options_server)");
+    sn_tls_config *config = sn_tls_options_get_config(server_options, true);
+    if (!config) return SN_FAILED; /* message already recorded */
+    sn_dtls_cookie_jar *jar = sn_dtls_jar_new(s->settings.cookie_lifetime_ms);
+    if (!jar) return sn_fail(SN_FAILED, "cannot create the cookie secret");
+    const sn_tls_backend *b = sn_tls_backend_get();
+    b->config_unref(s->config);
+    s->config = b->config_ref(config);
+    sn_dtls_jar_unref(s->jar);
+    s->jar = jar;
+    memset(&s->stats, 0, sizeof s->stats);
+    return SN_OK;
+}
+
+sn_err sn_dtls_server_set_settings(sn_dtls_server *s, const sn_dtls_settings *settings)
+{
+    if (!s || !settings) return sn_fail(SN_ERR_INVALID_PARAMETER, "NULL argument");
+    if (!sn_dtls_settings_valid(settings))
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
+                       "dtls settings out of range (mtu 512..65507, retransmit 10..60000 ms, "
+                       "handshake timeout >= 100 ms, cookie lifetime >= 1000 ms, queue >= 1)");
+    s->settings = *settings;
+    if (s->jar) sn_dtls_jar_set_lifetime(s->jar, settings->cookie_lifetime_ms);
+    return SN_OK;
+}
+
+void sn_dtls_server_get_settings(const sn_dtls_server *s, sn_dtls_settings *out)
+{
+    if (s && out) *out = s->settings;
+}
+
+void sn_dtls_server_get_stats(const sn_dtls_server *s, sn_dtls_server_stats *out)
+{
+    if (!s || !out) return;
+    *out = s->stats;
+    out->secret_rotations = s->jar ? sn_dtls_jar_rotations(s->jar) : 0;
+}
+
+sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp)
+{
+    if (!s || !udp) {
+        sn_udp_peer_free(udp);
+        sn_fail(SN_ERR_INVALID_PARAMETER, "dtls take_connection: NULL argument");
+        return sn_dtls_peer_new_failed("NULL argument to take_connection");
+    }
+    if (!s->config) {
+        sn_udp_peer_free(udp);
+        sn_fail(SN_ERR_UNCONFIGURED, "dtls server is not set up");
+        return sn_dtls_peer_new_failed("dtls server is not set up");
+    }
+    sn_addr addr;
+    if (!sn_udp_peer_remote(udp, &addr)) {
+        sn_udp_peer_free(udp);
+        return sn_dtls_peer_new_failed("udp peer has no remote address");
+    }
+
+    /* Look through what the address sent for a ClientHello with a valid cookie; remember the
+     * last cookie-less one to answer. Everything before the good one is dropped. */
+    sn_dtls_hello hello, last;
+    bool have_last = false;
+    const uint8_t *d;
+    size_t len;
+    while ((d = sn_udp_peer_peek(udp, &len))) {
+        if (!sn_dtls_parse_client_hello(d, len, &hello)) {
+            s->stats.malformed_dropped++;
+            sn_udp_peer_drop(udp);
+            continue;
+        }
+        s->stats.hellos_received++;
+        if (hello.cookie_len == 0) {
+            last = hello;
+            have_last = true;
+            sn_udp_peer_drop(udp);
+            continue;
+        }
+        if (sn_dtls_jar_check(s->jar, &addr, hello.cookie, hello.cookie_len)) {
+            s->stats.handshakes_started++;
+            /* The hello's fields point into the queued datagram, which stays queued: the
+             * session reads it as its first datagram. */
+            return sn_dtls_peer_new_server(s->config, &s->settings, udp, &hello, s->jar);
+        }
+        /* Wrong, forged or expired: answer with a fresh cookie, as RFC 6347 4.2.1 suggests. */
+        s->stats.cookies_rejected++;
+        last = hello;
+        have_last = true;
+        sn_udp_peer_drop(udp);
+    }
+    if (!have_last) {
+        sn_udp_peer_free(udp);
+        return sn_dtls_peer_new_failed("no DTLS ClientHello from this address (dropped)");
+    }
+    if (sn_dtls_send_hello_verify(s->jar, udp, &addr, &last)) s->stats.cookies_sent++;
+    /* Freeing unregisters the address: the retry with the cookie opens a new connection. */
+    sn_udp_peer_free(udp);
+    return sn_dtls_peer_new_failed("HelloVerifyRequest sent; the client retries with a cookie");
+}
+
+void sn_dtls_server_refuse(sn_udp_peer *udp)
+{
+    const uint8_t *d;
+    size_t len;
+    sn_dtls_hello hello;
+    bool answered = false;
+    while (!answered && (d = sn_udp_peer_peek(udp, &len))) {
+        if (sn_dtls_parse_client_hello(d, len, &hello)) {
+            uint8_t alert[15];
+            size_t n = sn_dtls_build_alert(&hello, 40 /* handshake_failure */, alert);
+            sn_udp_peer_put_packet(udp, alert, n);
+            answered = true;
+        }
+        sn_udp_peer_drop(udp);
+    }
+    sn_udp_peer_free(udp);
+}

@@ -1,0 +1,23 @@
+/* What the layers above net/ (dtls, host) may use of a UDP peer beyond the public API: its queue
+ * without copying, and its remote address. Not installed. */
+#ifndef SN_UDP_TRANSPORT_H
+#define SN_UDP_TRANSPORT_H
+
+#include "net.h"
+
+/* udp_peer.c: what the DTLS layer needs from a UDP peer. */
+/* Reads what the peer's own socket holds into its queue; a no-op for a server-owned peer, whose
+ * queue the server fills. */
+sn_err sn_udp_peer_pump(sn_udp_peer *p);
+/* The oldest queued datagram without removing it (NULL when none). Valid until the next call
+ * that changes the queue. */
+const uint8_t *sn_udp_peer_peek(const sn_udp_peer *p, size_t *len);
+/* Removes the oldest queued datagram (no-op when none). */
+void sn_udp_peer_drop(sn_udp_peer *p);
+/* The address this peer talks to (connected address, destination, or the address a server
+ * routed to it). false when it has none. */
+bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out);
+/* True for a peer taken from a server (it shares the server's socket). */
+bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
+
+#endif
