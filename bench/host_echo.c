@@ -175,9 +175,9 @@ static void host_server(server_ctx *c, int clients)
     if (getenv("HOST_ECHO_DEBUG")) {
         sn_host_stats st;
         sn_host_get_stats(h, &st);
-        fprintf(stderr, "server: %llu packets, %llu scan steps, %llu service calls\n",
-                (unsigned long long)st.packets_received, (unsigned long long)st.scan_steps,
-                (unsigned long long)st.service_calls);
+        fprintf(stderr, "server: %llu packets, %llu service calls, %llu waits\n",
+                (unsigned long long)st.packets_received, (unsigned long long)st.service_calls,
+                (unsigned long long)st.waits);
     }
     sn_host_free(h);
 }

@@ -50,11 +50,13 @@ typedef struct sn_host_config {
                                   retransmits and gets in when a slot frees) */
     int idle_timeout_ms;       /* no authenticated packet for this long: DISCONNECT TIMEOUT;
                                   default 30000; 0: never */
-    int handshake_timeout_ms;  /* whole handshake, both directions; default 10000 */
+    int handshake_timeout_ms;  /* whole handshake, both directions; default: the DTLS layer's
+                                  (sn_dtls_default_settings, 30000) */
     int keepalive_interval_ms; /* ping when nothing was sent for this long (and at least every
                                   4 intervals, for the RTT); default 1000; 0: never ping (for
                                   plain DTLS peers such as Godot: see docs/host.md) */
-    int mtu;                   /* UDP payload bytes per datagram; default 1200 */
+    int mtu;                   /* UDP payload bytes per datagram; default: the DTLS layer's
+                                  (1200) */
     int max_work_per_service;  /* peers with pending I/O or timers handled per service call
                                   before returning (round-robin fair); default 256 */
     int recv_buffer_size;      /* server socket's kernel receive buffer (SO_RCVBUF, capped by
@@ -127,8 +129,6 @@ typedef struct sn_host_stats {
                                       datagrams */
     uint64_t dropped_pending_full; /* datagrams from new addresses while the UDP server's
                                       pending table was full */
-    uint64_t scan_steps;           /* incoming peers examined to find the ones that received
-                                      datagrams (see docs/host.md: O(peers) per poll at worst) */
     uint64_t service_calls;
     uint64_t waits; /* times service slept in epoll_wait */
 } sn_host_stats;
@@ -180,7 +180,7 @@ SN_API size_t sn_host_get_peers(const sn_host *host, sn_host_peer **out, size_t 
 /* Number of peers in a state (handshaking, connected or disconnected-but-not-yet-freed). */
 SN_API size_t sn_host_peer_count(const sn_host *host, sn_host_peer_state state);
 
-/* Counters (sums the live peers' DTLS counters: O(peers)). Zeroes when host is NULL. */
+/* Counters, kept as running sums (O(1)). Zeroes when host is NULL. */
 SN_API void sn_host_get_stats(const sn_host *host, sn_host_stats *out);
 
 /* For a program with its own event loop: the epoll descriptor that becomes readable when any of

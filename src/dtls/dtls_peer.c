@@ -30,6 +30,7 @@ struct sn_dtls_peer {
     int port;
     char cipher[96];
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
+    void *ready_tag;           /* handed to the UDP peer, whichever it is (host: its peer) */
     char message[320];
 };
 
@@ -206,6 +207,7 @@ sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_setti
     apply_settings(p, settings);
     p->server = true;
     p->udp = udp;
+    sn_udp_peer_set_ready_tag(udp, p->ready_tag);
     memcpy(p->cookie, hello->cookie, SN_DTLS_COOKIE_LEN);
     memcpy(p->client_random, hello->random, sizeof p->client_random);
     p->jar = sn_dtls_jar_ref(jar);
@@ -290,6 +292,7 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
     p->server = false;
     p->udp = udp;
+    sn_udp_peer_set_ready_tag(udp, p->ready_tag);
     remember_remote(p);
     p->tls = config ? start_session(p, config, host) : NULL;
     sn_tls_options_free(defaults); /* the session holds its own reference to the context */
@@ -432,8 +435,12 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         sn_log(SN_LOG_INFO, "dtls peer %s:%d connected (%s)", p->ip, p->port, p->cipher);
     }
     if (p->status != SN_DTLS_STATUS_CONNECTED) return;
-    /* The last flight may still need retransmitting after the handshake is done. */
-    if (b->next_timeout_ms(p->tls) == 0) b->handle_timeout(p->tls);
+    /* The last flight may still need retransmitting after the handshake is done; a session that
+     * cannot resend it is dead, and says why rather than staying CONNECTED. */
+    if (b->next_timeout_ms(p->tls) == 0 && b->handle_timeout(p->tls) == SN_TLS_FAILED) {
+        fail_from_session(p);
+        return;
+    }
     /* Nothing arrived and nothing is buffered in the session: no need to ask it. */
     size_t ignored;
     if (!sn_udp_peer_peek(p->udp, &ignored) && !b->has_buffered_input(p->tls)) return;
@@ -559,6 +566,19 @@ int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p)
                        : (int64_t)((uint64_t)p->handshake_timeout_ms - elapsed);
     if (t < 0 || t > left) t = left;
     return (int)t;
+}
+
+void sn_dtls_peer_set_ready_tag(sn_dtls_peer *p, void *tag)
+{
+    if (!p) return;
+    p->ready_tag = tag;
+    if (p->udp) sn_udp_peer_set_ready_tag(p->udp, tag);
+}
+
+bool sn_dtls_peer_has_input(const sn_dtls_peer *p)
+{
+    if (!p || !p->tls) return false;
+    return sn_udp_peer_peek(p->udp, NULL) || sn_tls_backend_get()->has_buffered_input(p->tls);
 }
 
 const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p)

@@ -7,8 +7,9 @@
  *   pointer handed out in an event stays valid until the next service call.
  * - I/O readiness: one epoll set holds the UDP server's socket and the socket of each outgoing
  *   peer (a client DTLS peer has its own connected socket). Incoming peers share the server's
- *   socket: after sn_udp_server_poll we look for the taken UDP peers that received datagrams,
- *   stopping as soon as every routed datagram is accounted for (see scan_incoming).
+ *   socket: sn_udp_server_poll puts every one that received datagrams on the server's ready
+ *   list, tagged with its host peer, and the host polls exactly those. Nothing is scanned; the
+ *   host holds no pointer to any UDP peer (the DTLS peer owns it).
  * - Timers: a binary min-heap of peers keyed by their next wake-up (handshake retransmission,
  *   idle deadline, keepalive). Keys are only moved earlier eagerly; a peer that wakes too early
  *   recomputes its deadline and goes back in, so per-packet work never touches the heap.
@@ -59,21 +60,17 @@ struct sn_host_peer {
     bool connect_pending;    /* CONNECT queued, not delivered */
     bool announced;          /* CONNECT delivered */
     bool disconnect_pending; /* DISCONNECT queued, not delivered */
-    sn_dtls_peer *dtls;
-    /* WORKAROUND (see report): the UDP peer the DTLS peer owns, needed to see whether routed
-     * datagrams wait for it without polling it. Valid exactly while the DTLS status is
-     * HANDSHAKING or CONNECTED (the DTLS peer frees it on any other transition); cleared the
-     * moment we see another status. A UDP-server "ready list" would make this unnecessary. */
-    sn_udp_peer *udp;
-    int fd; /* outgoing: the socket registered in epoll; -1 otherwise */
+    sn_dtls_peer *dtls;      /* owned */
+    int fd;                  /* outgoing: the socket registered in epoll; -1 otherwise */
     void *user;
     int keepalive_ms;
     uint64_t last_send_ms, last_ping_ms;
     double srtt_ms, rttvar_ms; /* < 0: no sample */
     uint64_t wake_ms;
     size_t heap_idx;
-    size_t index;   /* in host->peers */
-    size_t inc_idx; /* in host->inc_udp while an incoming peer has its UDP peer; else NO_HEAP */
+    size_t index; /* in host->peers */
+    /* The DTLS peer's drop counters when last added to the host's running sums. */
+    uint64_t seen_queue_full, seen_oversize;
     sn_host_peer *dprev, *dnext;
     bool in_deliver;
     sn_host_peer *next_dead;
@@ -100,32 +97,14 @@ struct sn_host {
     sn_host_peer *dhead, *dtail;
     sn_host_peer *dead;
 
-    /* Incoming peers that have a UDP peer, as two dense arrays: the scan for routed datagrams
-     * walks inc_udp and touches one UDP peer per step, nothing else. */
-    sn_udp_peer **inc_udp;
-    sn_host_peer **inc_peer;
-    size_t ninc, cap_inc, cap_inc2;
-    size_t cold_cursor; /* where the next look at the cold part starts (round-robin) */
-    size_t nhot;        /* inc[0..nhot) received datagrams in this epoch */
-    uint64_t hot_epoch_ms;
-    uint64_t last_routed;
-    int64_t outstanding; /* routed datagrams not yet found in a peer's queue */
-    bool more_work;
+    bool more_work; /* budget ran out with work left: service again without sleeping */
 
     size_t n_handshaking, n_connected, n_half_open;
-    sn_host_stats st;
-    uint64_t gone_queue_full, gone_oversize; /* DTLS counters of freed peers */
+    sn_host_stats st; /* running sums, so sn_host_get_stats is O(1) */
 
     struct epoll_event evs[MAX_EPOLL_EVENTS];
     uint8_t rx[RX_CAP];
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -307,32 +286,6 @@ static void deliver_unlink(sn_host *h, sn_host_peer *p)
 
 /* ---- peer state changes ------------------------------------------------------------------ */
 
-static bool inc_add(sn_host *h, sn_host_peer *p)
-{
-    if (!grow((void **)&h->inc_udp, &h->cap_inc, h->ninc + 1, sizeof *h->inc_udp) ||
-        !grow((void **)&h->inc_peer, &h->cap_inc2, h->ninc + 1, sizeof *h->inc_peer))
-        return false;
-    p->inc_idx = h->ninc;
-    h->inc_udp[h->ninc] = p->udp;
-    h->inc_peer[h->ninc] = p;
-    h->ninc++;
-    return true;
-}
-
-/* The UDP peer is gone (freed by the DTLS peer) or about to be: forget it everywhere. */
-static void drop_udp(sn_host *h, sn_host_peer *p)
-{
-    p->udp = NULL;
-    size_t i = p->inc_idx;
-    if (i == NO_HEAP) return;
-    p->inc_idx = NO_HEAP;
-    h->ninc--;
-    if (i == h->ninc) return;
-    h->inc_udp[i] = h->inc_udp[h->ninc];
-    h->inc_peer[i] = h->inc_peer[h->ninc];
-    h->inc_peer[i]->inc_idx = i;
-}
-
 static void count_leave(sn_host *h, sn_host_peer *p)
 {
     if (p->state == PS_HANDSHAKING) {
@@ -345,7 +298,6 @@ static void count_leave(sn_host *h, sn_host_peer *p)
 
 static void mark_dead(sn_host *h, sn_host_peer *p)
 {
-    drop_udp(h, p);
     count_leave(h, p);
     p->state = PS_DEAD;
     heap_remove(h, p);
@@ -360,7 +312,6 @@ static void to_zombie(sn_host *h, sn_host_peer *p, sn_host_disconnect_reason rea
 {
     count_leave(h, p);
     p->state = PS_ZOMBIE;
-    drop_udp(h, p);
     p->fd = -1; /* closed with the UDP peer, which also took it out of the epoll set */
     heap_remove(h, p);
     p->reason = reason;
@@ -398,21 +349,32 @@ static uint64_t connected_wake(const sn_host *h, sn_host_peer *p, uint64_t now)
     return next;
 }
 
+/* A send that failed for good (the DTLS peer gave up its session): DISCONNECT ERROR with the
+ * reason, e.g. "send failed: Operation not permitted". */
+static void send_failed(sn_host *h, sn_host_peer *p)
+{
+    if (p->state != PS_CONNECTED || sn_dtls_peer_get_status(p->dtls) == SN_DTLS_STATUS_CONNECTED)
+        return;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", sn_dtls_peer_get_error_message(p->dtls));
+    to_zombie(h, p, SN_HOST_DISCONNECT_ERROR, msg);
+}
+
 static void send_ping(sn_host *h, sn_host_peer *p, uint64_t now)
 {
     uint8_t b[KA_LEN];
     memcpy(b, ka_magic, 4);
     b[4] = KA_PING;
-    uint64_t ts = now_us();
+    uint64_t ts = sn_clock_now_us();
     for (int i = 0; i < 8; i++)
         b[5 + i] = (uint8_t)(ts >> (56 - 8 * i));
     if (sn_dtls_peer_put_packet(p->dtls, b, sizeof b) == SN_OK) {
         p->last_send_ms = p->last_ping_ms = now;
         h->st.keepalives_sent++;
     } else {
-        /* Busy socket (or a failing session, seen at the next poll): try again at the next
-         * interval rather than at once, which would spin. */
+        /* Busy socket: try again at the next interval rather than at once, which would spin. */
         p->last_send_ms = p->last_ping_ms = now;
+        send_failed(h, p);
     }
 }
 
@@ -427,7 +389,7 @@ static void became_connected(sn_host *h, sn_host_peer *p, uint64_t now)
     deliver_push(h, p);
     /* An early ping gives an RTT figure right away. */
     if (p->keepalive_ms > 0) send_ping(h, p, now);
-    heap_set(h, p, connected_wake(h, p, now));
+    if (p->state == PS_CONNECTED) heap_set(h, p, connected_wake(h, p, now));
 }
 
 /* What a DTLS poll changed. */
@@ -464,9 +426,21 @@ static void after_poll(sn_host *h, sn_host_peer *p, uint64_t now)
     }
 }
 
+/* Adds what the DTLS peer dropped since last time to the host's running sums. */
+static void count_drops(sn_host *h, sn_host_peer *p)
+{
+    sn_dtls_peer_stats ds;
+    sn_dtls_peer_get_stats(p->dtls, &ds);
+    h->st.dropped_queue_full += ds.dropped_queue_full - p->seen_queue_full;
+    h->st.dropped_malformed += ds.dropped_oversize - p->seen_oversize;
+    p->seen_queue_full = ds.dropped_queue_full;
+    p->seen_oversize = ds.dropped_oversize;
+}
+
 static void poll_peer(sn_host *h, sn_host_peer *p, uint64_t now)
 {
     sn_dtls_peer_poll(p->dtls);
+    count_drops(h, p);
     after_poll(h, p, now);
 }
 
@@ -477,8 +451,8 @@ static void on_timer(sn_host *h, sn_host_peer *p, uint64_t now)
         return;
     }
     if (p->state != PS_CONNECTED) return;
-    /* Datagrams the scan has not reached yet (budget, resync) count as life: read them first. */
-    if (p->udp && sn_udp_peer_peek(p->udp, NULL)) {
+    /* Datagrams not polled yet (the budget ran out) count as life: read them first. */
+    if (sn_dtls_peer_has_input(p->dtls)) {
         poll_peer(h, p, now);
         if (p->state != PS_CONNECTED) return;
     }
@@ -501,6 +475,7 @@ static void on_timer(sn_host *h, sn_host_peer *p, uint64_t now)
         uint64_t ka = (uint64_t)p->keepalive_ms;
         if (p->last_send_ms + ka <= now || p->last_ping_ms + ka * KA_RTT_FACTOR <= now)
             send_ping(h, p, now);
+        if (p->state != PS_CONNECTED) return;
     }
     heap_set(h, p, connected_wake(h, p, now));
 }
@@ -522,7 +497,6 @@ static sn_host_peer *peer_new(sn_host *h, bool outgoing)
     p->outgoing = outgoing;
     p->fd = -1;
     p->heap_idx = NO_HEAP;
-    p->inc_idx = NO_HEAP;
     p->keepalive_ms = h->cfg.keepalive_interval_ms;
     p->srtt_ms = p->rttvar_ms = -1;
     p->index = h->npeers;
@@ -532,12 +506,7 @@ static sn_host_peer *peer_new(sn_host *h, bool outgoing)
 
 static void peer_release(sn_host *h, sn_host_peer *p)
 {
-    sn_dtls_peer_stats ds;
-    if (p->dtls) {
-        sn_dtls_peer_get_stats(p->dtls, &ds);
-        h->gone_queue_full += ds.dropped_queue_full;
-        h->gone_oversize += ds.dropped_oversize;
-    }
+    if (p->dtls) count_drops(h, p);
     sn_dtls_peer_free(p->dtls); /* close_notify when still connected */
     ids_remove(h, p);
     size_t i = p->index;
@@ -588,12 +557,7 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
         return;
     }
     p->dtls = dp;
-    p->udp = udp; /* see the WORKAROUND note in the struct */
-    if (!inc_add(h, p)) {
-        /* No room to track it: let it go rather than leave it unserviced. */
-        peer_release(h, p);
-        return;
-    }
+    sn_dtls_peer_set_ready_tag(dp, p); /* the server's ready list now names this peer */
     snprintf(p->ip, sizeof p->ip, "%s", sn_dtls_peer_get_packet_ip(dp));
     p->port = sn_dtls_peer_get_packet_port(dp);
     p->state = PS_HANDSHAKING;
@@ -603,91 +567,11 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }
 
-static void inc_swap(sn_host *h, size_t a, size_t b)
+/* Reads the server socket (when it is readable or its pending table has a timer due), accepts
+ * new addresses, then polls the incoming peers on the ready list, within the budget. */
+static void server_io(sn_host *h, uint64_t now, int *budget, bool readable)
 {
-    sn_udp_peer *u = h->inc_udp[a];
-    sn_host_peer *p = h->inc_peer[a];
-    h->inc_udp[a] = h->inc_udp[b];
-    h->inc_peer[a] = h->inc_peer[b];
-    h->inc_udp[b] = u;
-    h->inc_peer[b] = p;
-    h->inc_peer[a]->inc_idx = a;
-    h->inc_peer[b]->inc_idx = b;
-}
-
-/* Looks at slot i: polls the peer when datagrams wait for it. Returns true when slot i holds a
- * peer not looked at yet (the one there died and the last one moved in). */
-static bool scan_slot(sn_host *h, size_t i, uint64_t now, int *budget)
-{
-    h->st.scan_steps++;
-    if (!sn_udp_peer_peek(h->inc_udp[i], NULL)) return false;
-    sn_host_peer *p = h->inc_peer[i];
-    h->outstanding -= sn_udp_peer_get_available_packet_count(p->udp);
-    (*budget)--;
-    poll_peer(h, p, now);
-    return p->inc_idx == NO_HEAP && i < h->ninc;
-}
-
-/* Finds the incoming peers whose UDP queue holds routed datagrams and polls them. Nothing
- * tells the host which peers those are (see docs/host.md), so:
- * - `outstanding` counts datagrams routed to taken peers and not yet found; scanning stops as
- *   soon as it reaches zero, so a quiet host does no work here;
- * - peers found with datagrams move to the front (the "hot" prefix, rebuilt every second) and
- *   are looked at first, so with a few active peers among many idle ones a scan costs about the
- *   number of active ones;
- * - the rest (the cold part) is walked round-robin with a step budget of max(1024, 64 per new
- *   datagram): per-datagram cost stays bounded with any number of peers; with more than 1024
- *   idle peers a cold peer's datagram may wait a few service calls to be found. */
-static void scan_incoming(sn_host *h, uint64_t now, int *budget, uint64_t fresh)
-{
-    if (h->outstanding <= 0 || h->ninc == 0) {
-        h->outstanding = 0;
-        return;
-    }
-    if (now - h->hot_epoch_ms >= 1000) {
-        h->hot_epoch_ms = now;
-        h->nhot = 0;
-    }
-    if (h->nhot > h->ninc) h->nhot = h->ninc;
-    for (size_t i = 0; i < h->nhot && h->outstanding > 0;) {
-        if (*budget <= 0) {
-            h->more_work = true;
-            return;
-        }
-        if (!scan_slot(h, i, now, budget)) i++;
-        if (h->nhot > h->ninc) h->nhot = h->ninc;
-    }
-    uint64_t steps = fresh * 64 > 1024 ? fresh * 64 : 1024;
-    size_t cold = h->ninc - h->nhot, seen = 0, i = h->cold_cursor;
-    while (seen < cold && h->outstanding > 0 && steps > 0 && h->ninc > h->nhot) {
-        if (*budget <= 0) break;
-        if (i >= h->ninc || i < h->nhot) i = h->nhot;
-        seen++;
-        steps--;
-        if (!sn_udp_peer_peek(h->inc_udp[i], NULL)) {
-            h->st.scan_steps++;
-            i++;
-            continue;
-        }
-        /* Into the hot prefix; slot i now holds the former first cold peer: look again. */
-        inc_swap(h, i, h->nhot);
-        size_t slot = h->nhot++;
-        scan_slot(h, slot, now, budget);
-        if (h->nhot > h->ninc) h->nhot = h->ninc;
-    }
-    h->cold_cursor = i;
-    if (seen >= cold && steps > 0 && *budget > 0) h->outstanding = 0; /* all looked at */
-    if (h->outstanding > 0) h->more_work = true;
-}
-
-static void server_io(sn_host *h, uint64_t now, int *budget)
-{
-    if (sn_udp_server_poll(h->udp) != SN_OK) return;
-    sn_udp_server_stats us;
-    sn_udp_server_get_stats(h->udp, &us);
-    uint64_t fresh = us.datagrams_routed - h->last_routed;
-    h->outstanding += (int64_t)fresh;
-    h->last_routed = us.datagrams_routed;
+    if (readable && sn_udp_server_poll(h->udp) != SN_OK) return;
     while (sn_udp_server_is_connection_available(h->udp)) {
         if (*budget <= 0) {
             h->more_work = true;
@@ -695,11 +579,18 @@ static void server_io(sn_host *h, uint64_t now, int *budget)
         }
         sn_udp_peer *udp = sn_udp_server_take_connection(h->udp);
         if (!udp) break;
-        h->outstanding -= sn_udp_peer_get_available_packet_count(udp);
         (*budget)--;
         accept_one(h, udp, now);
     }
-    scan_incoming(h, now, budget, fresh);
+    while (*budget > 0) {
+        sn_udp_peer *ready = sn_udp_server_pop_ready(h->udp);
+        if (!ready) break;
+        sn_host_peer *p = sn_udp_peer_ready_tag(ready);
+        if (!p || (p->state != PS_HANDSHAKING && p->state != PS_CONNECTED)) continue;
+        (*budget)--;
+        poll_peer(h, p, now); /* may free `ready`: not used after this */
+    }
+    if (sn_udp_server_ready_count(h->udp) > 0) h->more_work = true;
 }
 
 /* One round of I/O and timers; sleeps up to wait_ms in epoll_wait first. */
@@ -734,9 +625,10 @@ static int io_step(sn_host *h, int wait_ms)
         budget--;
         poll_peer(h, p, now);
     }
-    if (h->udp &&
-        (server_ready || h->outstanding > 0 || sn_udp_server_next_timeout_ms(h->udp) == 0))
-        server_io(h, now, &budget);
+    if (h->udp) {
+        bool readable = server_ready || sn_udp_server_next_timeout_ms(h->udp) == 0;
+        if (readable || sn_udp_server_ready_count(h->udp) > 0) server_io(h, now, &budget, readable);
+    }
     while (h->nheap && h->heap[0]->wake_ms <= now) {
         if (budget <= 0) {
             h->more_work = true;
@@ -781,13 +673,15 @@ static void on_keepalive(sn_host *h, sn_host_peer *p, const uint8_t *b)
         if (sn_dtls_peer_put_packet(p->dtls, pong, sizeof pong) == SN_OK) {
             p->last_send_ms = sn_now_ms();
             h->st.keepalives_sent++;
+        } else {
+            send_failed(h, p);
         }
         return;
     }
     uint64_t ts = 0;
     for (int i = 0; i < 8; i++)
         ts = (ts << 8) | b[5 + i];
-    uint64_t t = now_us();
+    uint64_t t = sn_clock_now_us();
     if (ts > t) return; /* not ours */
     double sample = (double)(t - ts) / 1000.0;
     if (p->srtt_ms < 0) {
@@ -856,12 +750,14 @@ void sn_host_default_config(sn_host_config *out)
     out->bind_address = NULL;
     out->port = 0;
     out->server_options = NULL;
+    sn_dtls_settings dtls; /* one source for the defaults the two layers share */
+    sn_dtls_default_settings(&dtls);
     out->max_peers = 4096;
     out->max_half_open = 256;
     out->idle_timeout_ms = 30000;
-    out->handshake_timeout_ms = 10000;
+    out->handshake_timeout_ms = dtls.handshake_timeout_ms;
     out->keepalive_interval_ms = 1000;
-    out->mtu = 1200;
+    out->mtu = dtls.mtu;
     out->max_work_per_service = 256;
     out->recv_buffer_size = 4 << 20;
 }
@@ -951,8 +847,6 @@ void sn_host_free(sn_host *h)
     sn_udp_server_free(h->udp);
     close(h->epfd);
     sn_free(h->peers);
-    sn_free(h->inc_udp);
-    sn_free(h->inc_peer);
     sn_free(h->heap);
     sn_free(h->ids);
     sn_free(h);
@@ -1041,7 +935,6 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
         sn_udp_peer_free(udp);
         char keep[256];
         snprintf(keep, sizeof keep, "%s", sn_last_error_message());
-        p->udp = NULL;
         mark_dead(h, p);
         /* Not visible to the program: free it now rather than at the next service. */
         h->dead = p->next_dead;
@@ -1050,7 +943,6 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
     }
     sn_dtls_peer_set_settings(p->dtls, &h->dtls_settings);
     h->st.handshakes_started++;
-    p->udp = udp; /* see the WORKAROUND note in the struct */
     if (sn_dtls_peer_connect_to_peer(p->dtls, udp, hostname ? hostname : address, client_options) !=
         SN_OK) {
         const char *why = sn_dtls_peer_get_error_message(p->dtls);
@@ -1131,15 +1023,6 @@ void sn_host_get_stats(const sn_host *h, sn_host_stats *out)
     out->peers_connected_now = h->n_connected;
     out->peers_handshaking_now = h->n_handshaking;
     out->incoming_half_open_now = h->n_half_open;
-    out->dropped_queue_full += h->gone_queue_full;
-    out->dropped_malformed += h->gone_oversize;
-    for (size_t i = 0; i < h->npeers; i++) {
-        sn_dtls_peer_stats ds;
-        if (!h->peers[i]->dtls) continue;
-        sn_dtls_peer_get_stats(h->peers[i]->dtls, &ds);
-        out->dropped_queue_full += ds.dropped_queue_full;
-        out->dropped_malformed += ds.dropped_oversize;
-    }
     if (h->dtls) {
         sn_dtls_server_stats ds;
         sn_dtls_server_get_stats(h->dtls, &ds);
@@ -1197,7 +1080,6 @@ void sn_host_peer_disconnect(sn_host_peer *p)
     }
     p->connect_pending = false;
     if (!tell) {
-        p->udp = NULL;
         mark_dead(h, p);
         return;
     }

@@ -96,6 +96,8 @@ typedef struct sn_udp_key {
     uint16_t zero;
 } sn_udp_key;
 
+typedef struct sn_udp_hub sn_udp_hub;
+
 struct sn_udp_peer {
     /* Hot while routing: the key, the queue and its bounds, the receive counters. Kept first so
      * they share the first cache lines (the server prefetches them). */
@@ -104,18 +106,21 @@ struct sn_udp_peer {
     size_t max_packets, max_bytes;
     sn_udp_peer_stats stats;
     uint64_t hash;
-    int fd;                /* own socket; -1 for server-owned, closed or unbound peers */
-    int family;            /* of fd */
-    sn_udp_server *server; /* owning server; NULL when standalone or detached */
-    bool server_owned;     /* taken (or pending) from a server, even once detached */
-    bool pending;          /* still in the server's pending list */
-    bool connected;        /* fd connected to `remote` */
-    bool has_remote;       /* `remote` is set (connected, destination, or server-routed) */
+    int fd;            /* own socket; -1 for server-owned, closed or unbound peers */
+    int family;        /* of fd */
+    sn_udp_hub *hub;   /* the owning server's shared part; NULL when standalone or detached */
+    bool server_owned; /* taken (or pending) from a server, even once detached */
+    bool pending;      /* still in the server's pending list */
+    bool connected;    /* fd connected to `remote` */
+    bool has_remote;   /* `remote` is set (connected, destination, or server-routed) */
     bool broadcast;
     bool have_last;
     uint64_t created_ms;
-    struct sn_udp_peer *prev, *next; /* server's pending or taken list */
-    sn_udp_rx *rx;                   /* standalone: lazily allocated */
+    struct sn_udp_peer *prev, *next;   /* server's pending or taken list */
+    struct sn_udp_peer *rprev, *rnext; /* server's ready list (taken peers with new datagrams) */
+    bool in_ready;
+    void *ready_tag; /* what the ready list hands the consumer (sn_udp_peer_set_ready_tag) */
+    sn_udp_rx *rx;   /* standalone: lazily allocated */
     sn_addr remote;
     sn_udp_sockaddr last_from;
     char last_ip[SN_IP_STRLEN];
@@ -141,15 +146,52 @@ sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i);
 /* The routing key of an address: IPv4 and IPv4-mapped IPv6 give the same key. */
 void sn_udp_key_from(const struct sockaddr *sa, sn_udp_key *key);
 
-/* udp_server.c: called by the peer when it is freed or closed. */
-void sn_udp_server_forget_peer(sn_udp_server *s, sn_udp_peer *p);
-/* udp_server.c: the server's socket (-1 when not listening). */
-int sn_udp_server_fd(const sn_udp_server *s);
-void sn_udp_server_count_send(sn_udp_server *s, size_t bytes, sn_err result);
+/* ---- the hub (udp_hub.c): what a server shares with the peers taken from it ------------ */
+
+typedef struct sn_udp_slot {
+    uint64_t hash;
+    sn_udp_peer *p; /* NULL: empty */
+} sn_udp_slot;
+
+struct sn_udp_hub {
+    int fd; /* the server's socket; -1 when not listening */
+    int port;
+    /* The server's poll, for a taken peer's wait(): set by the server (peers never call into
+     * udp_server.c directly). */
+    sn_err (*poll)(sn_udp_hub *hub);
+    sn_udp_slot *table; /* open addressing, linear probing, backward-shift deletion */
+    size_t tcap, tcount;
+    uint64_t key[2]; /* SipHash key, random per server */
+    sn_udp_peer *pend_head, *pend_tail;
+    size_t pend_count;
+    sn_udp_peer *taken_head;
+    size_t taken_count;
+    /* Taken peers that received datagrams since the consumer last took them off (ENet's
+     * dispatch queue): a peer joins when routing queues a datagram for it and it is not on
+     * the list; sn_udp_server_pop_ready takes it off. */
+    sn_udp_peer *ready_head, *ready_tail;
+    size_t ready_count;
+    sn_udp_server_stats st;
+};
+
+uint64_t sn_udp_hub_hash(const sn_udp_hub *hub, const sn_udp_key *key);
+sn_udp_peer *sn_udp_hub_find(const sn_udp_hub *hub, const sn_udp_key *key, uint64_t hash);
+/* false when the table cannot grow (out of memory and too full). */
+bool sn_udp_hub_insert(sn_udp_hub *hub, sn_udp_peer *p);
+void sn_udp_hub_pending_append(sn_udp_hub *hub, sn_udp_peer *p);
+void sn_udp_hub_pending_unlink(sn_udp_hub *hub, sn_udp_peer *p);
+void sn_udp_hub_taken_push(sn_udp_hub *hub, sn_udp_peer *p);
+void sn_udp_hub_ready_push(sn_udp_hub *hub, sn_udp_peer *p);
+sn_udp_peer *sn_udp_hub_ready_pop(sn_udp_hub *hub);
+/* Unregisters a peer everywhere (table, its list, the ready list): it is being freed or
+ * closed. */
+void sn_udp_hub_forget(sn_udp_hub *hub, sn_udp_peer *p);
+void sn_udp_hub_count_send(sn_udp_hub *hub, size_t bytes, sn_err result);
+
 /* udp_server.c: test hook, the peer registered for an address (NULL when none). */
 sn_udp_peer *sn_udp_server_lookup(const sn_udp_server *s, const struct sockaddr *sa);
 /* udp_peer.c: a new server-owned peer for `from` (NULL when out of memory). */
-sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from, socklen_t fromlen,
+sn_udp_peer *sn_udp_peer_new_owned(sn_udp_hub *hub, const sn_udp_sockaddr *from, socklen_t fromlen,
                                    size_t max_packets, size_t max_bytes);
 /* udp_peer.c: the server is going away; keep the queue, forget the server. */
 void sn_udp_peer_detach(sn_udp_peer *p);

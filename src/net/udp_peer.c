@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- life cycle ----------------------------------------------------------------------- */
@@ -31,13 +30,13 @@ sn_udp_peer *sn_udp_peer_new(void)
     return p;
 }
 
-sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from, socklen_t fromlen,
+sn_udp_peer *sn_udp_peer_new_owned(sn_udp_hub *hub, const sn_udp_sockaddr *from, socklen_t fromlen,
                                    size_t max_packets, size_t max_bytes)
 {
     sn_udp_peer *p = sn_calloc(1, sizeof *p);
     if (!p) return NULL;
     peer_init(p);
-    p->server = s;
+    p->hub = hub;
     p->server_owned = true;
     p->pending = true;
     p->has_remote = true;
@@ -53,8 +52,8 @@ sn_udp_peer *sn_udp_peer_new_owned(sn_udp_server *s, const sn_udp_sockaddr *from
 /* Returns the peer to the state of a new one, keeping its settings and counters. */
 static void peer_reset(sn_udp_peer *p)
 {
-    if (p->server) sn_udp_server_forget_peer(p->server, p);
-    p->server = NULL;
+    if (p->hub) sn_udp_hub_forget(p->hub, p);
+    p->hub = NULL;
     p->server_owned = false;
     p->pending = false;
     if (p->fd >= 0) close(p->fd);
@@ -78,13 +77,13 @@ void sn_udp_peer_free(sn_udp_peer *p)
 void sn_udp_peer_free_pending(sn_udp_peer *p)
 {
     /* The server already removed it from its table and list. */
-    p->server = NULL;
+    p->hub = NULL;
     sn_udp_peer_free(p);
 }
 
 void sn_udp_peer_detach(sn_udp_peer *p)
 {
-    p->server = NULL;
+    p->hub = NULL;
     p->pending = false;
     p->prev = p->next = NULL;
 }
@@ -163,7 +162,7 @@ sn_err sn_udp_peer_connect_to_host(sn_udp_peer *p, const char *host, int port)
 
 bool sn_udp_peer_is_bound(const sn_udp_peer *p)
 {
-    return p && (p->fd >= 0 || (p->server_owned && p->server));
+    return p && (p->fd >= 0 || (p->server_owned && p->hub));
 }
 
 bool sn_udp_peer_is_socket_connected(const sn_udp_peer *p)
@@ -216,7 +215,7 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
     sn_addr dest;
     bool use_dest = true;
     if (p->server_owned) {
-        if (!p->server || (fd = sn_udp_server_fd(p->server)) < 0)
+        if (!p->hub || (fd = p->hub->fd) < 0)
             return sn_fail(SN_ERR_UNCONFIGURED, "put_packet: the UDP server of this peer is gone");
         dest = p->remote;
     } else {
@@ -251,7 +250,7 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
         p->stats.datagrams_sent++;
         p->stats.bytes_sent += len;
     }
-    if (p->server_owned) sn_udp_server_count_send(p->server, len, res);
+    if (p->server_owned && p->hub) sn_udp_hub_count_send(p->hub, len, res);
     return res;
 }
 
@@ -338,6 +337,16 @@ bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out)
     return true;
 }
 
+void sn_udp_peer_set_ready_tag(sn_udp_peer *p, void *tag)
+{
+    if (p) p->ready_tag = tag;
+}
+
+void *sn_udp_peer_ready_tag(const sn_udp_peer *p)
+{
+    return p ? p->ready_tag : NULL;
+}
+
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p)
 {
     return p && p->server_owned;
@@ -394,14 +403,14 @@ int sn_udp_peer_get_packet_port(const sn_udp_peer *p)
 int sn_udp_peer_get_local_port(const sn_udp_peer *p)
 {
     if (!p) return 0;
-    if (p->server_owned) return p->server ? sn_udp_server_get_local_port(p->server) : 0;
+    if (p->server_owned) return p->hub && p->hub->fd >= 0 ? p->hub->port : 0;
     return sn_net_local_port(p->fd);
 }
 
 int sn_udp_peer_get_fd(const sn_udp_peer *p)
 {
     if (!p) return -1;
-    if (p->server_owned) return p->server ? sn_udp_server_fd(p->server) : -1;
+    if (p->server_owned) return p->hub ? p->hub->fd : -1;
     return p->fd;
 }
 
@@ -412,8 +421,8 @@ sn_err sn_udp_peer_wait(sn_udp_peer *p, int timeout_ms)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "wait: timeout %d ms is negative", timeout_ms);
     uint64_t deadline = timeout_ms < 0 ? 0 : sn_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        if (p->server_owned && p->server)
-            sn_udp_server_poll(p->server);
+        if (p->server_owned && p->hub)
+            p->hub->poll(p->hub);
         else
             sn_udp_peer_pump(p);
         if (p->q.head) return SN_OK;

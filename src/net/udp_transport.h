@@ -17,6 +17,16 @@ void sn_udp_peer_drop(sn_udp_peer *p);
 /* The address this peer talks to (connected address, destination, or the address a server
  * routed to it). false when it has none. */
 bool sn_udp_peer_remote(const sn_udp_peer *p, sn_addr *out);
+/* The ready list (ENet's dispatch queue): a server puts a taken peer on it when it routes a
+ * datagram to it and the peer is not on it already; pop_ready takes the oldest off (NULL when
+ * none). The peer is borrowed: its owner (e.g. a DTLS peer) decides its life, and freeing it
+ * takes it off the list. The tag tells the consumer whose peer it is without the consumer
+ * keeping a pointer to the UDP peer. */
+sn_udp_peer *sn_udp_server_pop_ready(sn_udp_server *s);
+size_t sn_udp_server_ready_count(const sn_udp_server *s);
+void sn_udp_peer_set_ready_tag(sn_udp_peer *p, void *tag);
+void *sn_udp_peer_ready_tag(const sn_udp_peer *p);
+
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
 
