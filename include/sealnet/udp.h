@@ -9,6 +9,8 @@
 
 #include <sealnet/error.h>
 
+struct sockaddr;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -152,6 +154,37 @@ SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */
 SN_API sn_err sn_udp_server_set_recv_buffer_size(sn_udp_server *s, int bytes);
+
+/* ---- the UDP transport: send and receive overrides (netcode's override_send_and_receive) ----
+ *
+ * Every datagram sealnet sends or receives on a UDP socket (peers, servers, DTLS and the host
+ * on top of them) goes through these two calls. Sockets are still opened and bound as usual (so
+ * ports and addresses mean what they always do), but a program may replace what happens on the
+ * wire: a test injects faults (a send failing with EPERM, ICMP errors as ECONNREFUSED, loss), a
+ * fuzz target feeds datagrams without any network, a game engine routes packets through its own
+ * relay. Process-wide; set it before creating the objects it should serve. With an override in
+ * place, waits (sn_udp_peer_wait, sn_host_service) look at the sockets every millisecond instead
+ * of sleeping until the kernel says one is readable. */
+typedef struct sn_udp_transport {
+    /* Sends one datagram on socket fd to `to` (NULL: the socket's connected address). Returns
+     * the bytes sent, or -1 with errno set (EAGAIN/ENOBUFS: busy, ECONNREFUSED: an earlier
+     * datagram drew ICMP port unreachable, anything else: a failure). */
+    long (*send)(void *user, int fd, const void *buf, size_t len, const struct sockaddr *to,
+                 unsigned to_len);
+    /* Receives one datagram for socket fd into buf (cap bytes) and its source into from
+     * (*from_len bytes of room, set to the address length). Returns the datagram's full length
+     * (more than cap: it was truncated and is dropped), or -1 with errno (EAGAIN: nothing
+     * waiting; ECONNREFUSED: ICMP port unreachable). */
+    long (*recv)(void *user, int fd, void *buf, size_t cap, struct sockaddr *from,
+                 unsigned *from_len);
+    void *user;
+} sn_udp_transport;
+
+/* Installs (a copy of) t; NULL restores the kernel's sendto/recvmmsg. SN_ERR_INVALID_PARAMETER
+ * when a function is missing. */
+SN_API sn_err sn_set_udp_transport(const sn_udp_transport *t);
+/* True while an override is installed. */
+SN_API bool sn_udp_transport_is_overridden(void);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
  * queues, the recvmmsg receive batches and the routing key of an address (udp_internal.h says
  * how memory is laid out). Shared by udp_peer.c and udp_server.c. */
 #include "udp_internal.h"
+#include "udp_sys.h"
 
 #include <errno.h>
 #include <string.h>
@@ -244,10 +245,7 @@ int sn_udp_rx_recv(sn_udp_rx *rx, int fd, unsigned want)
         errno = ENOMEM;
         return -1;
     }
-    int r;
-    do
-        r = recvmmsg(fd, rx->msgs, n, MSG_DONTWAIT, NULL);
-    while (r < 0 && errno == EINTR);
+    int r = sn_udp_sys_recvmmsg(fd, rx->msgs, n);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     return r;
 }

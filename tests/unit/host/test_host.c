@@ -10,9 +10,11 @@
 #include <sealnet/host.h>
 
 #include "core.h"
+#include "test_hooks.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -47,6 +49,16 @@ static int teardown(void **state)
     sn_tls_options_free(client_opts);
     sn_x509_cert_free(cert);
     sn_crypto_key_free(key);
+    return 0;
+}
+
+/* A test on the injected clock or transport puts the real ones back even when it fails. */
+static int remove_hooks(void **state)
+{
+    (void)state;
+    sn_test_transport_fail_sends(-2, 0);
+    sn_test_transport_remove();
+    sn_test_clock_remove();
     return 0;
 }
 
@@ -136,6 +148,34 @@ static bool pump(sn_host **hosts, evlog **logs, int n, int ms, cond_fn cond, voi
         }
         if (wait > 20) wait = 20;
         poll(pf, (nfds_t)np, wait);
+    }
+}
+
+/* Like pump, on the injected clock: services every host, then moves the clock on by step_ms,
+ * until cond holds or ms of injected time pass. Loopback delivery is synchronous, so nothing
+ * waits in real time. Returns cond's value; *at gets the injected time it became true. */
+static bool pump_fake(sn_host **hosts, evlog **logs, int n, uint64_t ms, uint64_t step_ms,
+                      cond_fn cond, void *arg, uint64_t *at)
+{
+    uint64_t end = sn_test_clock_now_ms() + ms;
+    for (;;) {
+        for (int i = 0; i < n; i++) {
+            if (!hosts[i]) continue;
+            sn_host_event ev;
+            int r;
+            while ((r = sn_host_service(hosts[i], &ev, 0)) > 0) {
+                record(logs[i], &ev);
+                logs[i]->r[logs[i]->n - 1].at_ms = sn_test_clock_now_ms();
+                if (logs[i]->on) logs[i]->on(hosts[i], &ev, logs[i]->user);
+            }
+            assert_int_equal(r, 0);
+        }
+        if (cond && cond(arg)) {
+            if (at) *at = sn_test_clock_now_ms();
+            return true;
+        }
+        if (sn_test_clock_now_ms() >= end) return cond ? false : true;
+        sn_test_clock_advance(step_ms);
     }
 }
 
@@ -293,6 +333,9 @@ static void events_in_order(void **state)
 static void idle_timeout_and_keepalive(void **state)
 {
     (void)state;
+    /* On the injected clock: the timers' arithmetic is checked to the step, whatever the load
+     * on the machine. */
+    sn_test_clock_install(1000000);
     sn_host_config c;
     sn_host_default_config(&c);
     c.idle_timeout_ms = 600;
@@ -309,32 +352,27 @@ static void idle_timeout_and_keepalive(void **state)
     assert_non_null(pa);
     assert_non_null(pq);
     want w = {&ls, SN_HOST_EVENT_CONNECT, 2};
-    assert_true(pump(hosts, logs, 3, 5000, have, &w));
+    assert_true(pump_fake(hosts, logs, 3, 100, 1, have, &w, NULL));
     want2 w2 = {{&la, SN_HOST_EVENT_CONNECT, 1}, {&lq, SN_HOST_EVENT_CONNECT, 1}};
-    assert_true(pump(hosts, logs, 3, 5000, have2, &w2));
+    assert_true(pump_fake(hosts, logs, 3, 100, 1, have2, &w2, NULL));
 
     uint32_t silent_id = 0, alive_id = 0;
     /* The silent host stops being serviced from now on. */
-    uint64_t silent_since = sn_test_now_ms();
+    uint64_t silent_since = sn_test_clock_now_ms(), at = 0;
     hosts[2] = NULL;
     want w3 = {&ls, SN_HOST_EVENT_DISCONNECT, 1};
-    assert_true(pump(hosts, logs, 3, 3000, have, &w3));
+    assert_true(pump_fake(hosts, logs, 3, 3000, 5, have, &w3, &at));
     const rec *d = find(&ls, SN_HOST_EVENT_DISCONNECT, 0);
     assert_int_equal(d->reason, SN_HOST_DISCONNECT_TIMEOUT);
     assert_non_null(strstr(d->msg, "idle"));
     silent_id = d->id;
-    uint64_t took = d->at_ms - silent_since;
-    assert_true(took >= 400); /* the last packet may predate silent_since by a keepalive */
-    assert_true(took < 1500);
-    /* The kept-alive one survives several idle periods without sending any application data;
-     * meanwhile the hosts sleep between timers rather than spin (CPU well under wall time). */
-    struct timespec c0, c1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-    pump(hosts, logs, 3, 1500, NULL, NULL);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-    double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
-    print_message("CPU while idle-but-alive for 1500 ms: %.1f ms\n", cpu_ms);
-    assert_true(cpu_ms < 500);
+    uint64_t took = at - silent_since;
+    print_message("idle timeout after %llu ms of injected time\n", (unsigned long long)took);
+    /* Its last packet predates silent_since by at most one keepalive interval. */
+    assert_true(took >= 600 - 150);
+    assert_true(took <= 600 + 5);
+    /* The kept-alive one survives several idle periods without sending any application data. */
+    pump_fake(hosts, logs, 3, 1500, 5, NULL, NULL, NULL);
     for (size_t i = 0; i < ls.n; i++)
         if (ls.r[i].type == SN_HOST_EVENT_DISCONNECT)
             print_message("server DISCONNECT id %u %s: %s\n", ls.r[i].id,
@@ -348,25 +386,98 @@ static void idle_timeout_and_keepalive(void **state)
     assert_int_equal(sn_host_peer_get_state(sa), SN_HOST_PEER_CONNECTED);
     assert_true(sn_host_peer_get_rtt_ms(sa) >= 0);
     assert_true(sn_host_peer_get_rtt_ms(pa) >= 0);
-    assert_true(sn_test_now_ms() - sn_host_peer_get_last_packet_time_ms(sa) < 600);
+    assert_true(sn_test_clock_now_ms() - sn_host_peer_get_last_packet_time_ms(sa) <= 150 + 5);
     sn_host_stats st;
     sn_host_get_stats(srv, &st);
     assert_int_equal(st.idle_timeouts, 1);
     assert_int_equal(st.packets_received, 0);
+    /* 1.5 s of pings from the client every 150 ms, and pongs to the server's own pings. */
     assert_true(st.keepalives_received >= 10);
 
     /* The silent host, serviced again, learns it was dropped (close_notify from the server). */
     hosts[2] = silent;
     want w4 = {&lq, SN_HOST_EVENT_DISCONNECT, 1};
-    assert_true(pump(hosts, logs, 3, 3000, have, &w4));
+    assert_true(pump_fake(hosts, logs, 3, 1000, 5, have, &w4, NULL));
     assert_int_equal(find(&lq, SN_HOST_EVENT_DISCONNECT, 0)->reason, SN_HOST_DISCONNECT_CLOSED);
 
     sn_host_free(silent);
     sn_host_free(alive);
     sn_host_free(srv);
+    sn_test_clock_remove();
     free(ls.r);
     free(la.r);
     free(lq.r);
+}
+
+/* A connected host peer whose sends start failing for good (a firewall REJECT rule makes
+ * sendto fail with EPERM): the DTLS peer gives up its session, and the host turns that into one
+ * DISCONNECT ERROR naming the cause, for every peer, and never touches the freed transport
+ * again (the regression was a use-after-free on the next keepalive timer, caught by ASan). */
+static void fatal_send_error_on_connected_peer(void **state)
+{
+    (void)state;
+    sn_test_transport_install();
+    sn_test_clock_install(5000000);
+    sn_host_config c;
+    sn_host_default_config(&c);
+    c.keepalive_interval_ms = 100;
+    sn_host *srv = server_host(&c);
+    sn_host *c1 = client_host(100), *c2 = client_host(100);
+    evlog ls = {0}, l1 = {0}, l2 = {0};
+    sn_host *hosts[] = {srv, c1, c2};
+    evlog *logs[] = {&ls, &l1, &l2};
+    int port = sn_host_get_port(srv);
+    assert_non_null(sn_host_connect(c1, "127.0.0.1", port, NULL, client_opts));
+    assert_non_null(sn_host_connect(c2, "127.0.0.1", port, NULL, client_opts));
+    want w = {&ls, SN_HOST_EVENT_CONNECT, 2};
+    assert_true(pump_fake(hosts, logs, 3, 200, 1, have, &w, NULL));
+
+    /* From now on every datagram the server sends fails with EPERM. */
+    sn_host_peer *peers[2];
+    assert_int_equal(sn_host_get_peers(srv, peers, 2), 2);
+    int server_fd = -1;
+    {
+        /* The server's UDP socket is the one bound to its port. */
+        for (int fd = 3; fd < 1024 && server_fd < 0; fd++) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            int type = 0;
+            socklen_t tl = sizeof type;
+            if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) continue;
+            if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM)
+                continue;
+            int p = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                            : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            if (p == port) server_fd = fd;
+        }
+    }
+    assert_true(server_fd >= 0);
+    sn_test_transport_fail_sends(server_fd, EPERM);
+    want wd = {&ls, SN_HOST_EVENT_DISCONNECT, 2};
+    assert_true(pump_fake(hosts, logs, 3, 2000, 10, have, &wd, NULL));
+    for (size_t i = 0; i < ls.n; i++) {
+        if (ls.r[i].type != SN_HOST_EVENT_DISCONNECT) continue;
+        print_message("server DISCONNECT %s: %s\n",
+                      sn_host_disconnect_reason_string(ls.r[i].reason), ls.r[i].msg);
+        assert_int_equal(ls.r[i].reason, SN_HOST_DISCONNECT_ERROR);
+        assert_non_null(strstr(ls.r[i].msg, "Operation not permitted"));
+    }
+    assert_true(sn_test_transport_failed_sends() >= 2);
+    /* Many more timer rounds: nothing may touch what the failed sessions released. */
+    pump_fake(hosts, logs, 3, 1000, 10, NULL, NULL, NULL);
+    assert_int_equal(count(&ls, SN_HOST_EVENT_DISCONNECT), 2);
+    sn_host_stats st;
+    sn_host_get_stats(srv, &st);
+    assert_int_equal(st.peers_connected_now, 0);
+    sn_test_transport_fail_sends(-2, 0);
+    sn_host_free(c2);
+    sn_host_free(c1);
+    sn_host_free(srv);
+    sn_test_clock_remove();
+    sn_test_transport_remove();
+    free(ls.r);
+    free(l1.r);
+    free(l2.r);
 }
 
 /* Broadcast reaches every connected peer exactly once; with `except`, all but that one. */
@@ -865,7 +976,8 @@ int main(void)
     /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(events_in_order),
-        cmocka_unit_test(idle_timeout_and_keepalive),
+        cmocka_unit_test_teardown(idle_timeout_and_keepalive, remove_hooks),
+        cmocka_unit_test_teardown(fatal_send_error_on_connected_peer, remove_hooks),
         cmocka_unit_test(broadcast_once_each),
         cmocka_unit_test(max_peers_refuses_cleanly),
         cmocka_unit_test(half_open_cap_under_flood),

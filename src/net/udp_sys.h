@@ -1,0 +1,14 @@
+/* The datagram system calls, through the program's transport override when there is one
+ * (udp_sys.c). Not installed. */
+#ifndef SN_UDP_SYS_H
+#define SN_UDP_SYS_H
+
+#include "net.h"
+
+/* sendto (to != NULL) or send on a connected socket; EINTR retried. -1 with errno. */
+ssize_t sn_udp_sys_send(int fd, const void *buf, size_t len, const struct sockaddr *to,
+                        socklen_t to_len);
+/* recvmmsg(MSG_DONTWAIT) for up to n messages; EINTR retried. -1 with errno (EAGAIN: none). */
+int sn_udp_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n);
+
+#endif

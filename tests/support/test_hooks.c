@@ -1,0 +1,85 @@
+/* Test doubles for the clock and the UDP transport (test_hooks.h). */
+#include "test_hooks.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+static uint64_t fake_us;
+
+static uint64_t fake_clock(void *user)
+{
+    (void)user;
+    return __atomic_load_n(&fake_us, __ATOMIC_ACQUIRE);
+}
+
+void sn_test_clock_install(uint64_t start_ms)
+{
+    __atomic_store_n(&fake_us, start_ms * 1000u, __ATOMIC_RELEASE);
+    sn_set_clock(fake_clock, NULL);
+}
+
+void sn_test_clock_advance(uint64_t ms)
+{
+    __atomic_fetch_add(&fake_us, ms * 1000u, __ATOMIC_ACQ_REL);
+}
+
+uint64_t sn_test_clock_now_ms(void)
+{
+    return fake_clock(NULL) / 1000u;
+}
+
+void sn_test_clock_remove(void)
+{
+    sn_set_clock(NULL, NULL);
+}
+
+static int fail_fd = -2, fail_errno;
+static unsigned long failed_sends;
+
+static long pass_send(void *user, int fd, const void *buf, size_t len, const struct sockaddr *to,
+                      unsigned to_len)
+{
+    (void)user;
+    if (fail_errno && (fail_fd == -1 || fail_fd == fd)) {
+        failed_sends++;
+        errno = fail_errno;
+        return -1;
+    }
+    return to ? (long)sendto(fd, buf, len, MSG_DONTWAIT, to, (socklen_t)to_len)
+              : (long)send(fd, buf, len, MSG_DONTWAIT);
+}
+
+static long pass_recv(void *user, int fd, void *buf, size_t cap, struct sockaddr *from,
+                      unsigned *from_len)
+{
+    (void)user;
+    socklen_t fl = (socklen_t)*from_len;
+    ssize_t r = recvfrom(fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC, from, &fl);
+    *from_len = (unsigned)fl;
+    return (long)r;
+}
+
+void sn_test_transport_install(void)
+{
+    static const sn_udp_transport t = {pass_send, pass_recv, NULL};
+    fail_fd = -2;
+    fail_errno = 0;
+    failed_sends = 0;
+    sn_set_udp_transport(&t);
+}
+
+void sn_test_transport_remove(void)
+{
+    sn_set_udp_transport(NULL);
+}
+
+void sn_test_transport_fail_sends(int fd, int err)
+{
+    fail_fd = fd;
+    fail_errno = err;
+}
+
+unsigned long sn_test_transport_failed_sends(void)
+{
+    return failed_sends;
+}
