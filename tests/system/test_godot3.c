@@ -216,7 +216,7 @@ typedef struct cert_set {
 } cert_set;
 
 static char *tmp, *proj;
-static cert_set ec, rsa, other, godot_made;
+static cert_set ec, rsa, other, godot_made, sealnet_ec, sealnet_rsa;
 
 static int load_set(cert_set *c, const char *label)
 {
@@ -235,6 +235,33 @@ static int make_set(const char *kind, cert_set *c, const char *label)
                  ? load_set(c, label)
                  : -1;
     free(dir);
+    return rc;
+}
+
+/* Key and certificate made and saved by sealnet itself (sn_crypto_generate_* and
+ * sn_crypto_generate_self_signed_certificate: CN=localhost, also as a DNS subjectAltName,
+ * basicConstraints CA:FALSE), for Godot to load with CryptoKey.load / X509Certificate.load. */
+static int make_sealnet_set(bool use_rsa, cert_set *c, const char *label)
+{
+    char *dir = sn_test_path(tmp, use_rsa ? "certs-sealnet-rsa" : "certs-sealnet-ec");
+    if (sn_test_sh("mkdir -p '%s'", dir) != 0) {
+        free(dir);
+        return -1;
+    }
+    c->key = sn_test_path(dir, "sealnet.key");
+    c->crt = sn_test_path(dir, "sealnet.crt");
+    free(dir);
+    sn_crypto_key *key = use_rsa ? sn_crypto_generate_rsa(2048) : sn_crypto_generate_ec("P-256");
+    sn_x509_cert *crt = key ? sn_crypto_generate_self_signed_certificate(
+                                  key, "CN=localhost,O=sealnet test", NULL, NULL)
+                            : NULL;
+    int rc = crt && sn_crypto_key_save(key, c->key, false) == SN_OK &&
+                     sn_x509_cert_save(crt, c->crt) == SN_OK
+                 ? load_set(c, label)
+                 : -1;
+    if (rc != 0) fprintf(stderr, "sealnet-made %s: %s\n", label, sn_last_error_message());
+    sn_x509_cert_free(crt);
+    sn_crypto_key_free(key);
     return rc;
 }
 
@@ -263,7 +290,9 @@ static int group_setup(void **state)
         !write_project_file("server.gd", server_gd) || !write_project_file("keygen.gd", keygen_gd))
         return -1;
     if (make_set("ec", &ec, "P-256") != 0 || make_set("rsa", &rsa, "RSA-2048") != 0 ||
-        make_set("ec", &other, "other P-256") != 0)
+        make_set("ec", &other, "other P-256") != 0 ||
+        make_sealnet_set(false, &sealnet_ec, "sealnet-made P-256") != 0 ||
+        make_sealnet_set(true, &sealnet_rsa, "sealnet-made RSA-2048") != 0)
         return -1;
     return 0;
 }
@@ -284,6 +313,8 @@ static int group_teardown(void **state)
     free_set(&rsa);
     free_set(&other);
     free_set(&godot_made);
+    free_set(&sealnet_ec);
+    free_set(&sealnet_rsa);
     sn_test_rmtree(tmp);
     free(tmp);
     free(proj);
@@ -511,7 +542,9 @@ static void test_godot_client_verify_wrong_name(void **state)
 
 /* --- sealnet client, Godot server ------------------------------------------------------------ */
 
-/* Starts server.gd on a free port, retrying when the port was taken meanwhile. */
+/* Starts server.gd on a port that was free a moment ago (Godot 3.2 cannot report the port of a
+ * listen(0)), retrying when its listen fails. Godot's listen sets SO_REUSEADDR, so it only fails
+ * on a port held by a socket without it; the window for any other overlap is a few ms. */
 static sn_test_proc *godot_server_start(const cert_set *set, int *port)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -693,6 +726,30 @@ static void test_sealnet_client_verify_godot_made_cert(void **state)
                        SN_DTLS_STATUS_CONNECTED, "verify, name from the CN");
 }
 
+/* --- sealnet's own key and certificate files, loaded by Godot ----------------------------------
+ */
+
+static void test_godot_client_verify_sealnet_made_ec(void **state)
+{
+    (void)state;
+    godot_client_run(&sealnet_ec, true, "localhost", sealnet_ec.crt, true, NULL);
+}
+
+static void test_sealnet_client_verify_sealnet_made_rsa(void **state)
+{
+    (void)state;
+    /* Godot's DTLSServer loads sealnet's key file (RSA: PKCS#1 PEM) and certificate. */
+    sealnet_client_run(&sealnet_rsa, sn_tls_options_client(sealnet_rsa.trusted, NULL), "localhost",
+                       SN_DTLS_STATUS_CONNECTED, "verify");
+}
+
+static void test_sealnet_client_verify_sealnet_made_ec(void **state)
+{
+    (void)state;
+    sealnet_client_run(&sealnet_ec, sn_tls_options_client(sealnet_ec.trusted, NULL), "localhost",
+                       SN_DTLS_STATUS_CONNECTED, "verify");
+}
+
 int main(void)
 {
     if (!sn_test_have(GODOT)) {
@@ -717,6 +774,9 @@ int main(void)
         cmocka_unit_test(test_sealnet_client_verify_wrong_name),
         cmocka_unit_test(test_godot_client_verify_godot_made_cert),
         cmocka_unit_test(test_sealnet_client_verify_godot_made_cert),
+        cmocka_unit_test(test_godot_client_verify_sealnet_made_ec),
+        cmocka_unit_test(test_sealnet_client_verify_sealnet_made_ec),
+        cmocka_unit_test(test_sealnet_client_verify_sealnet_made_rsa),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
