@@ -738,7 +738,7 @@ static void test_godot_client_verify_sealnet_made_ec(void **state)
 static void test_sealnet_client_verify_sealnet_made_rsa(void **state)
 {
     (void)state;
-    /* Godot's DTLSServer loads sealnet's key file (RSA: PKCS#1 PEM) and certificate. */
+    /* Godot's DTLSServer loads sealnet's key file (PKCS#8 PEM) and certificate. */
     sealnet_client_run(&sealnet_rsa, sn_tls_options_client(sealnet_rsa.trusted, NULL), "localhost",
                        SN_DTLS_STATUS_CONNECTED, "verify");
 }
