@@ -71,11 +71,10 @@ typedef struct sn_tls_session_params {
 /* Capability bits: what a backend can do. A call that needs a missing one fails with
  * SN_ERR_UNAVAILABLE naming the backend and the feature (sn_tls_require). */
 enum {
-    SN_TLS_CAP_TLS13 = 1u << 0,      /* TLS 1.3 on streams */
-    SN_TLS_CAP_KEYLOG = 1u << 1,     /* NSS key log lines */
-    SN_TLS_CAP_TICKETS = 1u << 2,    /* session tickets (resumption) */
-    SN_TLS_CAP_ALLOCATOR = 1u << 3,  /* its allocations can follow sn_set_allocator */
-    SN_TLS_CAP_PKCS1_WRITE = 1u << 4 /* writes RSA keys as PKCS#1 ("RSA PRIVATE KEY") */
+    SN_TLS_CAP_TLS13 = 1u << 0,    /* TLS 1.3 on streams */
+    SN_TLS_CAP_KEYLOG = 1u << 1,   /* NSS key log lines */
+    SN_TLS_CAP_TICKETS = 1u << 2,  /* session tickets (resumption) */
+    SN_TLS_CAP_ALLOCATOR = 1u << 3 /* its allocations can follow sn_set_allocator */
 };
 
 typedef struct sn_tls_backend {

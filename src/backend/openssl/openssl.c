@@ -70,7 +70,7 @@ static bool route_allocator(const sn_allocator *a)
 static const sn_tls_backend openssl_backend = {
     .name = "OpenSSL",
     .library_version = library_version,
-    .caps = SN_TLS_CAP_TLS13 | SN_TLS_CAP_KEYLOG | SN_TLS_CAP_ALLOCATOR | SN_TLS_CAP_PKCS1_WRITE,
+    .caps = SN_TLS_CAP_TLS13 | SN_TLS_CAP_KEYLOG | SN_TLS_CAP_ALLOCATOR,
     .route_allocator = route_allocator,
     .key_load_pem = sn_ossl_key_load_pem,
     .key_save_pem = sn_ossl_key_save_pem,
