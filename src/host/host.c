@@ -19,510 +19,13 @@
  * - Keepalives are application records with a reserved 13-byte form (docs/host.md); they are
  *   consumed when the peer's packets are read for delivery and never reach the program.
  */
-#include "dtls_internal.h"
-
-#include <sealnet/host.h>
+#include "host_internal.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ---- keepalive wire format ------------------------------------------------------------- */
-
-#define KA_LEN  13
-#define KA_PING 0x01
-#define KA_PONG 0x02
-static const uint8_t ka_magic[4] = {0xFF, 'S', 'N', 'K'};
-/* Besides pinging when idle, ping at least every KA_RTT_FACTOR intervals for a fresh RTT. */
-#define KA_RTT_FACTOR 4
-
-#define MAX_EPOLL_EVENTS 256
-#define RX_CAP           (16384 + 64) /* one DTLS record's plaintext at most */
-#define PENDING_CAP      1024         /* the UDP server routes up to 1024 datagrams per poll */
-#define NO_HEAP          SIZE_MAX
-
-typedef enum pstate {
-    PS_HANDSHAKING,
-    PS_CONNECTED,
-    PS_ZOMBIE, /* transport gone; remaining packets and the DISCONNECT wait for delivery */
-    PS_DEAD    /* nothing left to deliver: freed at the next service call */
-} pstate;
-
-struct sn_host_peer {
-    sn_host *host;
-    uint32_t id;
-    pstate state;
-    bool outgoing;
-    bool connect_pending;    /* CONNECT queued, not delivered */
-    bool announced;          /* CONNECT delivered */
-    bool disconnect_pending; /* DISCONNECT queued, not delivered */
-    sn_dtls_peer *dtls;      /* owned */
-    int fd;                  /* outgoing: the socket registered in epoll; -1 otherwise */
-    void *user;
-    int keepalive_ms;
-    uint64_t last_send_ms, last_ping_ms;
-    double srtt_ms, rttvar_ms; /* < 0: no sample */
-    uint64_t wake_ms;
-    size_t heap_idx;
-    size_t index; /* in host->peers */
-    /* The DTLS peer's drop counters when last added to the host's running sums. */
-    uint64_t seen_queue_full, seen_oversize;
-    sn_host_peer *dprev, *dnext;
-    bool in_deliver;
-    sn_host_peer *next_dead;
-    sn_host_disconnect_reason reason;
-    char ip[SN_IP_STRLEN];
-    int port;
-    char message[256];
-};
-
-struct sn_host {
-    sn_host_config cfg;
-    sn_dtls_settings dtls_settings;
-    sn_udp_server *udp;
-    sn_dtls_server *dtls;
-    int epfd;
-    uint32_t next_id;
-
-    sn_host_peer **peers;
-    size_t npeers, cap_peers;
-    sn_host_peer **heap;
-    size_t nheap, cap_heap;
-    sn_host_peer **ids; /* open addressing by id, linear probing */
-    size_t cap_ids, nids;
-    sn_host_peer *dhead, *dtail;
-    sn_host_peer *dead;
-
-    bool more_work; /* budget ran out with work left: service again without sleeping */
-
-    size_t n_handshaking, n_connected, n_half_open;
-    sn_host_stats st; /* running sums, so sn_host_get_stats is O(1) */
-
-    struct epoll_event evs[MAX_EPOLL_EVENTS];
-    uint8_t rx[RX_CAP];
-};
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* ---- containers ------------------------------------------------------------------------ */
-
-static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *a = sn_realloc(*arr, n * elem);
-    if (!a) return false;
-    *arr = a;
-    *cap = n;
-    return true;
-}
-
-/* Min-heap on wake_ms. */
-static bool heap_less(const sn_host *h, size_t a, size_t b)
-{
-    return h->heap[a]->wake_ms < h->heap[b]->wake_ms;
-}
-
-static void heap_swap(sn_host *h, size_t a, size_t b)
-{
-    sn_host_peer *t = h->heap[a];
-    h->heap[a] = h->heap[b];
-    h->heap[b] = t;
-    h->heap[a]->heap_idx = a;
-    h->heap[b]->heap_idx = b;
-}
-
-static void heap_up(sn_host *h, size_t i)
-{
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!heap_less(h, i, parent)) break;
-        heap_swap(h, i, parent);
-        i = parent;
-    }
-}
-
-static void heap_down(sn_host *h, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->nheap && heap_less(h, l, m)) m = l;
-        if (r < h->nheap && heap_less(h, r, m)) m = r;
-        if (m == i) break;
-        heap_swap(h, i, m);
-        i = m;
-    }
-}
-
-static void heap_remove(sn_host *h, sn_host_peer *p)
-{
-    size_t i = p->heap_idx;
-    if (i == NO_HEAP) return;
-    p->heap_idx = NO_HEAP;
-    h->nheap--;
-    if (i == h->nheap) return;
-    h->heap[i] = h->heap[h->nheap];
-    h->heap[i]->heap_idx = i;
-    heap_up(h, i);
-    heap_down(h, h->heap[i]->heap_idx);
-}
-
-/* Sets the peer's wake-up to `when`, inserting it when needed. Returns false only when out of
- * memory (the peer then simply has no timer; it is still serviced on I/O). */
-static bool heap_set(sn_host *h, sn_host_peer *p, uint64_t when)
-{
-    if (p->heap_idx == NO_HEAP) {
-        if (!grow((void **)&h->heap, &h->cap_heap, h->nheap + 1, sizeof *h->heap)) return false;
-        p->heap_idx = h->nheap;
-        h->heap[h->nheap++] = p;
-        p->wake_ms = when;
-        heap_up(h, p->heap_idx);
-        return true;
-    }
-    uint64_t old = p->wake_ms;
-    p->wake_ms = when;
-    if (when < old)
-        heap_up(h, p->heap_idx);
-    else
-        heap_down(h, p->heap_idx);
-    return true;
-}
-
-/* Only ever brings a wake-up forward: cheap enough to call after every packet. */
-static void heap_earlier(sn_host *h, sn_host_peer *p, uint64_t when)
-{
-    if (p->heap_idx == NO_HEAP || when < p->wake_ms) heap_set(h, p, when);
-}
-
-static size_t id_slot(uint32_t id, size_t cap)
-{
-    return (size_t)((id * 2654435761u) & (cap - 1));
-}
-
-static bool ids_insert(sn_host *h, sn_host_peer *p)
-{
-    if ((h->nids + 1) * 2 > h->cap_ids) {
-        size_t ncap = h->cap_ids ? h->cap_ids * 2 : 64;
-        sn_host_peer **n = sn_calloc(ncap, sizeof *n);
-        if (!n) return false;
-        for (size_t i = 0; i < h->cap_ids; i++) {
-            sn_host_peer *q = h->ids[i];
-            if (!q) continue;
-            size_t j = id_slot(q->id, ncap);
-            while (n[j])
-                j = (j + 1) & (ncap - 1);
-            n[j] = q;
-        }
-        sn_free(h->ids);
-        h->ids = n;
-        h->cap_ids = ncap;
-    }
-    size_t j = id_slot(p->id, h->cap_ids);
-    while (h->ids[j])
-        j = (j + 1) & (h->cap_ids - 1);
-    h->ids[j] = p;
-    h->nids++;
-    return true;
-}
-
-static void ids_remove(sn_host *h, const sn_host_peer *p)
-{
-    if (!h->cap_ids) return;
-    size_t mask = h->cap_ids - 1, i = id_slot(p->id, h->cap_ids);
-    while (h->ids[i] && h->ids[i] != p)
-        i = (i + 1) & mask;
-    if (!h->ids[i]) return;
-    h->ids[i] = NULL;
-    h->nids--;
-    /* Backward-shift deletion keeps probe chains intact without tombstones. */
-    for (size_t j = (i + 1) & mask; h->ids[j]; j = (j + 1) & mask) {
-        size_t home = id_slot(h->ids[j]->id, h->cap_ids);
-        bool movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
-            h->ids[i] = h->ids[j];
-            h->ids[j] = NULL;
-            i = j;
-        }
-    }
-}
-
-/* Deliver list: doubly linked so a peer can leave it from anywhere. */
-static void deliver_push(sn_host *h, sn_host_peer *p)
-{
-    if (p->in_deliver) return;
-    p->in_deliver = true;
-    p->dnext = NULL;
-    p->dprev = h->dtail;
-    if (h->dtail)
-        h->dtail->dnext = p;
-    else
-        h->dhead = p;
-    h->dtail = p;
-}
-
-static void deliver_unlink(sn_host *h, sn_host_peer *p)
-{
-    if (!p->in_deliver) return;
-    if (p->dprev)
-        p->dprev->dnext = p->dnext;
-    else
-        h->dhead = p->dnext;
-    if (p->dnext)
-        p->dnext->dprev = p->dprev;
-    else
-        h->dtail = p->dprev;
-    p->dprev = p->dnext = NULL;
-    p->in_deliver = false;
-}
-
-/* ---- peer state changes ------------------------------------------------------------------ */
-
-static void count_leave(sn_host *h, sn_host_peer *p)
-{
-    if (p->state == PS_HANDSHAKING) {
-        h->n_handshaking--;
-        if (!p->outgoing) h->n_half_open--;
-    } else if (p->state == PS_CONNECTED) {
-        h->n_connected--;
-    }
-}
-
-static void mark_dead(sn_host *h, sn_host_peer *p)
-{
-    count_leave(h, p);
-    p->state = PS_DEAD;
-    heap_remove(h, p);
-    deliver_unlink(h, p);
-    p->next_dead = h->dead;
-    h->dead = p;
-}
-
-/* The transport is gone (or going): remaining packets, then one DISCONNECT. */
-static void to_zombie(sn_host *h, sn_host_peer *p, sn_host_disconnect_reason reason,
-                      const char *message)
-{
-    count_leave(h, p);
-    p->state = PS_ZOMBIE;
-    p->fd = -1; /* closed with the UDP peer, which also took it out of the epoll set */
-    heap_remove(h, p);
-    p->reason = reason;
-    snprintf(p->message, sizeof p->message, "%s", message ? message : "");
-    p->disconnect_pending = true;
-    deliver_push(h, p);
-}
-
-static void handshake_failed(sn_host *h, sn_host_peer *p, sn_host_disconnect_reason reason,
-                             const char *message)
-{
-    h->st.handshakes_failed++;
-    sn_log(SN_LOG_INFO, "host: handshake with %s:%d failed: %s", p->ip, p->port, message);
-    if (p->outgoing) {
-        to_zombie(h, p, reason, message);
-    } else {
-        /* The program never heard of this peer: no event, just the counter. */
-        mark_dead(h, p);
-    }
-}
-
-static uint64_t connected_wake(const sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    uint64_t next = UINT64_MAX;
-    if (h->cfg.idle_timeout_ms > 0)
-        next = sn_dtls_peer_get_last_packet_time_ms(p->dtls) + (uint64_t)h->cfg.idle_timeout_ms;
-    if (p->keepalive_ms > 0) {
-        uint64_t ka = (uint64_t)p->keepalive_ms;
-        next = min_u64(next, p->last_send_ms + ka);
-        next = min_u64(next, p->last_ping_ms + ka * KA_RTT_FACTOR);
-    }
-    int t = sn_dtls_peer_next_timeout_ms(p->dtls);
-    /* A connected session rarely has a timer (a final flight to resend); never spin on one. */
-    if (t >= 0) next = min_u64(next, now + (uint64_t)(t < 10 ? 10 : t));
-    return next;
-}
-
-/* A send that failed for good (the DTLS peer gave up its session): DISCONNECT ERROR with the
- * reason, e.g. "send failed: Operation not permitted". */
-static void send_failed(sn_host *h, sn_host_peer *p)
-{
-    if (p->state != PS_CONNECTED || sn_dtls_peer_get_status(p->dtls) == SN_DTLS_STATUS_CONNECTED)
-        return;
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s", sn_dtls_peer_get_error_message(p->dtls));
-    to_zombie(h, p, SN_HOST_DISCONNECT_ERROR, msg);
-}
-
-static void send_ping(sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    uint8_t b[KA_LEN];
-    memcpy(b, ka_magic, 4);
-    b[4] = KA_PING;
-    uint64_t ts = sn_clock_now_us();
-    for (int i = 0; i < 8; i++)
-        b[5 + i] = (uint8_t)(ts >> (56 - 8 * i));
-    if (sn_dtls_peer_put_packet(p->dtls, b, sizeof b) == SN_OK) {
-        p->last_send_ms = p->last_ping_ms = now;
-        h->st.keepalives_sent++;
-    } else {
-        /* Busy socket: try again at the next interval rather than at once, which would spin. */
-        p->last_send_ms = p->last_ping_ms = now;
-        send_failed(h, p);
-    }
-}
-
-static void became_connected(sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    count_leave(h, p);
-    p->state = PS_CONNECTED;
-    h->n_connected++;
-    h->st.handshakes_completed++;
-    p->connect_pending = true;
-    p->last_send_ms = p->last_ping_ms = now;
-    deliver_push(h, p);
-    /* An early ping gives an RTT figure right away. */
-    if (p->keepalive_ms > 0) send_ping(h, p, now);
-    if (p->state == PS_CONNECTED) heap_set(h, p, connected_wake(h, p, now));
-}
-
-/* What a DTLS poll changed. */
-static void after_poll(sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    sn_dtls_status st = sn_dtls_peer_get_status(p->dtls);
-    if (p->state == PS_HANDSHAKING) {
-        if (st == SN_DTLS_STATUS_HANDSHAKING) {
-            int t = sn_dtls_peer_next_timeout_ms(p->dtls);
-            uint64_t when = now + (uint64_t)(t >= 0 ? t : h->cfg.handshake_timeout_ms);
-            heap_set(h, p, when);
-            return;
-        }
-        if (st != SN_DTLS_STATUS_CONNECTED) {
-            /* The DTLS client gives up early on ICMP port unreachable; it says so only in its
-             * message, so that is what tells REFUSED from other failures. */
-            const char *why = sn_dtls_peer_get_error_message(p->dtls);
-            handshake_failed(h, p,
-                             strncmp(why, "connection refused", 18) == 0
-                                 ? SN_HOST_DISCONNECT_REFUSED
-                                 : SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
-                             why);
-            return;
-        }
-        became_connected(h, p, now);
-    }
-    if (p->state != PS_CONNECTED) return;
-    if (sn_dtls_peer_get_available_packet_count(p->dtls) > 0) deliver_push(h, p);
-    if (st != SN_DTLS_STATUS_CONNECTED) {
-        sn_host_disconnect_reason why = st == SN_DTLS_STATUS_DISCONNECTED
-                                            ? SN_HOST_DISCONNECT_CLOSED
-                                            : SN_HOST_DISCONNECT_ERROR;
-        to_zombie(h, p, why, sn_dtls_peer_get_error_message(p->dtls));
-    }
-}
-
-/* Adds what the DTLS peer dropped since last time to the host's running sums. */
-static void count_drops(sn_host *h, sn_host_peer *p)
-{
-    sn_dtls_peer_stats ds;
-    sn_dtls_peer_get_stats(p->dtls, &ds);
-    h->st.dropped_queue_full += ds.dropped_queue_full - p->seen_queue_full;
-    h->st.dropped_malformed += ds.dropped_oversize - p->seen_oversize;
-    p->seen_queue_full = ds.dropped_queue_full;
-    p->seen_oversize = ds.dropped_oversize;
-}
-
-static void poll_peer(sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    sn_dtls_peer_poll(p->dtls);
-    count_drops(h, p);
-    after_poll(h, p, now);
-}
-
-static void on_timer(sn_host *h, sn_host_peer *p, uint64_t now)
-{
-    if (p->state == PS_HANDSHAKING) {
-        poll_peer(h, p, now); /* retransmission or handshake timeout */
-        return;
-    }
-    if (p->state != PS_CONNECTED) return;
-    /* Datagrams not polled yet (the budget ran out) count as life: read them first. */
-    if (sn_dtls_peer_has_input(p->dtls)) {
-        poll_peer(h, p, now);
-        if (p->state != PS_CONNECTED) return;
-    }
-    /* Deadlines as `stamp + interval <= now`: a stamp may be a little later than `now`, taken
-     * when this round began, and unsigned subtraction would wrap. */
-    if (h->cfg.idle_timeout_ms > 0 &&
-        sn_dtls_peer_get_last_packet_time_ms(p->dtls) + (uint64_t)h->cfg.idle_timeout_ms <= now) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "no packet for %d ms (idle timeout)", h->cfg.idle_timeout_ms);
-        h->st.idle_timeouts++;
-        sn_dtls_peer_disconnect_from_peer(p->dtls); /* close_notify, in case it still listens */
-        to_zombie(h, p, SN_HOST_DISCONNECT_TIMEOUT, msg);
-        return;
-    }
-    if (sn_dtls_peer_next_timeout_ms(p->dtls) == 0) {
-        poll_peer(h, p, now);
-        if (p->state != PS_CONNECTED) return;
-    }
-    if (p->keepalive_ms > 0) {
-        uint64_t ka = (uint64_t)p->keepalive_ms;
-        if (p->last_send_ms + ka <= now || p->last_ping_ms + ka * KA_RTT_FACTOR <= now)
-            send_ping(h, p, now);
-        if (p->state != PS_CONNECTED) return;
-    }
-    heap_set(h, p, connected_wake(h, p, now));
-}
-
-/* ---- peers --------------------------------------------------------------------------------- */
-
-static sn_host_peer *peer_new(sn_host *h, bool outgoing)
-{
-    if (!grow((void **)&h->peers, &h->cap_peers, h->npeers + 1, sizeof *h->peers)) return NULL;
-    sn_host_peer *p = sn_calloc(1, sizeof *p);
-    if (!p) return NULL;
-    p->host = h;
-    p->id = h->next_id++;
-    if (h->next_id == 0) h->next_id = 1; /* 2^32 peers later; 0 stays "no peer" */
-    if (!ids_insert(h, p)) {
-        sn_free(p);
-        return NULL;
-    }
-    p->outgoing = outgoing;
-    p->fd = -1;
-    p->heap_idx = NO_HEAP;
-    p->keepalive_ms = h->cfg.keepalive_interval_ms;
-    p->srtt_ms = p->rttvar_ms = -1;
-    p->index = h->npeers;
-    h->peers[h->npeers++] = p;
-    return p;
-}
-
-static void peer_release(sn_host *h, sn_host_peer *p)
-{
-    if (p->dtls) count_drops(h, p);
-    sn_dtls_peer_free(p->dtls); /* close_notify when still connected */
-    ids_remove(h, p);
-    size_t i = p->index;
-    h->peers[i] = h->peers[--h->npeers];
-    h->peers[i]->index = i;
-    sn_free(p);
-}
-
-static void free_dead(sn_host *h)
-{
-    while (h->dead) {
-        sn_host_peer *p = h->dead;
-        h->dead = p->next_dead;
-        peer_release(h, p);
-    }
-}
 
 /* ---- incoming connections ------------------------------------------------------------------ */
 
@@ -551,7 +54,7 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
         sn_dtls_peer_free(dp); /* HelloVerifyRequest sent, or not a ClientHello */
         return;
     }
-    sn_host_peer *p = peer_new(h, false);
+    sn_host_peer *p = sn_host_new_peer(h, false);
     if (!p) {
         sn_dtls_peer_free(dp);
         return;
@@ -564,7 +67,7 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     h->n_handshaking++;
     h->n_half_open++;
     h->st.handshakes_started++;
-    after_poll(h, p, now); /* take_connection already processed the ClientHello */
+    sn_host_after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }
 
 /* Reads the server socket (when it is readable or its pending table has a timer due), accepts
@@ -588,7 +91,7 @@ static void server_io(sn_host *h, uint64_t now, int *budget, bool readable)
         sn_host_peer *p = sn_udp_peer_ready_tag(ready);
         if (!p || (p->state != PS_HANDSHAKING && p->state != PS_CONNECTED)) continue;
         (*budget)--;
-        poll_peer(h, p, now); /* may free `ready`: not used after this */
+        sn_host_poll_peer(h, p, now); /* may free `ready`: not used after this */
     }
     if (sn_udp_server_ready_count(h->udp) > 0) h->more_work = true;
 }
@@ -626,7 +129,7 @@ static int io_step(sn_host *h, int wait_ms)
             continue;
         }
         budget--;
-        poll_peer(h, p, now);
+        sn_host_poll_peer(h, p, now);
     }
     if (overridden) {
         /* The transport override delivers what epoll cannot see: every socket may be
@@ -636,7 +139,7 @@ static int io_step(sn_host *h, int wait_ms)
             sn_host_peer *p = h->peers[i];
             if (!p->outgoing || (p->state != PS_HANDSHAKING && p->state != PS_CONNECTED)) continue;
             budget--;
-            poll_peer(h, p, now);
+            sn_host_poll_peer(h, p, now);
         }
     }
     if (h->udp) {
@@ -650,109 +153,10 @@ static int io_step(sn_host *h, int wait_ms)
         }
         budget--;
         sn_host_peer *p = h->heap[0];
-        heap_remove(h, p);
-        on_timer(h, p, now);
+        sn_host_heap_remove(h, p);
+        sn_host_on_timer(h, p, now);
     }
     return 0;
-}
-
-/* ---- events ---------------------------------------------------------------------------------- */
-
-static bool has_more(const sn_host_peer *p)
-{
-    return p->connect_pending || p->disconnect_pending ||
-           sn_dtls_peer_get_available_packet_count(p->dtls) > 0;
-}
-
-static void fill(sn_host_event *ev, sn_host_event_type type, sn_host_peer *p)
-{
-    ev->type = type;
-    ev->peer = p;
-    ev->peer_id = p->id;
-    ev->user_data = p->user;
-    ev->data = NULL;
-    ev->len = 0;
-    ev->reason = SN_HOST_DISCONNECT_NONE;
-    ev->message = "";
-}
-
-static void on_keepalive(sn_host *h, sn_host_peer *p, const uint8_t *b)
-{
-    h->st.keepalives_received++;
-    if (b[4] == KA_PING) {
-        if (p->state != PS_CONNECTED) return;
-        uint8_t pong[KA_LEN];
-        memcpy(pong, b, KA_LEN);
-        pong[4] = KA_PONG;
-        if (sn_dtls_peer_put_packet(p->dtls, pong, sizeof pong) == SN_OK) {
-            p->last_send_ms = sn_now_ms();
-            h->st.keepalives_sent++;
-        } else {
-            send_failed(h, p);
-        }
-        return;
-    }
-    uint64_t ts = 0;
-    for (int i = 0; i < 8; i++)
-        ts = (ts << 8) | b[5 + i];
-    uint64_t t = sn_clock_now_us();
-    if (ts > t) return; /* not ours */
-    double sample = (double)(t - ts) / 1000.0;
-    if (p->srtt_ms < 0) {
-        p->srtt_ms = sample;
-        p->rttvar_ms = sample / 2;
-    } else { /* RFC 6298 smoothing */
-        double dev = sample > p->srtt_ms ? sample - p->srtt_ms : p->srtt_ms - sample;
-        p->rttvar_ms = 0.75 * p->rttvar_ms + 0.25 * dev;
-        p->srtt_ms = 0.875 * p->srtt_ms + 0.125 * sample;
-    }
-}
-
-static bool is_keepalive(const uint8_t *b, size_t len)
-{
-    return len == KA_LEN && memcmp(b, ka_magic, 4) == 0 && (b[4] == KA_PING || b[4] == KA_PONG);
-}
-
-static bool deliver(sn_host *h, sn_host_event *ev)
-{
-    sn_host_peer *p;
-    while ((p = h->dhead)) {
-        deliver_unlink(h, p);
-        if (p->state == PS_DEAD) continue;
-        if (p->connect_pending) {
-            p->connect_pending = false;
-            p->announced = true;
-            fill(ev, SN_HOST_EVENT_CONNECT, p);
-            if (has_more(p)) deliver_push(h, p);
-            return true;
-        }
-        /* Count first: get_packet on an empty queue would format an error message. */
-        while (sn_dtls_peer_get_available_packet_count(p->dtls) > 0) {
-            size_t len = 0;
-            if (sn_dtls_peer_get_packet(p->dtls, h->rx, sizeof h->rx, &len) != SN_OK) break;
-            if (is_keepalive(h->rx, len)) {
-                on_keepalive(h, p, h->rx);
-                continue;
-            }
-            fill(ev, SN_HOST_EVENT_RECEIVE, p);
-            ev->data = h->rx;
-            ev->len = len;
-            h->st.packets_received++;
-            h->st.bytes_received += len;
-            if (has_more(p)) deliver_push(h, p);
-            return true;
-        }
-        if (p->disconnect_pending) {
-            p->disconnect_pending = false;
-            fill(ev, SN_HOST_EVENT_DISCONNECT, p);
-            ev->reason = p->reason;
-            ev->message = p->message;
-            h->st.disconnects++;
-            mark_dead(h, p);
-            return true;
-        }
-    }
-    return false;
 }
 
 /* ---- public: host -------------------------------------------------------------------------- */
@@ -856,7 +260,7 @@ void sn_host_free(sn_host *h)
     if (!h) return;
     /* Peers first: a server-side peer sends its close_notify through the server's socket. */
     while (h->npeers)
-        peer_release(h, h->peers[h->npeers - 1]);
+        sn_host_release_peer(h, h->peers[h->npeers - 1]);
     sn_dtls_server_free(h->dtls);
     sn_udp_server_free(h->udp);
     close(h->epfd);
@@ -901,13 +305,13 @@ int sn_host_service(sn_host *h, sn_host_event *ev, int timeout_ms)
     memset(ev, 0, sizeof *ev);
     ev->message = "";
     h->st.service_calls++;
-    free_dead(h);
-    if (deliver(h, ev)) return 1;
+    sn_host_free_dead(h);
+    if (sn_host_deliver(h, ev)) return 1;
     uint64_t start = sn_now_ms();
     int wait = 0;
     for (;;) {
         if (io_step(h, wait) < 0) return -1;
-        if (deliver(h, ev)) return 1;
+        if (sn_host_deliver(h, ev)) return 1;
         uint64_t elapsed = sn_now_ms() - start;
         if (timeout_ms >= 0 && elapsed >= (uint64_t)timeout_ms) return 0;
         if (h->more_work) {
@@ -930,7 +334,7 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
         return sn_fail_null(SN_ERR_INVALID_PARAMETER,
                             "sn_host_connect needs client options, not server options");
     uint64_t now = sn_now_ms();
-    sn_host_peer *p = peer_new(h, true);
+    sn_host_peer *p = sn_host_new_peer(h, true);
     if (!p) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
     snprintf(p->ip, sizeof p->ip, "%s", address);
     p->port = port;
@@ -939,7 +343,7 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
     if (h->n_handshaking + h->n_connected > (size_t)h->cfg.max_peers) {
         char msg[96];
         snprintf(msg, sizeof msg, "this host is full (max_peers %d)", h->cfg.max_peers);
-        to_zombie(h, p, SN_HOST_DISCONNECT_REFUSED, msg);
+        sn_host_to_zombie(h, p, SN_HOST_DISCONNECT_REFUSED, msg);
         return p;
     }
     sn_udp_peer *udp = sn_udp_peer_new();
@@ -949,10 +353,10 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
         sn_udp_peer_free(udp);
         char keep[256];
         snprintf(keep, sizeof keep, "%s", sn_last_error_message());
-        mark_dead(h, p);
+        sn_host_mark_dead(h, p);
         /* Not visible to the program: free it now rather than at the next service. */
         h->dead = p->next_dead;
-        peer_release(h, p);
+        sn_host_release_peer(h, p);
         return sn_fail_null(SN_ERR_CANT_CONNECT, "%s", keep);
     }
     sn_dtls_peer_set_settings(p->dtls, &h->dtls_settings);
@@ -960,8 +364,8 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
     if (sn_dtls_peer_connect_to_peer(p->dtls, udp, hostname ? hostname : address, client_options) !=
         SN_OK) {
         const char *why = sn_dtls_peer_get_error_message(p->dtls);
-        handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
-                         *why ? why : sn_last_error_message());
+        sn_host_handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
+                                 *why ? why : sn_last_error_message());
         return p;
     }
     snprintf(p->ip, sizeof p->ip, "%s", sn_dtls_peer_get_packet_ip(p->dtls));
@@ -973,11 +377,11 @@ sn_host_peer *sn_host_connect(sn_host *h, const char *address, int port, const c
             char msg[128];
             snprintf(msg, sizeof msg, "cannot watch the socket: %s", strerror(errno));
             sn_dtls_peer_disconnect_from_peer(p->dtls);
-            handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED, msg);
+            sn_host_handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED, msg);
             return p;
         }
     }
-    after_poll(h, p, now);
+    sn_host_after_poll(h, p, now);
     return p;
 }
 
@@ -1001,7 +405,7 @@ sn_host_peer *sn_host_find_peer(const sn_host *h, uint32_t id)
 {
     if (!h || !h->cap_ids || id == 0) return NULL;
     size_t mask = h->cap_ids - 1;
-    for (size_t i = id_slot(id, h->cap_ids); h->ids[i]; i = (i + 1) & mask)
+    for (size_t i = sn_host_id_slot(id, h->cap_ids); h->ids[i]; i = (i + 1) & mask)
         if (h->ids[i]->id == id) return h->ids[i];
     return NULL;
 }
@@ -1050,163 +454,4 @@ void sn_host_get_stats(const sn_host *h, sn_host_stats *out)
         out->dropped_malformed += us.dropped_oversize;
         out->dropped_pending_full = us.dropped_pending_full;
     }
-}
-
-/* ---- public: peers ------------------------------------------------------------------------- */
-
-sn_err sn_host_peer_send(sn_host_peer *p, const void *data, size_t len)
-{
-    if (!p || (!data && len)) return sn_fail(SN_ERR_INVALID_PARAMETER, "NULL argument");
-    if (p->state != PS_CONNECTED)
-        return sn_fail(SN_ERR_UNCONFIGURED, "peer %u is not connected", p->id);
-    if (is_keepalive(data, len))
-        return sn_fail(SN_ERR_INVALID_PARAMETER,
-                       "a 13-byte packet starting with FF 53 4E 4B 01/02 is a reserved "
-                       "keepalive (docs/host.md)");
-    sn_host *h = p->host;
-    sn_err e = sn_dtls_peer_put_packet(p->dtls, data, len);
-    if (e == SN_OK) {
-        p->last_send_ms = sn_now_ms();
-        h->st.packets_sent++;
-        h->st.bytes_sent += len;
-        return SN_OK;
-    }
-    if (e == SN_ERR_BUSY) h->st.dropped_send_busy++;
-    if (sn_dtls_peer_get_status(p->dtls) != SN_DTLS_STATUS_CONNECTED) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", sn_dtls_peer_get_error_message(p->dtls));
-        to_zombie(h, p, SN_HOST_DISCONNECT_ERROR, msg);
-        return sn_fail(e, "%s", msg);
-    }
-    return e;
-}
-
-void sn_host_peer_disconnect(sn_host_peer *p)
-{
-    if (!p || (p->state != PS_HANDSHAKING && p->state != PS_CONNECTED)) return;
-    sn_host *h = p->host;
-    bool tell = p->outgoing || p->state == PS_CONNECTED;
-    sn_dtls_peer_disconnect_from_peer(p->dtls); /* close_notify when connected */
-    /* The program is done with this peer: what it has not read yet is dropped. */
-    size_t len;
-    while (sn_dtls_peer_get_available_packet_count(p->dtls) > 0 &&
-           sn_dtls_peer_get_packet(p->dtls, h->rx, sizeof h->rx, &len) == SN_OK) {
-    }
-    p->connect_pending = false;
-    if (!tell) {
-        mark_dead(h, p);
-        return;
-    }
-    to_zombie(h, p, SN_HOST_DISCONNECT_KICKED, "disconnected by this program");
-}
-
-uint32_t sn_host_peer_get_id(const sn_host_peer *p)
-{
-    return p ? p->id : 0;
-}
-
-sn_host_peer_state sn_host_peer_get_state(const sn_host_peer *p)
-{
-    if (!p) return SN_HOST_PEER_DISCONNECTED;
-    switch (p->state) {
-    case PS_HANDSHAKING:
-        return SN_HOST_PEER_HANDSHAKING;
-    case PS_CONNECTED:
-        return SN_HOST_PEER_CONNECTED;
-    default:
-        return SN_HOST_PEER_DISCONNECTED;
-    }
-}
-
-bool sn_host_peer_is_outgoing(const sn_host_peer *p)
-{
-    return p && p->outgoing;
-}
-
-const char *sn_host_peer_get_address(const sn_host_peer *p)
-{
-    return p ? p->ip : "";
-}
-
-int sn_host_peer_get_port(const sn_host_peer *p)
-{
-    return p ? p->port : 0;
-}
-
-uint64_t sn_host_peer_get_last_packet_time_ms(const sn_host_peer *p)
-{
-    return p && p->dtls ? sn_dtls_peer_get_last_packet_time_ms(p->dtls) : 0;
-}
-
-double sn_host_peer_get_rtt_ms(const sn_host_peer *p)
-{
-    return p ? p->srtt_ms : -1;
-}
-
-double sn_host_peer_get_rtt_var_ms(const sn_host_peer *p)
-{
-    return p ? p->rttvar_ms : -1;
-}
-
-void sn_host_peer_set_user_data(sn_host_peer *p, void *user)
-{
-    if (p) p->user = user;
-}
-
-void *sn_host_peer_get_user_data(const sn_host_peer *p)
-{
-    return p ? p->user : NULL;
-}
-
-void sn_host_peer_set_keepalive_interval_ms(sn_host_peer *p, int ms)
-{
-    if (!p || ms < 0) return;
-    p->keepalive_ms = ms;
-    if (p->state == PS_CONNECTED) heap_earlier(p->host, p, connected_wake(p->host, p, sn_now_ms()));
-}
-
-int sn_host_peer_get_max_packet_size(const sn_host_peer *p)
-{
-    return p && p->dtls ? sn_dtls_peer_get_max_packet_size(p->dtls) : 0;
-}
-
-const char *sn_host_peer_get_cipher(const sn_host_peer *p)
-{
-    return p && p->dtls ? sn_dtls_peer_get_cipher(p->dtls) : "";
-}
-
-const char *sn_host_event_type_string(sn_host_event_type t)
-{
-    switch (t) {
-    case SN_HOST_EVENT_NONE:
-        return "NONE";
-    case SN_HOST_EVENT_CONNECT:
-        return "CONNECT";
-    case SN_HOST_EVENT_RECEIVE:
-        return "RECEIVE";
-    case SN_HOST_EVENT_DISCONNECT:
-        return "DISCONNECT";
-    }
-    return "UNKNOWN";
-}
-
-const char *sn_host_disconnect_reason_string(sn_host_disconnect_reason r)
-{
-    switch (r) {
-    case SN_HOST_DISCONNECT_NONE:
-        return "NONE";
-    case SN_HOST_DISCONNECT_CLOSED:
-        return "CLOSED";
-    case SN_HOST_DISCONNECT_TIMEOUT:
-        return "TIMEOUT";
-    case SN_HOST_DISCONNECT_HANDSHAKE_FAILED:
-        return "HANDSHAKE_FAILED";
-    case SN_HOST_DISCONNECT_KICKED:
-        return "KICKED";
-    case SN_HOST_DISCONNECT_REFUSED:
-        return "REFUSED";
-    case SN_HOST_DISCONNECT_ERROR:
-        return "ERROR";
-    }
-    return "UNKNOWN";
 }
