@@ -486,6 +486,52 @@ static void spoofed_icmp_does_not_end_a_session(void **state)
     fx_relay_stop(&r);
 }
 
+/* An unsafe client (verification off: OpenSSL's unenforced verify result reads "self-signed
+ * certificate") reports a server's fatal alert as that alert. `openssl s_server -Verify 1` wants
+ * a client certificate, gets none, and ends the handshake with an alert after the client has
+ * seen (and not checked) the server's certificate. */
+static void unsafe_client_reports_a_fatal_alert_as_such(void **state)
+{
+    (void)state;
+    if (!sn_test_have("openssl")) skip();
+    char *dir = sn_test_tmpdir(), *key, *crt;
+    assert_true(fx_make_cert(dir, "ec", &key, &crt));
+    const char *argv[] = {"openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:0", "-cert",
+                          crt,       "-key",     key,        "-Verify", "1",           NULL};
+    sn_test_proc *srv = sn_test_spawn(argv);
+    assert_non_null(srv);
+    const char *a = NULL;
+    uint64_t end = sn_test_now_ms() + 10000;
+    while (sn_test_now_ms() < end) {
+        sn_test_proc_wait_for(srv, "ACCEPT", 100);
+        a = strstr(sn_test_proc_output(srv), "ACCEPT 127.0.0.1:");
+        if (a && strchr(a, '\n')) break;
+        a = NULL;
+    }
+    if (!a) fail_msg("openssl s_server did not start:\n%s", sn_test_proc_output(srv));
+    int port = atoi(a + strlen("ACCEPT 127.0.0.1:"));
+    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
+    sn_dtls_peer *c = fx_client_connect(port, "localhost", opts, NULL);
+    assert_non_null(c);
+    uint64_t start = sn_test_now_ms();
+    while (sn_dtls_peer_get_status(c) == SN_DTLS_STATUS_HANDSHAKING &&
+           sn_test_now_ms() - start < 10000) {
+        sn_dtls_peer_poll(c);
+        sn_test_sleep_ms(2);
+    }
+    const char *msg = sn_dtls_peer_get_error_message(c);
+    if (sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_ERROR || !strstr(msg, "peer sent alert: ") ||
+        strstr(msg, "verify"))
+        fail_msg("status %d, message '%s'", sn_dtls_peer_get_status(c), msg);
+    sn_dtls_peer_free(c);
+    sn_tls_options_free(opts);
+    sn_test_proc_stop(srv);
+    sn_test_rmtree(dir);
+    free(dir);
+    free(key);
+    free(crt);
+}
+
 static void misuse_is_refused_with_reasons(void **state)
 {
     env *e = *state;
@@ -578,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(closed_port_fails_fast_with_a_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(server_gone_reported_after_icmp_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(spoofed_icmp_does_not_end_a_session, setup, teardown),
+        cmocka_unit_test(unsafe_client_reports_a_fatal_alert_as_such),
         cmocka_unit_test_setup_teardown(misuse_is_refused_with_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(many_clients_and_a_silent_one, setup, teardown),
     };
