@@ -14,13 +14,21 @@ all: deps
 deps:
 	@scripts/deps.sh build
 
-demo: all
+# Builds only the demo program, quietly (the log is shown when something fails), and runs it:
+# the output is the demo's transcript.
+DEMO_LOG = $(BUILD)/demo-build.log
+demo:
+	@mkdir -p $(BUILD)
+	@{ scripts/deps.sh build && \
+	   cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) && \
+	   cmake --build $(BUILD) -j $(JOBS) --target demo; } >$(DEMO_LOG) 2>&1 || \
+	 { cat $(DEMO_LOG); echo "make demo: the build failed (log: $(DEMO_LOG))" >&2; exit 1; }
 	@scripts/demo.sh $(BUILD)
 
 # Sanitizer build, every CTest test, then a ~30 s smoke run of each fuzz target (clang).
 test:
 	@scripts/deps.sh test
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON \
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON -DSEALNET_BUILD_TESTS=ON \
 	      -DSEALNET_WERROR=$${SEALNET_WERROR:-ON} -DSEALNET_BUILD_BENCH=ON $(CMAKE_FLAGS)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300

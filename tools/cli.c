@@ -348,12 +348,16 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
 
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a)
 {
-    static const struct option opts[] = {
-        {"ca", required_argument, NULL, 'a'},   {"insecure", no_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
-        {"wait", required_argument, NULL, 'w'}, {"pin", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false};
+    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
+                                         {"insecure", no_argument, NULL, 'k'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"pin", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"idle", required_argument, NULL, 'i'},
+                                         {NULL, 0, NULL, 0}};
+    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false, 0};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, c;
     for (;;) {
@@ -378,6 +382,10 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
             case 'w':
                 if (!cli_parse_int(optarg, 0, 600000, &a->wait_ms))
                     return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
+                break;
+            case 'i':
+                if (!cli_parse_int(optarg, 0, 86400, &a->idle))
+                    return cli_usage_error("--idle wants 0..86400 seconds, not '%s'", optarg);
                 break;
             case 'h':
                 help();

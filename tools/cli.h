@@ -51,6 +51,7 @@ typedef struct cli_client_args {
     const char *host, *ca, *name, *pin;
     long port, timeout, wait_ms;
     bool insecure;
+    long idle; /* dtls-client --idle: seconds of server silence before giving up (0: never) */
 } cli_client_args;
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a);
 

@@ -169,8 +169,13 @@ int cmd_dtls_server(int argc, char **argv)
         cli_fail("out of memory");
         goto out;
     }
-    if (sn_udp_server_listen(udp, (int)port, bind) != SN_OK) {
-        cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
+    sn_err listen_err = sn_udp_server_listen(udp, (int)port, bind);
+    if (listen_err != SN_OK) {
+        /* "udp port N already in use" says it all; other causes need the port for context. */
+        if (listen_err == SN_ERR_ALREADY_IN_USE)
+            cli_fail("%s", sn_last_error_message());
+        else
+            cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
         goto out;
     }
     if (sn_dtls_server_setup(dtls, opts_srv) != SN_OK) {
@@ -319,7 +324,7 @@ static void client_help(void)
     printf(
         "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
         "SHA256]\n"
-        "                           [--timeout SEC] [--wait MS]\n"
+        "                           [--timeout SEC] [--wait MS] [--idle SEC]\n"
         "\n"
         "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
         "sends every non-empty line read from stdin as one packet and prints every packet\n"
@@ -335,6 +340,9 @@ static void client_help(void)
         "                 CA verification\n"
         "  --timeout SEC  give up the handshake after SEC seconds (default 10)\n"
         "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
+        "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
+        "                 0: never); a server that is gone altogether is noticed sooner when\n"
+        "                 packets are being sent (ICMP port unreachable for 2 s)\n"
         "\n"
         "Exit status: 0 done, 1 handshake or connection failure (reason on stderr), 2 bad\n"
         "arguments.\n");
@@ -418,6 +426,14 @@ int cmd_dtls_client(int argc, char **argv)
             printf("< ");
             cli_print_payload(stdout, buf, len);
             last_activity = cli_now_ms();
+        }
+        /* A server that went silent (killed, unplugged, behind a dead route) sends no
+         * close_notify and may draw no ICMP either: --idle is the only way to notice. */
+        if (st == SN_DTLS_STATUS_CONNECTED && a.idle > 0 &&
+            sn_dtls_now_ms() - sn_dtls_peer_get_last_packet_time_ms(dtls) >=
+                (uint64_t)a.idle * 1000u) {
+            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a.idle);
+            goto out;
         }
         if (st == SN_DTLS_STATUS_DISCONNECTED) {
             const char *why = sn_dtls_peer_get_error_message(dtls);

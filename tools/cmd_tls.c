@@ -236,7 +236,7 @@ static void client_help(void)
     printf(
         "usage: sealnet tls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
         "SHA256]\n"
-        "                          [--timeout SEC] [--wait MS]\n"
+        "                          [--timeout SEC] [--wait MS] [--idle SEC]\n"
         "\n"
         "Connects over TCP, upgrades to TLS, prints the handshake result (protocol and\n"
         "cipher), then sends every line read from stdin (with its newline) and prints every\n"
@@ -251,6 +251,8 @@ static void client_help(void)
         "                 CA verification\n"
         "  --timeout SEC  give up connecting + handshake after SEC seconds each (default 10)\n"
         "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
+        "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
+        "                 0: never)\n"
         "\n"
         "Exit status: 0 done, 1 connection or handshake failure (reason on stderr), 2 bad\n"
         "arguments.\n");
@@ -298,7 +300,7 @@ int cmd_tls_client(int argc, char **argv)
     line_buf lines;
     lines.len = 0;
     bool connected = false;
-    uint64_t last_activity = cli_now_ms();
+    uint64_t last_activity = cli_now_ms(), last_heard = last_activity;
     char line[65537];
     char buf[16384];
     while (!cli_stopping()) {
@@ -323,14 +325,19 @@ int cmd_tls_client(int argc, char **argv)
             connected = true;
             printf("connected: %s\n", sn_tls_stream_get_protocol_description(s));
             fflush(stdout);
-            last_activity = cli_now_ms();
+            last_activity = last_heard = cli_now_ms();
         }
         for (;;) {
             size_t got = 0;
             if (sn_tls_stream_get_partial_data(s, buf, sizeof buf, &got) != SN_OK || got == 0)
                 break;
             line_buf_add(&lines, "< ", buf, got, false);
-            last_activity = cli_now_ms();
+            last_activity = last_heard = cli_now_ms();
+        }
+        if (connected && a.idle > 0 && cli_now_ms() - last_heard >= (uint64_t)a.idle * 1000u) {
+            line_buf_add(&lines, "< ", "", 0, true);
+            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a.idle);
+            goto out;
         }
         if (sn_tls_stream_get_status(s) == SN_TLS_STATUS_DISCONNECTED) {
             line_buf_add(&lines, "< ", "", 0, true);

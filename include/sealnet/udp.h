@@ -87,8 +87,20 @@ SN_API sn_udp_server *sn_udp_server_new(void);
 /* Stops and frees the server; peers taken from it are detached (their sends fail with
  * SN_ERR_UNCONFIGURED) and stay valid until freed. NULL is fine. */
 SN_API void sn_udp_server_free(sn_udp_server *s);
-/* Binds and listens ("*"/NULL: dual-stack). Errors as sn_udp_peer_bind. */
+/* Binds and listens ("*"/NULL: dual-stack). A port another socket holds is refused with
+ * SN_ERR_ALREADY_IN_USE, "udp port N already in use": unlike Godot (which sets SO_REUSEADDR),
+ * two servers never share a port by accident; see sn_udp_server_set_reuse_port to do it on
+ * purpose. Other errors as sn_udp_peer_bind. */
 SN_API sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address);
+/* Opt-in port sharing for deliberate multi-socket servers (one socket per worker thread or
+ * process): with it enabled on every socket, the next listen sets SO_REUSEPORT and the kernel
+ * spreads clients across the sockets by address (one client always reaches the same socket).
+ * Every socket sharing the port must enable it, and all must belong to the same user. Default
+ * off. Call before sn_udp_server_listen: SN_ERR_ALREADY_IN_USE while listening,
+ * SN_ERR_INVALID_PARAMETER for NULL. The setting survives stop and applies to the next listen. */
+SN_API sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enabled);
+/* Whether the next listen shares the port (false for NULL). */
+SN_API bool sn_udp_server_get_reuse_port(const sn_udp_server *s);
 /* Reads what has arrived (bounded work per call) and routes it; expires old pending connections.
  * SN_ERR_UNCONFIGURED when not listening. */
 SN_API sn_err sn_udp_server_poll(sn_udp_server *s);

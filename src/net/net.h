@@ -26,11 +26,20 @@ sn_err sn_net_check_port(int port, bool allow_zero);
  * host). */
 sn_err sn_net_resolve(const char *host, int port, int socktype, int family_hint, sn_addr *out);
 
+/* Socket options for sn_net_open_bound. */
+enum {
+    /* SO_REUSEADDR: for TCP listeners, so a restart can bind while old connections sit in
+     * TIME_WAIT. Never for UDP: there it lets two sockets share a port and split its traffic. */
+    SN_NET_REUSE_ADDR = 1,
+    /* SO_REUSEPORT: several sockets that all ask for it share the port (multi-worker servers). */
+    SN_NET_REUSE_PORT = 2,
+};
+
 /* Opens a non-blocking, close-on-exec socket bound to bind_address:port ("*" or NULL: IPv6
- * dual-stack with IPv4 fallback; an IPv6 literal: v6-only). reuse_addr sets SO_REUSEADDR.
+ * dual-stack with IPv4 fallback; an IPv6 literal: v6-only) with the SN_NET_REUSE_* flags given.
  * Returns the fd, or -1 with the error in *err and in the thread's last error
- * (SN_ERR_ALREADY_IN_USE names the port). */
-int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reuse_addr,
+ * (SN_ERR_ALREADY_IN_USE: "udp port N already in use" / "port N already in use"). */
+int sn_net_open_bound(int socktype, int port, const char *bind_address, unsigned flags,
                       sn_err *err);
 
 /* Opens a non-blocking, close-on-exec socket of the given family, unbound. -1 on failure. */

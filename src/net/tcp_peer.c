@@ -69,7 +69,7 @@ sn_err sn_tcp_peer_bind(sn_tcp_peer *p, int port, const char *host)
     if (p->fd >= 0)
         return sn_fail(SN_ERR_ALREADY_IN_USE, "TCP peer already has a socket (bound or connected)");
     sn_err err;
-    int fd = sn_net_open_bound(SOCK_STREAM, port, host, false, &err);
+    int fd = sn_net_open_bound(SOCK_STREAM, port, host, 0, &err);
     if (fd < 0) return err;
     p->fd = fd;
     p->bound = true;

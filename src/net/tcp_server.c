@@ -33,7 +33,7 @@ sn_err sn_tcp_server_listen(sn_tcp_server *s, int port, const char *bind_address
         return sn_fail(SN_ERR_ALREADY_IN_USE, "TCP server is already listening on port %d",
                        sn_net_local_port(s->fd));
     sn_err err;
-    int fd = sn_net_open_bound(SOCK_STREAM, port, bind_address, true, &err);
+    int fd = sn_net_open_bound(SOCK_STREAM, port, bind_address, SN_NET_REUSE_ADDR, &err);
     if (fd < 0) return err;
     if (listen(fd, SOMAXCONN) != 0) {
         int e = errno;

@@ -121,7 +121,7 @@ sn_err sn_udp_peer_bind(sn_udp_peer *p, int port, const char *bind_address, int 
     if (recv_buf_size < 0)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "receive buffer size %d is negative",
                        recv_buf_size);
-    int fd = sn_net_open_bound(SOCK_DGRAM, port, bind_address, false, &e);
+    int fd = sn_net_open_bound(SOCK_DGRAM, port, bind_address, 0, &e);
     if (fd < 0) return e;
     /* recv_buf_size is a floor for the kernel buffer: never shrink the system default. */
     int want = recv_buf_size ? recv_buf_size : 65536, cur = 0;

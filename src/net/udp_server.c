@@ -21,6 +21,7 @@ struct sn_udp_server {
     unsigned batch, cap;
     size_t max_dgram;
     int rcvbuf;
+    bool reuse_port; /* SO_REUSEPORT at the next listen (sn_udp_server_set_reuse_port) */
     sn_udp_rx *rx;
     sn_udp_pool *pool;
 };
@@ -119,12 +120,28 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
     if (s->hub.fd >= 0)
         return sn_fail(SN_ERR_ALREADY_IN_USE, "listen: server is already listening");
     sn_err e;
-    int fd = sn_net_open_bound(SOCK_DGRAM, port, bind_address, true, &e);
+    int fd = sn_net_open_bound(SOCK_DGRAM, port, bind_address,
+                               s->reuse_port ? SN_NET_REUSE_PORT : 0, &e);
     if (fd < 0) return e;
     s->hub.fd = fd;
     s->hub.port = sn_net_local_port(fd);
     apply_rcvbuf(s);
     return SN_OK;
+}
+
+sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enabled)
+{
+    if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_reuse_port: server is NULL");
+    if (s->fd >= 0)
+        return sn_fail(SN_ERR_ALREADY_IN_USE,
+                       "set_reuse_port: the server is already listening (set it before listen)");
+    s->reuse_port = enabled;
+    return SN_OK;
+}
+
+bool sn_udp_server_get_reuse_port(const sn_udp_server *s)
+{
+    return s && s->reuse_port;
 }
 
 bool sn_udp_server_is_listening(const sn_udp_server *s)

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +441,102 @@ static void dtls_client_to_closed_port_fails_clearly(void **state)
     free(out);
 }
 
+/* A UDP port in use is refused (exit 1, the port named), never shared: the second server would
+ * otherwise print "listening" and take part of the first one's traffic. */
+static void dtls_server_on_a_busy_port_exits_1(void **state)
+{
+    (void)state;
+    int port;
+    sn_test_proc *srv =
+        start_server((const char *[]){"dtls-server", "--port", "0", "--seconds", "60", NULL},
+                     "listening on udp port ", &port);
+    char port_s[16], want[64];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(want, sizeof want, "udp port %d already in use", port);
+    char *out;
+    int rc = run((const char *[]){"dtls-server", "--port", port_s, "--seconds", "5", NULL}, NULL,
+                 30000, &out);
+    if (rc != 1 || !strstr(out, want) || strstr(out, "listening on"))
+        fail_msg("second server on port %d: rc %d:\n%s", port, rc, out);
+    free(out);
+    assert_int_equal(sn_test_proc_stop(srv), 0);
+}
+
+/* Sends a line to a running client every 200 ms until it exits; its exit code (-1: still
+ * running after timeout_ms). */
+static int feed_until_exit(sn_test_proc *cli, int timeout_ms)
+{
+    uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
+    while (sn_test_now_ms() < end) {
+        sn_test_proc_write(cli, "anyone there?\n", 14);
+        int rc = sn_test_proc_wait_exit(cli, 200);
+        if (rc >= 0) return rc;
+    }
+    return -1;
+}
+
+/* A server killed outright sends no close_notify; its port answers the client's packets with
+ * ICMP port unreachable, and after 2 s of that the client says the server went away (exit 1). */
+static void dtls_client_notices_a_killed_server(void **state)
+{
+    (void)state;
+    int port;
+    sn_test_proc *srv = start_server(
+        (const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60", NULL},
+        "listening on udp port ", &port);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = {sealnet_bin, "dtls-client", "127.0.0.1", port_s, "--insecure", NULL};
+    sn_test_proc *cli = sn_test_spawn(argv);
+    assert_non_null(cli);
+    assert_true(sn_test_proc_wait_for(cli, "connected: ", 20000));
+    assert_true(sn_test_proc_write(cli, "first\n", 6));
+    assert_true(sn_test_proc_wait_for(cli, "< first", 10000));
+    kill(sn_test_proc_pid(srv), SIGKILL);
+    uint64_t t0 = sn_test_now_ms();
+    int rc = feed_until_exit(cli, 20000);
+    uint64_t took = sn_test_now_ms() - t0;
+    sn_test_proc_drain(cli);
+    const char *out = sn_test_proc_output(cli);
+    if (rc != 1 || !strstr(out, "the server went away (ICMP port unreachable)") || took < 1900)
+        fail_msg("client after the server's SIGKILL: rc %d after %llu ms:\n%s", rc,
+                 (unsigned long long)took, out);
+    sn_test_proc_stop(cli);
+    sn_test_proc_stop(srv);
+}
+
+/* --idle: a server that is there but silent (stopped: no close_notify, no ICMP either) ends the
+ * client after that many seconds, exit 1 with a line saying why. */
+static void dtls_client_idle_ends_on_a_silent_server(void **state)
+{
+    (void)state;
+    int port;
+    sn_test_proc *srv = start_server(
+        (const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60", NULL},
+        "listening on udp port ", &port);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *argv[] = {sealnet_bin,  "dtls-client", "127.0.0.1", port_s,
+                          "--insecure", "--idle",      "2",         NULL};
+    sn_test_proc *cli = sn_test_spawn(argv);
+    assert_non_null(cli);
+    assert_true(sn_test_proc_wait_for(cli, "connected: ", 20000));
+    assert_true(sn_test_proc_write(cli, "first\n", 6));
+    assert_true(sn_test_proc_wait_for(cli, "< first", 10000));
+    kill(sn_test_proc_pid(srv), SIGSTOP);
+    uint64_t t0 = sn_test_now_ms();
+    int rc = feed_until_exit(cli, 20000);
+    uint64_t took = sn_test_now_ms() - t0;
+    kill(sn_test_proc_pid(srv), SIGCONT);
+    sn_test_proc_drain(cli);
+    const char *out = sn_test_proc_output(cli);
+    if (rc != 1 || !strstr(out, "the server sent nothing for 2 s (--idle)") || took < 1000)
+        fail_msg("client of a stopped server: rc %d after %llu ms:\n%s", rc,
+                 (unsigned long long)took, out);
+    sn_test_proc_stop(cli);
+    assert_int_equal(sn_test_proc_stop(srv), 0);
+}
+
 /* ---- TLS ------------------------------------------------------------------------------ */
 
 static void tls_server_and_client_exchange_lines(void **state)
@@ -591,6 +688,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(dtls_echo_server_both_loops),
         cmocka_unit_test(dtls_server_drops_idle_clients),
         cmocka_unit_test(dtls_client_to_closed_port_fails_clearly),
+        cmocka_unit_test(dtls_server_on_a_busy_port_exits_1),
+        cmocka_unit_test(dtls_client_notices_a_killed_server),
+        cmocka_unit_test(dtls_client_idle_ends_on_a_silent_server),
         cmocka_unit_test(tls_server_and_client_exchange_lines),
         cmocka_unit_test(tls_client_to_closed_port_fails_clearly),
         cmocka_unit_test(bench_merges_tables_and_computes_ratios),

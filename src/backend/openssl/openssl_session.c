@@ -379,13 +379,18 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
     }
     unsigned long code = ERR_peek_error();
     const char *why = sn_ossl_error_string("unknown TLS error");
-    long verify = SSL_get_verify_result(s->ssl);
-    if (s->name_mismatch) {
+    /* OpenSSL records a verification result even when it was told not to enforce it (an unsafe
+     * client), so the result is a cause only when a failed check could have ended the
+     * handshake; otherwise a dead server or an alert would pass for "certificate verify
+     * failed: self-signed certificate". */
+    bool enforced = !s->server && (SSL_get_verify_mode(s->ssl) & SSL_VERIFY_PEER);
+    long verify = enforced ? SSL_get_verify_result(s->ssl) : X509_V_OK;
+    if (enforced && s->name_mismatch) {
         s->failure = SN_TLS_FAIL_HOSTNAME;
         snprintf(s->message, sizeof s->message,
                  "certificate verify failed: hostname mismatch (certificate does not name '%s')",
                  s->hostname ? s->hostname : "");
-    } else if (verify != X509_V_OK && !s->server) {
+    } else if (verify != X509_V_OK) {
         s->failure = SN_TLS_FAIL_VERIFY;
         snprintf(s->message, sizeof s->message, "certificate verify failed: %s",
                  X509_verify_cert_error_string(verify));

@@ -14,7 +14,23 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 echo "pkg-config: $(pkg-config --cflags --libs sealnet)"
 cc -std=c11 -o "$work/consumer_pc" "$src/tests/system/install/consumer.c" $(pkg-config --cflags --libs sealnet)
 LD_LIBRARY_PATH="$libdir" "$work/consumer_pc"
+# README "Where the shared library is found at run time": without help the loader fails, naming
+# the library; with an rpath from pkg-config's libdir it starts.
+if "$work/consumer_pc" >"$work/norpath.log" 2>&1; then
+    echo "a program linked to a private prefix started without rpath or LD_LIBRARY_PATH" >&2
+    exit 1
+fi
+grep -q "libsealnet.so.0: cannot open shared object file" "$work/norpath.log"
+cc -std=c11 -o "$work/consumer_rpath" "$src/tests/system/install/consumer.c" \
+   $(pkg-config --cflags --libs sealnet) -Wl,-rpath,"$(pkg-config --variable=libdir sealnet)"
+env -u LD_LIBRARY_PATH "$work/consumer_rpath"
 cmake -S "$src/tests/system/install" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/consumer" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$work/consumer/consumer"
+# sealnet::sealnet_static: no libsealnet.so needed at run time.
+if readelf -d "$work/consumer/consumer_static" | grep -q 'NEEDED.*libsealnet'; then
+    echo "consumer_static needs libsealnet.so" >&2
+    exit 1
+fi
+env -u LD_LIBRARY_PATH "$work/consumer/consumer_static"
 echo "install test passed"

@@ -761,6 +761,79 @@ static void churn(void **state)
         sn_udp_peer_free(cl[i]);
 }
 
+/* A port another UDP server holds is refused with its number named, on an address and on the
+ * wildcard: two servers never split one port's traffic by accident (Godot's SO_REUSEADDR would
+ * let the second one bind). */
+static void port_in_use_refused(void **state)
+{
+    (void)state;
+    const char *addrs[] = {"127.0.0.1", "*"};
+    for (size_t i = 0; i < 2; i++) {
+        sn_udp_server *a = listening(addrs[i]);
+        int port = sn_udp_server_get_local_port(a);
+        sn_udp_server *b = sn_udp_server_new();
+        assert_non_null(b);
+        assert_int_equal(sn_udp_server_listen(b, port, addrs[i]), SN_ERR_ALREADY_IN_USE);
+        char want[64];
+        snprintf(want, sizeof want, "udp port %d already in use", port);
+        assert_string_equal(sn_last_error_message(), want);
+        assert_false(sn_udp_server_is_listening(b));
+        /* A plain peer cannot take it either. */
+        sn_udp_peer *p = sn_udp_peer_new();
+        assert_int_equal(sn_udp_peer_bind(p, port, addrs[i], 0), SN_ERR_ALREADY_IN_USE);
+        sn_udp_peer_free(p);
+        /* Once the first one stops, the port is free again at once (no TIME_WAIT for UDP). */
+        sn_udp_server_stop(a);
+        assert_int_equal(sn_udp_server_listen(b, port, addrs[i]), SN_OK);
+        sn_udp_server_free(a);
+        sn_udp_server_free(b);
+    }
+}
+
+/* Port sharing on purpose: both servers ask for it, both listen, and every client lands on
+ * exactly one of them. Asking only on one side, or after listen, is refused. */
+static void reuse_port_opt_in(void **state)
+{
+    (void)state;
+    sn_udp_server *a = sn_udp_server_new(), *b = sn_udp_server_new(), *c = sn_udp_server_new();
+    assert_false(sn_udp_server_get_reuse_port(a));
+    assert_int_equal(sn_udp_server_set_reuse_port(a, true), SN_OK);
+    assert_int_equal(sn_udp_server_set_reuse_port(b, true), SN_OK);
+    assert_true(sn_udp_server_get_reuse_port(a));
+    assert_int_equal(sn_udp_server_listen(a, 0, "127.0.0.1"), SN_OK);
+    int port = sn_udp_server_get_local_port(a);
+    assert_int_equal(sn_udp_server_set_reuse_port(a, false), SN_ERR_ALREADY_IN_USE);
+    assert_int_equal(sn_udp_server_listen(b, port, "127.0.0.1"), SN_OK);
+    assert_int_equal(sn_udp_server_get_local_port(b), port);
+    /* c did not opt in: the port stays closed to it. */
+    assert_int_equal(sn_udp_server_listen(c, port, "127.0.0.1"), SN_ERR_ALREADY_IN_USE);
+    assert_int_equal(sn_udp_server_set_reuse_port(NULL, true), SN_ERR_INVALID_PARAMETER);
+
+    enum { NCL = 16 };
+    sn_udp_peer *cl[NCL];
+    for (int i = 0; i < NCL; i++) {
+        cl[i] = client_of(a, "127.0.0.1");
+        assert_int_equal(sn_udp_peer_put_packet(cl[i], "hi", 2), SN_OK);
+    }
+    uint64_t t0 = sn_test_now_ms();
+    sn_udp_server_stats sa, sb;
+    for (;;) {
+        assert_int_equal(sn_udp_server_poll(a), SN_OK);
+        assert_int_equal(sn_udp_server_poll(b), SN_OK);
+        sn_udp_server_get_stats(a, &sa);
+        sn_udp_server_get_stats(b, &sb);
+        if (sa.datagrams_received + sb.datagrams_received >= NCL) break;
+        assert_true(sn_test_now_ms() - t0 < 5000);
+        sn_test_sleep_ms(1);
+    }
+    assert_int_equal(sa.datagrams_received + sb.datagrams_received, NCL);
+    for (int i = 0; i < NCL; i++)
+        sn_udp_peer_free(cl[i]);
+    sn_udp_server_free(a);
+    sn_udp_server_free(b);
+    sn_udp_server_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +851,8 @@ int main(void)
         cmocka_unit_test(server_bad_input),
         cmocka_unit_test(allocation_failures),
         cmocka_unit_test(churn),
+        cmocka_unit_test(port_in_use_refused),
+        cmocka_unit_test(reuse_port_opt_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

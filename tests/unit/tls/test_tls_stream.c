@@ -257,6 +257,39 @@ static void truncation_is_reported(void **state)
     tls_pair_close(&p);
 }
 
+/* With an unsafe client (verification off, so OpenSSL's unenforced verify result reads
+ * "self-signed certificate"), failures are still reported as what they are: a server gone
+ * without close_notify as truncation, a server's fatal alert as that alert. */
+static void unsafe_client_reports_the_real_cause(void **state)
+{
+    (void)state;
+    sn_tls_options *unsafe = sn_tls_options_client_unsafe(NULL);
+    tls_pair p;
+
+    /* The server closes TCP without close_notify, as a killed process does. */
+    tls_pair_open_with(&p, certs, "localhost", unsafe);
+    assert_int_equal(sn_tls_stream_get_status(p.client), SN_TLS_STATUS_CONNECTED);
+    sn_tcp_peer_disconnect_from_host(sn_tls_stream_get_stream(p.server));
+    tls_poll_until_not(p.client, NULL, SN_TLS_STATUS_CONNECTED, 3000);
+    const char *msg = sn_tls_stream_get_error_message(p.client);
+    if (!strstr(msg, "truncated") || strstr(msg, "verify"))
+        fail_msg("server gone: status %d, message '%s'", sn_tls_stream_get_status(p.client), msg);
+    tls_pair_close(&p);
+
+    /* A record the server cannot decrypt draws its fatal bad_record_mac alert. */
+    tls_pair_open_with(&p, certs, "localhost", unsafe);
+    static const uint8_t forged[5 + 32] = {23, 3, 3, 0, 32, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    assert_int_equal(
+        sn_tcp_peer_put_data(sn_tls_stream_get_stream(p.client), forged, sizeof forged), SN_OK);
+    assert_int_equal(tls_poll_until_not(p.client, p.server, SN_TLS_STATUS_CONNECTED, 3000),
+                     SN_TLS_STATUS_ERROR);
+    msg = sn_tls_stream_get_error_message(p.client);
+    if (!strstr(msg, "peer sent alert: bad_record_mac"))
+        fail_msg("server's alert: message '%s'", msg);
+    tls_pair_close(&p);
+    sn_tls_options_free(unsafe);
+}
+
 static void arguments_and_ownership(void **state)
 {
     (void)state;
@@ -398,10 +431,15 @@ int main(void)
 {
     signal(SIGPIPE, SIG_DFL); /* the library must never raise it */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(handshake_and_exchange), cmocka_unit_test(connect_while_tcp_connecting),
-        cmocka_unit_test(verification),           cmocka_unit_test(close_notify_is_quiet),
-        cmocka_unit_test(truncation_is_reported), cmocka_unit_test(arguments_and_ownership),
-        cmocka_unit_test(many_small_writes),      cmocka_unit_test(never_reading_peer),
+        cmocka_unit_test(handshake_and_exchange),
+        cmocka_unit_test(connect_while_tcp_connecting),
+        cmocka_unit_test(verification),
+        cmocka_unit_test(close_notify_is_quiet),
+        cmocka_unit_test(truncation_is_reported),
+        cmocka_unit_test(arguments_and_ownership),
+        cmocka_unit_test(many_small_writes),
+        cmocka_unit_test(never_reading_peer),
+        cmocka_unit_test(unsafe_client_reports_the_real_cause),
     };
     if (!sn_test_have("openssl")) {
         fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
