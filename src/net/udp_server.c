@@ -132,7 +132,7 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
 sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enabled)
 {
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_reuse_port: server is NULL");
-    if (s->fd >= 0)
+    if (s->hub.fd >= 0)
         return sn_fail(SN_ERR_ALREADY_IN_USE,
                        "set_reuse_port: the server is already listening (set it before listen)");
     s->reuse_port = enabled;
