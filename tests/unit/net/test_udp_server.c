@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -834,6 +835,120 @@ static void reuse_port_opt_in(void **state)
     sn_udp_server_free(c);
 }
 
+/* ---- the ready list and the transport override -------------------------------------------- */
+
+/* A scripted network for one server socket: datagrams the test queues are "received" from
+ * made-up addresses; what the server sends is recorded. No packet touches the kernel. */
+typedef struct scripted {
+    int fd;
+    struct {
+        struct sockaddr_in from;
+        char data[32];
+        size_t len;
+    } in[64];
+    int nin, next;
+    struct sockaddr_in sent_to[64];
+    char sent[64][32];
+    int nsent;
+} scripted;
+static scripted net;
+
+static long scripted_send(void *user, int fd, const void *buf, size_t len,
+                          const struct sockaddr *to, unsigned to_len)
+{
+    (void)user;
+    assert_int_equal(fd, net.fd);
+    assert_non_null(to);
+    assert_true(to_len >= sizeof(struct sockaddr_in) && net.nsent < 64);
+    memcpy(&net.sent_to[net.nsent], to, sizeof(struct sockaddr_in));
+    snprintf(net.sent[net.nsent++], 32, "%.*s", (int)len, (const char *)buf);
+    return (long)len;
+}
+
+static long scripted_recv(void *user, int fd, void *buf, size_t cap, struct sockaddr *from,
+                          unsigned *from_len)
+{
+    (void)user;
+    if (fd != net.fd || net.next >= net.nin) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t len = net.in[net.next].len;
+    memcpy(buf, net.in[net.next].data, len < cap ? len : cap);
+    memcpy(from, &net.in[net.next].from, sizeof(struct sockaddr_in));
+    *from_len = sizeof(struct sockaddr_in);
+    net.next++;
+    return (long)len;
+}
+
+static void script(int client, const char *text)
+{
+    int i = net.nin++;
+    memset(&net.in[i].from, 0, sizeof net.in[i].from);
+    net.in[i].from.sin_family = AF_INET;
+    net.in[i].from.sin_port = htons((uint16_t)(40000 + client));
+    net.in[i].from.sin_addr.s_addr = htonl(0x0a000001u + (uint32_t)client); /* never sent to */
+    net.in[i].len = (size_t)snprintf(net.in[i].data, sizeof net.in[i].data, "%s", text);
+}
+
+/* With an override, routing, pending connections, replies and the ready list work without any
+ * network: deterministic, as tests and fuzz targets need. Taken peers that receive datagrams
+ * join the ready list once each, in arrival order; a freed peer leaves it. */
+static void ready_list_over_scripted_transport(void **state)
+{
+    (void)state;
+    memset(&net, 0, sizeof net);
+    static const sn_udp_transport t = {scripted_send, scripted_recv, NULL};
+    assert_int_equal(sn_set_udp_transport(&t), SN_OK);
+    assert_true(sn_udp_transport_is_overridden());
+    sn_udp_server *s = listening("127.0.0.1");
+    net.fd = sn_udp_server_get_fd(s);
+    for (int c = 1; c <= 3; c++)
+        script(c, "hello");
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    sn_udp_peer *peers[4] = {0};
+    for (int c = 1; c <= 3; c++) {
+        peers[c] = sn_udp_server_take_connection(s);
+        assert_non_null(peers[c]);
+        assert_int_equal(sn_udp_peer_get_packet_port(peers[c]), 0); /* nothing read yet */
+        sn_udp_peer_set_ready_tag(peers[c], (void *)(uintptr_t)c);
+    }
+    /* Pending peers were never on the ready list. */
+    assert_int_equal(sn_udp_server_ready_count(s), 0);
+    assert_null(sn_udp_server_pop_ready(s));
+
+    /* 3, 2, 3, 1 arrive: the list names 3, 2, 1 once each, in that order. */
+    script(3, "a"), script(2, "b"), script(3, "c"), script(1, "d");
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    assert_int_equal(sn_udp_server_ready_count(s), 3);
+    sn_udp_peer *r = sn_udp_server_pop_ready(s);
+    assert_int_equal((uintptr_t)sn_udp_peer_ready_tag(r), 3);
+    assert_int_equal(sn_udp_peer_get_available_packet_count(r), 3); /* hello, a, c */
+    /* Freeing a peer that is on the list takes it off. */
+    sn_udp_peer_free(peers[2]);
+    peers[2] = NULL;
+    r = sn_udp_server_pop_ready(s);
+    assert_int_equal((uintptr_t)sn_udp_peer_ready_tag(r), 1);
+    assert_null(sn_udp_server_pop_ready(s));
+    assert_int_equal(sn_udp_server_ready_count(s), 0);
+
+    /* Replies go through the override to the scripted addresses. */
+    assert_int_equal(sn_udp_peer_put_packet(peers[1], "reply", 5), SN_OK);
+    assert_int_equal(net.nsent, 1);
+    assert_string_equal(net.sent[0], "reply");
+    assert_int_equal(ntohs(net.sent_to[0].sin_port), 40001);
+    /* A peer popped and not drained joins again with its next datagram. */
+    script(3, "e");
+    assert_int_equal(sn_udp_server_poll(s), SN_OK);
+    assert_int_equal((uintptr_t)sn_udp_peer_ready_tag(sn_udp_server_pop_ready(s)), 3);
+
+    sn_udp_peer_free(peers[1]);
+    sn_udp_peer_free(peers[3]);
+    sn_udp_server_free(s);
+    assert_int_equal(sn_set_udp_transport(NULL), SN_OK);
+    assert_false(sn_udp_transport_is_overridden());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -853,6 +968,7 @@ int main(void)
         cmocka_unit_test(churn),
         cmocka_unit_test(port_in_use_refused),
         cmocka_unit_test(reuse_port_opt_in),
+        cmocka_unit_test(ready_list_over_scripted_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
