@@ -61,8 +61,11 @@ static void line_buf_add(line_buf *lb, const char *prefix, const char *data, siz
 /* Descriptors left over beyond the default --max-clients: the listening socket, stdio, and what
  * the TLS library and the system open. */
 #define FD_RESERVE 32
-/* Longest sleep of the loop: the resolution of --idle and --seconds. Signals wake it at once. */
+/* Longest sleep of the loop: the resolution of --seconds. Signals wake it at once. */
 #define LOOP_WAIT_MS 50
+/* Clients whose socket is quiet are looked at (timeouts, --idle) this often, not every turn:
+ * idle clients then cost next to nothing. */
+#define SWEEP_MS 200
 
 static void server_help(void)
 {
@@ -101,6 +104,8 @@ typedef struct tls_client {
     sn_tls_status last;
     char who[80];
     uint64_t last_progress_ms; /* accepted, or last byte moved either way */
+    bool due;                  /* its turn comes this time round: socket ready, new, or busy */
+    bool busy;                 /* work left over from its budget */
     uint8_t *out;              /* replies not yet taken by the stream: out[head, head + len) */
     size_t head, len, cap;
     line_buf lines;
@@ -211,6 +216,7 @@ int cmd_tls_server(int argc, char **argv)
     uint64_t closed_backlog = 0, closed_idle = 0, pauses_full = 0;
     bool full = false, logged_fd = false, logged_full = false;
     bool busy = false; /* a client has work left over from its budget: do not sleep */
+    uint64_t next_sweep = 0;
     char buf[16384];
     while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
         struct pollfd *np = realloc(pfds, (n + 1) * sizeof *np);
@@ -221,15 +227,27 @@ int cmd_tls_server(int argc, char **argv)
              * connections wait, so it must leave the poll set or the loop spins. */
             if ((long)n < max_clients && !sn_tcp_server_is_accept_paused(srv))
                 pfds[k++] = (struct pollfd){sn_tcp_server_get_fd(srv), POLLIN, 0};
+            nfds_t first = k;
             for (size_t i = 0; i < n; i++) {
                 int fd = sn_tcp_peer_get_fd(sn_tls_stream_get_stream(clients[i]->s));
                 short ev = POLLIN;
                 if (clients[i]->len || sn_tls_stream_get_unsent_bytes(clients[i]->s)) ev |= POLLOUT;
-                if (fd >= 0) pfds[k++] = (struct pollfd){fd, ev, 0};
+                pfds[k++] = (struct pollfd){fd, ev, 0}; /* fd -1: ignored by poll */
             }
-            poll(pfds, k, busy ? 0 : LOOP_WAIT_MS); /* EINTR on a signal: checked above */
+            int ready = poll(pfds, k, busy ? 0 : LOOP_WAIT_MS); /* EINTR on a signal */
+            for (size_t i = 0; i < n; i++)
+                clients[i]->due = ready < 0 || pfds[first + i].revents || pfds[first + i].fd < 0 ||
+                                  clients[i]->busy;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                clients[i]->due = true;
         }
         busy = false;
+        if (cli_now_ms() >= next_sweep) {
+            for (size_t i = 0; i < n; i++)
+                clients[i]->due = true;
+            next_sweep = cli_now_ms() + SWEEP_MS;
+        }
 
         for (int taken = 0; taken < ACCEPT_BUDGET && (long)n < max_clients &&
                             sn_tcp_server_is_connection_available(srv);
@@ -268,6 +286,7 @@ int cmd_tls_server(int argc, char **argv)
             }
             tc->last = SN_TLS_STATUS_HANDSHAKING;
             tc->last_progress_ms = cli_now_ms();
+            tc->due = true;
             clients[n++] = tc;
         }
         if ((long)n >= max_clients && !full) {
@@ -283,6 +302,11 @@ int cmd_tls_server(int argc, char **argv)
         /* A signal is honoured between two clients: each client's turn is bounded. */
         for (size_t i = 0; i < n && !cli_stopping();) {
             tls_client *tc = clients[i];
+            if (!tc->due) {
+                i++;
+                continue;
+            }
+            tc->busy = false;
             uint64_t now = cli_now_ms();
             char why[128] = "";
             sn_tls_stream_poll(tc->s);
@@ -321,7 +345,8 @@ int cmd_tls_server(int argc, char **argv)
                              MAX_BACKLOG / 1024u);
                 }
                 /* Left over: bytes already decrypted or read ahead, which poll(2) cannot see. */
-                if (budget == 0 || sn_tls_stream_get_available_bytes(tc->s) > 0) busy = true;
+                if (budget == 0 || sn_tls_stream_get_available_bytes(tc->s) > 0)
+                    busy = tc->busy = true;
             }
             st = sn_tls_stream_get_status(tc->s);
             if (!*why && idle > 0 &&
