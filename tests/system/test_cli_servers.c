@@ -55,14 +55,19 @@ typedef struct child {
     char *log; /* log lines only */
     size_t len, cap;
     unsigned long data_lines; /* lines of received data, counted */
+    bool in_data;             /* the line being read is data (it was longer than a piece) */
+    char line[8192];          /* the reader's line being assembled */
     bool exited;
     int status;
 } child;
 
-static void child_keep(child *c, const char *line, size_t len)
+/* One line, or a piece of a long one (`more` when the line goes on). */
+static void child_keep(child *c, const char *line, size_t len, bool more)
 {
     pthread_mutex_lock(&c->lock);
-    if (strstr(line, " says: ") || strncmp(line, "< ", 2) == 0) {
+    bool data = c->in_data || strstr(line, " says: ") || strncmp(line, "< ", 2) == 0;
+    c->in_data = data && more;
+    if (data) {
         c->data_lines++;
     } else {
         if (c->len + len + 2 > c->cap) {
@@ -71,7 +76,7 @@ static void child_keep(child *c, const char *line, size_t len)
         }
         memcpy(c->log + c->len, line, len);
         c->len += len;
-        c->log[c->len++] = '\n';
+        if (!more) c->log[c->len++] = '\n';
         c->log[c->len] = '\0';
     }
     pthread_mutex_unlock(&c->lock);
@@ -80,7 +85,7 @@ static void child_keep(child *c, const char *line, size_t len)
 static void *child_read(void *arg)
 {
     child *c = arg;
-    static char line[8192];
+    char *line = c->line;
     size_t n = 0;
     char buf[65536];
     for (;;) {
@@ -88,9 +93,9 @@ static void *child_read(void *arg)
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         for (ssize_t i = 0; i < r; i++) {
-            if (buf[i] == '\n' || n == sizeof line - 1) {
+            if (buf[i] == '\n' || n == sizeof c->line - 1) {
                 line[n] = '\0';
-                child_keep(c, line, n);
+                child_keep(c, line, n, buf[i] != '\n');
                 n = 0;
                 if (buf[i] == '\n') continue;
             }
@@ -99,9 +104,31 @@ static void *child_read(void *arg)
     }
     if (n) {
         line[n] = '\0';
-        child_keep(c, line, n);
+        child_keep(c, line, n, false);
     }
     return NULL;
+}
+
+/* Every child alive, so that a failed test (cmocka jumps out of it) leaves none running. */
+static child *alive[8];
+
+static void child_free(child *c);
+
+/* The streaming thread of a test, stopped and joined by kill_leftovers when the test failed. */
+static volatile bool *streamer_stop;
+static pthread_t streamer_thread;
+
+static int kill_leftovers(void **state)
+{
+    (void)state;
+    if (streamer_stop) {
+        *streamer_stop = true;
+        pthread_join(streamer_thread, NULL);
+        streamer_stop = NULL;
+    }
+    for (size_t i = 0; i < sizeof alive / sizeof alive[0]; i++)
+        if (alive[i]) child_free(alive[i]);
+    return 0;
 }
 
 /* Starts sealnet with args (NULL-terminated), stdin a pipe left open, RLIMIT_NOFILE set to
@@ -140,6 +167,11 @@ static child *child_start(const char *const args[], long nofile)
     c->log = calloc(1, c->cap);
     pthread_mutex_init(&c->lock, NULL);
     assert_int_equal(pthread_create(&c->reader, NULL, child_read, c), 0);
+    for (size_t i = 0; i < sizeof alive / sizeof alive[0]; i++)
+        if (!alive[i]) {
+            alive[i] = c;
+            break;
+        }
     return c;
 }
 
@@ -221,6 +253,8 @@ static void child_signal_expect_exit(child *c, int sig, const char *what)
 static void child_free(child *c)
 {
     if (!c) return;
+    for (size_t i = 0; i < sizeof alive / sizeof alive[0]; i++)
+        if (alive[i] == c) alive[i] = NULL;
     if (!c->exited) {
         kill(c->pid, SIGKILL);
         waitpid(c->pid, &c->status, 0);
@@ -476,9 +510,10 @@ static void hello_server_not_starved_by_a_streaming_client(void **state)
     child *srv = server_start(
         (const char *const[]){"tls-server", "--port", "0", "--bind", "127.0.0.1", "--hello", NULL},
         0, &port);
-    streamer st = {.port = port};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, stream_client, &st), 0);
+    static streamer st;
+    st = (streamer){.port = port};
+    assert_int_equal(pthread_create(&streamer_thread, NULL, stream_client, &st), 0);
+    streamer_stop = &st.stop;
     /* Let the stream run well ahead of the server before the others come. */
     uint64_t end = sn_test_now_ms() + WAIT_MS;
     while (st.sent < 4u * 1024u * 1024u && sn_test_now_ms() < end)
@@ -508,7 +543,8 @@ static void hello_server_not_starved_by_a_streaming_client(void **state)
 
     child_signal_expect_exit(srv, SIGINT, "tls-server --hello, streamed at");
     st.stop = true;
-    pthread_join(th, NULL);
+    pthread_join(streamer_thread, NULL);
+    streamer_stop = NULL;
     sn_tls_stream_free(st.s);
     for (int i = 0; i < OTHERS; i++)
         tclient_free(&others[i]);
@@ -554,13 +590,14 @@ static void tls_client_stops_on_signal_while_server_streams(void **state)
     (void)state;
     for (int round = 0; round < 2; round++) {
         int sig = round == 0 ? SIGINT : SIGTERM;
-        streamer st = {0};
+        static streamer st;
+        st = (streamer){0};
         st.listener = sn_tcp_server_new();
         assert_int_equal(sn_tcp_server_listen(st.listener, 0, "127.0.0.1"), SN_OK);
         char port[16];
         snprintf(port, sizeof port, "%d", sn_tcp_server_get_local_port(st.listener));
-        pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, stream_server, &st), 0);
+        assert_int_equal(pthread_create(&streamer_thread, NULL, stream_server, &st), 0);
+        streamer_stop = &st.stop;
         child *cl = child_start(
             (const char *const[]){"tls-client", "127.0.0.1", port, "--insecure", NULL}, 0);
         /* stdin stays open: only the signal may end it. */
@@ -574,7 +611,8 @@ static void tls_client_stops_on_signal_while_server_streams(void **state)
         assert_true(st.ok);
         child_signal_expect_exit(cl, sig, "tls-client, streamed at");
         st.stop = true;
-        pthread_join(th, NULL);
+        pthread_join(streamer_thread, NULL);
+        streamer_stop = NULL;
         sn_tls_stream_free(st.s);
         sn_tcp_server_free(st.listener);
         child_free(cl);
@@ -851,12 +889,12 @@ int main(int argc, char **argv)
     client_opts = sn_tls_options_client_unsafe(NULL);
     assert_non_null(client_opts);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(echo_server_survives_a_client_that_never_reads),
-        cmocka_unit_test(hello_server_not_starved_by_a_streaming_client),
-        cmocka_unit_test(tls_client_stops_on_signal_while_server_streams),
-        cmocka_unit_test(tls_server_out_of_descriptors_does_not_spin),
-        cmocka_unit_test(tls_server_at_max_clients_waits),
-        cmocka_unit_test(classic_dtls_server_caps_silent_half_open),
+        cmocka_unit_test_teardown(echo_server_survives_a_client_that_never_reads, kill_leftovers),
+        cmocka_unit_test_teardown(hello_server_not_starved_by_a_streaming_client, kill_leftovers),
+        cmocka_unit_test_teardown(tls_client_stops_on_signal_while_server_streams, kill_leftovers),
+        cmocka_unit_test_teardown(tls_server_out_of_descriptors_does_not_spin, kill_leftovers),
+        cmocka_unit_test_teardown(tls_server_at_max_clients_waits, kill_leftovers),
+        cmocka_unit_test_teardown(classic_dtls_server_caps_silent_half_open, kill_leftovers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sn_tls_options_free(client_opts);
