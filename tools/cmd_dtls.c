@@ -47,6 +47,10 @@ static void server_help(void)
 /* Packets read from one peer per loop turn, so that a flooding peer cannot starve the others
  * or keep the loop from seeing a signal. */
 #define PACKET_BUDGET 64
+/* Longest sleep of the classic loop (the resolution of --seconds); signals wake it at once. */
+#define LOOP_WAIT_MS 50
+/* Quiet peers are looked at (--idle) this often, not every turn. */
+#define SWEEP_MS 200
 
 typedef struct srv_peer {
     sn_dtls_peer *dtls;
@@ -212,16 +216,27 @@ int cmd_dtls_server(int argc, char **argv)
     size_t half_open = 0; /* peers HANDSHAKING */
     bool logged_evict = false, logged_full = false;
     bool busy = false; /* a peer has packets left over from its budget: do not sleep */
+    uint64_t next_sweep = 0;
     char buf[65536];
 
     while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
-        int wait_ms = busy ? 0 : 20;
+        int wait_ms = busy ? 0 : LOOP_WAIT_MS;
+        bool timer = false; /* a peer's retransmission or timeout falls due */
         for (size_t i = 0; i < npeers && wait_ms > 0; i++) {
             int t = sn_dtls_peer_next_timeout_ms(peers[i].dtls);
-            if (t >= 0 && t < wait_ms) wait_ms = t;
+            if (t >= 0 && t < wait_ms) {
+                wait_ms = t;
+                timer = true;
+            }
         }
         struct pollfd pfd = {sn_udp_server_get_fd(udp), POLLIN, 0};
-        poll(&pfd, 1, wait_ms);
+        int ready = poll(&pfd, 1, wait_ms); /* EINTR on a signal */
+        /* Every peer gets a turn when datagrams came (the UDP server routes them to peers this
+         * loop cannot tell apart), a timer fell due, a peer had work left, or at each sweep
+         * (--idle); otherwise silent peers cost nothing. */
+        uint64_t turn_ms = cli_now_ms();
+        bool sweep = busy || ready != 0 || timer || turn_ms >= next_sweep;
+        if (turn_ms >= next_sweep) next_sweep = turn_ms + SWEEP_MS;
         busy = false;
 
         sn_udp_server_poll(udp);
@@ -287,7 +302,7 @@ int cmd_dtls_server(int argc, char **argv)
         }
 
         /* A signal is honoured between two peers: each peer's turn is bounded. */
-        for (size_t i = 0; i < npeers && !cli_stopping();) {
+        for (size_t i = 0; sweep && i < npeers && !cli_stopping();) {
             srv_peer *sp = &peers[i];
             sn_dtls_peer_poll(sp->dtls);
             sn_dtls_status st = sn_dtls_peer_get_status(sp->dtls);
