@@ -708,6 +708,39 @@ static void tls_server_at_max_clients_waits(void **state)
     out_of_descriptors("100", "100 clients (--max-clients)");
 }
 
+/* A TCP connection that never sends its ClientHello (slowloris at the handshake) is closed by
+ * --idle with the reason, and the client sees the connection end. Old behaviour: tls-server had
+ * no --idle and kept it for the whole handshake timeout (30 s). */
+static void tls_server_idle_closes_a_silent_handshake(void **state)
+{
+    (void)state;
+    int port;
+    child *srv = server_start((const char *const[]){"tls-server", "--port", "0", "--bind",
+                                                    "127.0.0.1", "--idle", "1", NULL},
+                              0, &port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    uint64_t t0 = sn_test_now_ms();
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (!child_wait_for(srv, "silent for 1 s (--idle) during the handshake", WAIT_MS))
+        child_dump(srv, "the silent handshake was not closed");
+    assert_true(child_has(srv, "silent for 1 s (--idle) during the handshake"));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+    char b[64];
+    assert_true(recv(fd, b, sizeof b, 0) <= 0); /* end of stream (or reset), no data */
+    uint64_t took = sn_test_now_ms() - t0;
+    print_message("silent handshake closed after %llu ms\n", (unsigned long long)took);
+    assert_true(took >= 900);
+    close(fd);
+    child_signal_expect_exit(srv, SIGTERM, "tls-server --idle 1");
+    assert_true(child_has(srv, "1 idle"));
+    child_free(srv);
+}
+
 /* ---- 4: silent half-open DTLS handshakes against the classic loop ------------------------ */
 
 /* A plain UDP socket on 127.0.0.1:0, non-blocking. */
@@ -879,6 +912,61 @@ static void classic_dtls_server_caps_silent_half_open(void **state)
     nsilent = 0;
 }
 
+/* A DTLS client of the test, polled until CONNECTED or failed (or timeout_ms). */
+static sn_dtls_peer *dtls_connect(int port, int handshake_timeout_ms)
+{
+    sn_udp_peer *udp = sn_udp_peer_new();
+    sn_dtls_peer *cl = sn_dtls_peer_new();
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.handshake_timeout_ms = handshake_timeout_ms;
+    assert_int_equal(sn_dtls_peer_set_settings(cl, &set), SN_OK);
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", port), SN_OK);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(cl, udp, "localhost", client_opts), SN_OK);
+    uint64_t end = sn_test_now_ms() + (uint64_t)handshake_timeout_ms + 5000;
+    while (sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_HANDSHAKING && sn_test_now_ms() < end) {
+        struct pollfd pfd = {sn_dtls_peer_get_fd(cl), POLLIN, 0};
+        poll(&pfd, 1, 10);
+        sn_dtls_peer_poll(cl);
+    }
+    return cl;
+}
+
+/* --max-clients on the classic loop: the peer beyond it is refused and counted; once a peer
+ * leaves, a new one gets in. Old behaviour: no bound at all. */
+static void classic_dtls_server_max_clients(void **state)
+{
+    (void)state;
+    int port;
+    child *srv = server_start((const char *const[]){"dtls-server", "--port", "0", "--bind",
+                                                    "127.0.0.1", "--max-clients", "1", NULL},
+                              0, &port);
+    sn_dtls_peer *first = dtls_connect(port, 10000);
+    assert_int_equal(sn_dtls_peer_get_status(first), SN_DTLS_STATUS_CONNECTED);
+    sn_dtls_peer *second = dtls_connect(port, 1500);
+    assert_int_equal(sn_dtls_peer_get_status(second), SN_DTLS_STATUS_ERROR);
+    assert_true(child_wait_for(srv, "(--max-clients): new handshakes refused", WAIT_MS));
+    sn_dtls_peer_free(first); /* close_notify: the slot frees */
+    assert_true(child_wait_for(srv, "disconnected: closed by the client", WAIT_MS));
+    sn_dtls_peer *third = dtls_connect(port, 10000);
+    assert_int_equal(sn_dtls_peer_get_status(third), SN_DTLS_STATUS_CONNECTED);
+    sn_dtls_peer_free(third);
+    sn_dtls_peer_free(second);
+    child_signal_expect_exit(srv, SIGINT, "dtls-server --max-clients 1");
+    char *log = child_log(srv);
+    const char *stop = strstr(log, "stopping:");
+    assert_non_null(stop);
+    print_message("%s", stop);
+    /* "N refused": one per cookie-proven hello of the refused client (it may retransmit). */
+    const char *ref = strstr(stop, " refused (--max-clients 1)");
+    assert_non_null(ref);
+    while (ref > stop && ref[-1] >= '0' && ref[-1] <= '9')
+        ref--;
+    assert_true(atoi(ref) >= 1);
+    free(log);
+    child_free(srv);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -894,7 +982,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(tls_client_stops_on_signal_while_server_streams, kill_leftovers),
         cmocka_unit_test_teardown(tls_server_out_of_descriptors_does_not_spin, kill_leftovers),
         cmocka_unit_test_teardown(tls_server_at_max_clients_waits, kill_leftovers),
+        cmocka_unit_test_teardown(tls_server_idle_closes_a_silent_handshake, kill_leftovers),
         cmocka_unit_test_teardown(classic_dtls_server_caps_silent_half_open, kill_leftovers),
+        cmocka_unit_test_teardown(classic_dtls_server_max_clients, kill_leftovers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sn_tls_options_free(client_opts);
