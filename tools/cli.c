@@ -285,20 +285,27 @@ bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
                           void (*help)(void), cli_server_args *a)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
-        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
-        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
-        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false};
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"bind", required_argument, NULL, 'b'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"echo", no_argument, NULL, 'e'},
+                                         {"hello", no_argument, NULL, 'H'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"save-cert", required_argument, NULL, 'S'},
+                                         {"idle", required_argument, NULL, 'i'},
+                                         {"host", no_argument, NULL, 'o'},
+                                         {"max-clients", required_argument, NULL, 'm'},
+                                         {"max-half-open", required_argument, NULL, 'O'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, 0, 0};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        /* --idle and --host belong to the DTLS server only. */
-        if (!datagram && (c == 'i' || c == 'o'))
-            return cli_usage_error("unknown option '--%s'", c == 'i' ? "idle" : "host");
+        /* --host and --max-half-open belong to the DTLS server only. */
+        if (!datagram && (c == 'o' || c == 'O'))
+            return cli_usage_error("unknown option '--%s'", c == 'o' ? "host" : "max-half-open");
         switch (c) {
         case 'p':
             if (!cli_parse_int(optarg, 0, 65535, &a->port))
@@ -331,6 +338,14 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
             break;
         case 'o':
             a->use_host = true;
+            break;
+        case 'm':
+            if (!cli_parse_int(optarg, 1, 1000000, &a->max_clients))
+                return cli_usage_error("--max-clients wants 1..1000000, not '%s'", optarg);
+            break;
+        case 'O':
+            if (!cli_parse_int(optarg, 1, 1000000, &a->max_half_open))
+                return cli_usage_error("--max-half-open wants 1..1000000, not '%s'", optarg);
             break;
         case 'h':
             help();

@@ -36,13 +36,15 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * exit status: 0 after --help, 2 after a bad argument). */
 enum { CLI_CONTINUE = -1 };
 
-/* Options shared by dtls-server and tls-server. */
+/* Options shared by dtls-server and tls-server. max_clients / max_half_open 0: the command's
+ * default. */
 typedef struct cli_server_args {
     long port, seconds, idle;
     const char *bind, *key_path, *cert_path, *save_cert;
     bool echo, use_host;
+    long max_clients, max_half_open;
 } cli_server_args;
-/* Parses them; `datagram` also accepts the DTLS server's --idle and --host. */
+/* Parses them; `datagram` also accepts the DTLS server's --host and --max-half-open. */
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
                           void (*help)(void), cli_server_args *a);
 

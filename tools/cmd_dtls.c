@@ -15,7 +15,8 @@ static void server_help(void)
 {
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                           [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
-           "                           [--seconds N] [--host]\n"
+           "                           [--max-clients N] [--max-half-open N] [--seconds N]\n"
+           "                           [--host]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -29,6 +30,11 @@ static void server_help(void)
            "  --hello        answer every packet with \"" HELLO_REPLY "\" (default)\n"
            "  --echo         send every packet back unchanged\n"
            "  --idle SEC     disconnect a client silent for SEC seconds (default 60; 0: never)\n"
+           "  --max-clients N  peers at once, handshaking or connected (default 4096); beyond\n"
+           "                 it new handshakes are refused\n"
+           "  --max-half-open N  handshakes in progress at once (default 256); when full, a new\n"
+           "                 cookie-proven client evicts the oldest (classic loop), or waits\n"
+           "                 for a slot (--host)\n"
            "  --host         run on the host API (sn_host: events, idle timeout) instead of\n"
            "                 the classic loop\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
@@ -38,22 +44,34 @@ static void server_help(void)
            "reason) and packet; on a terminal also a status line every second.\n");
 }
 
+/* Packets read from one peer per loop turn, so that a flooding peer cannot starve the others
+ * or keep the loop from seeing a signal. */
+#define PACKET_BUDGET 64
+/* Longest sleep of the classic loop (the resolution of --seconds); signals wake it at once. */
+#define LOOP_WAIT_MS 50
+/* Quiet peers are looked at (--idle) this often, not every turn. */
+#define SWEEP_MS 200
+
 typedef struct srv_peer {
     sn_dtls_peer *dtls;
     sn_dtls_status last;
+    uint64_t started_ms; /* when its cookie-proven handshake began */
     char who[80];
 } srv_peer;
 
 /* The same server on sn_host: the host owns the sockets and peers and hands out events. */
-static int run_host_server(const sn_tls_options *o, long port, const char *bind, bool echo,
-                           long idle, long seconds)
+static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
 {
+    const long port = a->port, idle = a->idle, seconds = a->seconds;
+    const bool echo = a->echo;
     sn_host_config cfg;
     sn_host_default_config(&cfg);
-    cfg.bind_address = bind;
+    cfg.bind_address = a->bind;
     cfg.port = (int)port;
     cfg.server_options = o;
     cfg.idle_timeout_ms = (int)(idle * 1000);
+    if (a->max_clients) cfg.max_peers = (int)a->max_clients;
+    if (a->max_half_open) cfg.max_half_open = (int)a->max_half_open;
     /* Plain DTLS clients (sealnet dtls-client, Godot) do not answer the host's pings: no
      * keepalives, so that they see only application packets. */
     cfg.keepalive_interval_ms = 0;
@@ -145,6 +163,12 @@ int cmd_dtls_server(int argc, char **argv)
     const long port = a.port, seconds = a.seconds, idle = a.idle;
     const char *bind = a.bind;
     const bool echo = a.echo;
+    /* The host's defaults are the classic loop's too: one source for each. */
+    sn_host_config defaults;
+    sn_host_default_config(&defaults);
+    const size_t max_clients = (size_t)(a.max_clients ? a.max_clients : defaults.max_peers);
+    const size_t max_half_open =
+        (size_t)(a.max_half_open ? a.max_half_open : defaults.max_half_open);
 
     sn_crypto_key *key;
     sn_x509_cert *cert;
@@ -155,7 +179,7 @@ int cmd_dtls_server(int argc, char **argv)
     sn_x509_cert_free(cert);
     if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
     if (a.use_host) {
-        rc = run_host_server(opts_srv, port, bind, echo, idle, seconds);
+        rc = run_host_server(opts_srv, &a);
         sn_tls_options_free(opts_srv);
         return rc;
     }
@@ -192,16 +216,33 @@ int cmd_dtls_server(int argc, char **argv)
     uint64_t next_status = cli_now_ms() + 1000;
     uint64_t pk_in = 0, pk_out = 0, hs = 0, hs_fail = 0;
     uint64_t last_in = 0, last_out = 0, last_hs = 0;
+    /* Handshakes evicted at --max-half-open, refused at --max-clients. */
+    uint64_t evicted = 0, refused = 0;
+    size_t half_open = 0; /* peers HANDSHAKING */
+    bool logged_evict = false, logged_full = false;
+    bool busy = false; /* a peer has packets left over from its budget: do not sleep */
+    uint64_t next_sweep = 0;
     char buf[65536];
 
     while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
-        int wait_ms = 20;
-        for (size_t i = 0; i < npeers; i++) {
+        int wait_ms = busy ? 0 : LOOP_WAIT_MS;
+        bool timer = false; /* a peer's retransmission or timeout falls due */
+        for (size_t i = 0; i < npeers && wait_ms > 0; i++) {
             int t = sn_dtls_peer_next_timeout_ms(peers[i].dtls);
-            if (t >= 0 && t < wait_ms) wait_ms = t;
+            if (t >= 0 && t < wait_ms) {
+                wait_ms = t;
+                timer = true;
+            }
         }
         struct pollfd pfd = {sn_udp_server_get_fd(udp), POLLIN, 0};
-        poll(&pfd, 1, wait_ms);
+        int ready = poll(&pfd, 1, wait_ms); /* EINTR on a signal */
+        /* Every peer gets a turn when datagrams came (the UDP server routes them to peers this
+         * loop cannot tell apart), a timer fell due, a peer had work left, or at each sweep
+         * (--idle); otherwise silent peers cost nothing. */
+        uint64_t turn_ms = cli_now_ms();
+        bool sweep = busy || ready != 0 || timer || turn_ms >= next_sweep;
+        if (turn_ms >= next_sweep) next_sweep = turn_ms + SWEEP_MS;
+        busy = false;
 
         sn_udp_server_poll(udp);
         while (sn_udp_server_is_connection_available(udp)) {
@@ -213,6 +254,38 @@ int cmd_dtls_server(int argc, char **argv)
             if (sn_dtls_peer_get_status(p) != SN_DTLS_STATUS_HANDSHAKING) {
                 sn_dtls_peer_free(p);
                 continue;
+            }
+            if (npeers >= max_clients) {
+                /* No alert: the client's handshake times out, as with a lost hello. */
+                refused++;
+                if (!logged_full)
+                    cli_log("%zu peers (--max-clients): new handshakes refused (logged once, "
+                            "counted in the stopping line)",
+                            npeers);
+                logged_full = true;
+                sn_dtls_peer_free(p);
+                continue;
+            }
+            if (half_open >= max_half_open) {
+                /* Silent handshakes from anyone who can earn a cookie would otherwise fill the
+                 * table and cost CPU every turn; a legitimate handshake finishes in a few round
+                 * trips, long before it becomes the oldest. */
+                size_t oldest = npeers;
+                for (size_t i = 0; i < npeers; i++)
+                    if (peers[i].last == SN_DTLS_STATUS_HANDSHAKING &&
+                        (oldest == npeers || peers[i].started_ms < peers[oldest].started_ms))
+                        oldest = i;
+                if (oldest < npeers) {
+                    evicted++;
+                    if (!logged_evict)
+                        cli_log("%zu handshakes in progress (--max-half-open): evicting the "
+                                "oldest, %s (logged once, counted in the stopping line)",
+                                half_open, peers[oldest].who);
+                    logged_evict = true;
+                    sn_dtls_peer_free(peers[oldest].dtls);
+                    peers[oldest] = peers[--npeers];
+                    half_open--;
+                }
             }
             if (npeers == cap) {
                 size_t ncap = cap ? cap * 2 : 16;
@@ -227,14 +300,18 @@ int cmd_dtls_server(int argc, char **argv)
             srv_peer *sp = &peers[npeers++];
             sp->dtls = p;
             sp->last = SN_DTLS_STATUS_HANDSHAKING;
+            sp->started_ms = cli_now_ms();
+            half_open++;
             cli_format_addr(sn_dtls_peer_get_packet_ip(p), sn_dtls_peer_get_packet_port(p), sp->who,
                             sizeof sp->who);
         }
 
-        for (size_t i = 0; i < npeers;) {
+        /* A signal is honoured between two peers: each peer's turn is bounded. */
+        for (size_t i = 0; sweep && i < npeers && !cli_stopping();) {
             srv_peer *sp = &peers[i];
             sn_dtls_peer_poll(sp->dtls);
             sn_dtls_status st = sn_dtls_peer_get_status(sp->dtls);
+            if (st != sp->last && sp->last == SN_DTLS_STATUS_HANDSHAKING) half_open--;
             if (st != sp->last) {
                 if (st == SN_DTLS_STATUS_CONNECTED) {
                     hs++;
@@ -246,7 +323,10 @@ int cmd_dtls_server(int argc, char **argv)
                 }
             }
             size_t len;
-            while (sn_dtls_peer_get_packet(sp->dtls, buf, sizeof buf, &len) == SN_OK) {
+            int budget = PACKET_BUDGET;
+            while (budget > 0 &&
+                   sn_dtls_peer_get_packet(sp->dtls, buf, sizeof buf, &len) == SN_OK) {
+                budget--;
                 pk_in++;
                 printf("[%8.3f] %s says: ", cli_elapsed(), sp->who);
                 cli_print_payload(stdout, buf, len);
@@ -258,6 +338,7 @@ int cmd_dtls_server(int argc, char **argv)
                 else
                     cli_log("%s: reply not sent: %s", sp->who, sn_last_error_message());
             }
+            if (sn_dtls_peer_get_available_packet_count(sp->dtls) > 0) busy = true;
             /* Godot keeps a vanished client CONNECTED forever; a server must not. */
             if (st == SN_DTLS_STATUS_CONNECTED && idle > 0 &&
                 sn_dtls_now_ms() - sn_dtls_peer_get_last_packet_time_ms(sp->dtls) >
@@ -287,16 +368,15 @@ int cmd_dtls_server(int argc, char **argv)
         uint64_t now = cli_now_ms();
         if (now >= next_status) {
             if (tty) {
-                size_t hsing = 0;
-                for (size_t i = 0; i < npeers; i++)
-                    if (peers[i].last == SN_DTLS_STATUS_HANDSHAKING) hsing++;
                 sn_dtls_server_stats ds;
                 sn_dtls_server_get_stats(dtls, &ds);
                 cli_log("status: %zu peers (%zu handshaking), %llu packets/s in, %llu packets/s "
-                        "out, %llu handshakes/s, %llu cookies sent, %llu failed handshakes",
-                        npeers, hsing, (unsigned long long)(pk_in - last_in),
+                        "out, %llu handshakes/s, %llu cookies sent, %llu failed handshakes, "
+                        "%llu half-open evicted",
+                        npeers, half_open, (unsigned long long)(pk_in - last_in),
                         (unsigned long long)(pk_out - last_out), (unsigned long long)(hs - last_hs),
-                        (unsigned long long)ds.cookies_sent, (unsigned long long)hs_fail);
+                        (unsigned long long)ds.cookies_sent, (unsigned long long)hs_fail,
+                        (unsigned long long)evicted);
             }
             last_in = pk_in;
             last_out = pk_out;
@@ -304,8 +384,10 @@ int cmd_dtls_server(int argc, char **argv)
             next_status = now + 1000;
         }
     }
-    cli_log("stopping: %llu handshakes, %llu packets in, %llu packets out", (unsigned long long)hs,
-            (unsigned long long)pk_in, (unsigned long long)pk_out);
+    cli_log("stopping: %llu handshakes, %llu packets in, %llu packets out; %llu half-open "
+            "handshakes evicted (--max-half-open %zu), %llu refused (--max-clients %zu)",
+            (unsigned long long)hs, (unsigned long long)pk_in, (unsigned long long)pk_out,
+            (unsigned long long)evicted, max_half_open, (unsigned long long)refused, max_clients);
     rc = CLI_OK;
 out:
     for (size_t i = 0; i < npeers; i++)

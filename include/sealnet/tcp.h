@@ -105,6 +105,26 @@ SN_API void sn_tcp_server_stop(sn_tcp_server *s);
 /* sealnet addition: the listening socket for epoll/poll (-1 when none); borrowed. */
 SN_API int sn_tcp_server_get_fd(const sn_tcp_server *s);
 
+/* sealnet additions: running out of descriptors. When accept(2) fails with EMFILE, ENFILE,
+ * ENOMEM or ENOBUFS the waiting connection stays queued and the listening socket stays readable,
+ * so a loop that polls it would spin. take_connection then returns NULL (SN_ERR_OUT_OF_MEMORY,
+ * "... (accepting paused)") and pauses accepting: is_connection_available is false and
+ * is_accept_paused true until resume_accepting is called (do it when a connection of yours
+ * closes and frees a descriptor) or 1 s passes. While paused, leave the listening socket out of
+ * poll(2) and wake at least every second. */
+SN_API bool sn_tcp_server_is_accept_paused(const sn_tcp_server *s);
+SN_API void sn_tcp_server_resume_accepting(sn_tcp_server *s);
+
+/* Counters of a TCP server since it was created. */
+typedef struct sn_tcp_server_stats {
+    uint64_t accepted;         /* connections taken */
+    uint64_t out_of_resources; /* accepts failed with EMFILE/ENFILE/ENOMEM/ENOBUFS (each pauses) */
+    uint64_t accept_errors;    /* other accept failures */
+    bool paused_now;           /* gauge: accepting is paused */
+} sn_tcp_server_stats;
+/* Copies the counters into *out (zeroes when s is NULL). */
+SN_API void sn_tcp_server_get_stats(const sn_tcp_server *s, sn_tcp_server_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,11 @@ SN_API sn_err sn_tls_stream_get_data(sn_tls_stream *s, void *buf, size_t len);
  * failed, SN_ERR_UNCONFIGURED when not connected and nothing is left. */
 SN_API sn_err sn_tls_stream_get_partial_data(sn_tls_stream *s, void *buf, size_t cap,
                                              size_t *received);
+/* sealnet addition: bytes put_partial_data reported as sent that still wait inside the stream
+ * for the socket (at most one record, 16 KiB); 0 when none or not connected. Never does I/O.
+ * While non-zero, wait for POLLOUT on the socket and call poll(), which pushes them out: a
+ * non-blocking server adds this to its own queue to know a client's backlog. */
+SN_API size_t sn_tls_stream_get_unsent_bytes(const sn_tls_stream *s);
 /* The TCP peer underneath (borrowed: owned by the stream; NULL before connect/accept). */
 SN_API sn_tcp_peer *sn_tls_stream_get_stream(sn_tls_stream *s);
 /* Sends close_notify when connected and closes the TCP connection; status DISCONNECTED. */

@@ -7,8 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* After accept fails for want of a descriptor or memory the listening socket stays readable:
+ * without a pause, every loop that polls it would spin. A pause this long bounds the futile
+ * retries when the program does not say that a descriptor freed (resume_accepting). */
+#define SN_TCP_ACCEPT_PAUSE_MS 1000
+
 struct sn_tcp_server {
-    int fd; /* -1 when not listening */
+    int fd;                   /* -1 when not listening */
+    uint64_t paused_until_ms; /* 0: accepting */
+    sn_tcp_server_stats stats;
 };
 
 sn_tcp_server *sn_tcp_server_new(void)
@@ -45,9 +52,30 @@ sn_err sn_tcp_server_listen(sn_tcp_server *s, int port, const char *bind_address
     return SN_OK;
 }
 
+bool sn_tcp_server_is_accept_paused(const sn_tcp_server *s)
+{
+    return s && s->paused_until_ms && sn_now_ms() < s->paused_until_ms;
+}
+
+void sn_tcp_server_resume_accepting(sn_tcp_server *s)
+{
+    if (s) s->paused_until_ms = 0;
+}
+
+void sn_tcp_server_get_stats(const sn_tcp_server *s, sn_tcp_server_stats *out)
+{
+    if (!out) return;
+    if (!s) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = s->stats;
+    out->paused_now = sn_tcp_server_is_accept_paused(s);
+}
+
 bool sn_tcp_server_is_connection_available(const sn_tcp_server *s)
 {
-    if (!s || s->fd < 0) return false;
+    if (!s || s->fd < 0 || sn_tcp_server_is_accept_paused(s)) return false;
     struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
     return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
 }
@@ -59,17 +87,29 @@ sn_tcp_peer *sn_tcp_server_take_connection(sn_tcp_server *s)
     struct sockaddr_storage ss;
     for (;;) {
         socklen_t len = sizeof ss;
+        if (sn_tcp_server_is_accept_paused(s))
+            return sn_fail_null(SN_ERR_OUT_OF_MEMORY,
+                                "accepting is paused: out of descriptors or memory");
         int fd = accept4(s->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) return sn_tcp_peer_from_accepted(fd, (const struct sockaddr *)&ss);
+        if (fd >= 0) {
+            s->paused_until_ms = 0;
+            sn_tcp_peer *p = sn_tcp_peer_from_accepted(fd, (const struct sockaddr *)&ss);
+            if (p) s->stats.accepted++;
+            return p;
+        }
+        int e = errno;
         /* A connection reset before it was accepted is gone; look for the next one. */
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (e == EINTR || e == ECONNABORTED) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK)
             return sn_fail_null(SN_ERR_UNAVAILABLE, "no connection waiting");
-        return sn_fail_null(errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
-                                    errno == ENOBUFS
-                                ? SN_ERR_OUT_OF_MEMORY
-                                : SN_ERR_CONNECTION_ERROR,
-                            "cannot accept a connection: %s", strerror(errno));
+        if (e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS) {
+            s->stats.out_of_resources++;
+            s->paused_until_ms = sn_now_ms() + SN_TCP_ACCEPT_PAUSE_MS;
+            return sn_fail_null(SN_ERR_OUT_OF_MEMORY,
+                                "cannot accept a connection: %s (accepting paused)", strerror(e));
+        }
+        s->stats.accept_errors++;
+        return sn_fail_null(SN_ERR_CONNECTION_ERROR, "cannot accept a connection: %s", strerror(e));
     }
 }
 
@@ -93,4 +133,5 @@ void sn_tcp_server_stop(sn_tcp_server *s)
     if (!s || s->fd < 0) return;
     close(s->fd);
     s->fd = -1;
+    s->paused_until_ms = 0;
 }

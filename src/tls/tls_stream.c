@@ -512,6 +512,11 @@ sn_err sn_tls_stream_get_data(sn_tls_stream *s, void *buf, size_t len)
     return SN_OK;
 }
 
+size_t sn_tls_stream_get_unsent_bytes(const sn_tls_stream *s)
+{
+    return s && s->status == SN_TLS_STATUS_CONNECTED ? s->wlen - s->wpos : 0;
+}
+
 sn_tcp_peer *sn_tls_stream_get_stream(sn_tls_stream *s)
 {
     return s ? s->tcp : NULL;

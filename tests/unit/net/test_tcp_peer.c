@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -450,6 +451,89 @@ static void several_clients(void **state)
     sn_tcp_server_free(srv);
 }
 
+/* Makes the next descriptor the process opens fail with EMFILE; returns the limit to restore. */
+static struct rlimit exhaust_descriptors(void)
+{
+    struct rlimit old, rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0); /* the number the next accept would get */
+    assert_true(lowest >= 0);
+    close(lowest);
+    rl = old;
+    rl.rlim_cur = (rlim_t)lowest;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    return old;
+}
+
+/* Out of descriptors, accept fails but the connection stays queued and the listening socket
+ * readable: the server pauses (no connection "available", so a Godot-style loop does not spin)
+ * until resume_accepting or the pause ends by itself, counts it, and then takes the connection. */
+static void accept_out_of_descriptors(void **state)
+{
+    (void)state;
+    sn_tcp_server *srv = sn_tcp_server_new();
+    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
+    int port = sn_tcp_server_get_local_port(srv);
+    sn_tcp_peer *c1 = sn_tcp_peer_new(), *c2 = sn_tcp_peer_new();
+    assert_int_equal(sn_tcp_peer_connect_to_host(c1, "127.0.0.1", port), SN_OK);
+    assert_int_equal(sn_tcp_peer_connect_to_host(c2, "127.0.0.1", port), SN_OK);
+    assert_int_equal(poll_until_not(c1, SN_TCP_STATUS_CONNECTING, 3000), SN_TCP_STATUS_CONNECTED);
+    assert_int_equal(poll_until_not(c2, SN_TCP_STATUS_CONNECTING, 3000), SN_TCP_STATUS_CONNECTED);
+    uint64_t end = sn_test_now_ms() + 3000;
+    while (!sn_tcp_server_is_connection_available(srv) && sn_test_now_ms() < end)
+        sn_test_sleep_ms(2);
+
+    struct rlimit old = exhaust_descriptors();
+    sn_tcp_peer *none = sn_tcp_server_take_connection(srv);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_null(none);
+    assert_non_null(strstr(sn_last_error_message(), "Too many open files"));
+    assert_non_null(strstr(sn_last_error_message(), "accepting paused"));
+    assert_true(sn_tcp_server_is_accept_paused(srv));
+    assert_false(sn_tcp_server_is_connection_available(srv));
+    assert_null(sn_tcp_server_take_connection(srv)); /* no accept(2) while paused */
+    sn_tcp_server_stats st;
+    sn_tcp_server_get_stats(srv, &st);
+    assert_int_equal(st.out_of_resources, 1);
+    assert_int_equal(st.accepted, 0);
+    assert_true(st.paused_now);
+
+    /* A descriptor freed: the program says so and the queued connection is taken. */
+    sn_tcp_server_resume_accepting(srv);
+    assert_false(sn_tcp_server_is_accept_paused(srv));
+    assert_true(sn_tcp_server_is_connection_available(srv));
+    sn_tcp_peer *s1 = sn_tcp_server_take_connection(srv);
+    assert_non_null(s1);
+
+    /* Without resume_accepting the pause ends by itself after a second. */
+    old = exhaust_descriptors();
+    none = sn_tcp_server_take_connection(srv);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_null(none);
+    assert_true(sn_tcp_server_is_accept_paused(srv));
+    uint64_t t0 = sn_test_now_ms();
+    while (sn_tcp_server_is_accept_paused(srv) && sn_test_now_ms() - t0 < 5000)
+        sn_test_sleep_ms(10);
+    uint64_t paused = sn_test_now_ms() - t0;
+    assert_in_range(paused, 500, 3000);
+    sn_tcp_peer *s2 = take(srv);
+    assert_non_null(s2);
+    sn_tcp_server_get_stats(srv, &st);
+    assert_int_equal(st.out_of_resources, 2);
+    assert_int_equal(st.accepted, 2);
+    assert_false(st.paused_now);
+
+    sn_tcp_server_get_stats(NULL, &st);
+    assert_int_equal(st.accepted, 0);
+    assert_false(sn_tcp_server_is_accept_paused(NULL));
+    sn_tcp_server_resume_accepting(NULL);
+    sn_tcp_peer_free(s1);
+    sn_tcp_peer_free(s2);
+    sn_tcp_peer_free(c1);
+    sn_tcp_peer_free(c2);
+    sn_tcp_server_free(srv);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -465,6 +549,7 @@ int main(void)
         cmocka_unit_test(never_reading_peer),
         cmocka_unit_test(blocking_bulk),
         cmocka_unit_test(several_clients),
+        cmocka_unit_test(accept_out_of_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

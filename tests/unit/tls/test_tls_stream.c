@@ -404,6 +404,11 @@ static void never_reading_peer(void **state)
         sn_tls_stream_poll(p.client);
     }
     assert_int_equal(zero_in_a_row, 50);
+    /* What the stream holds for the socket is visible without I/O: one record at most. */
+    size_t unsent = sn_tls_stream_get_unsent_bytes(p.client);
+    assert_in_range(unsent, 1, 16384);
+    assert_int_equal(sn_tls_stream_get_unsent_bytes(p.server), 0);
+    assert_int_equal(sn_tls_stream_get_unsent_bytes(NULL), 0);
     long grew = sn_test_rss_kib() - rss0;
     /* Bounded by the socket buffers, not by what the program tried to write (50 x 100 kB). */
     assert_true(total < 32u * 1024 * 1024);
@@ -421,6 +426,7 @@ static void never_reading_peer(void **state)
         have += n;
     }
     assert_int_equal(have, total);
+    assert_int_equal(sn_tls_stream_get_unsent_bytes(p.client), 0);
     for (size_t k = 0; k < total; k++)
         if (got[k] != pattern(k)) fail_msg("byte %zu differs", k);
     free(got);
