@@ -285,20 +285,25 @@ bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
                           void (*help)(void), cli_server_args *a)
 {
+    // clang-format off
     static const struct option opts[] = {
         {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
         {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
         {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
         {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
         {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false};
+        {"help", no_argument, NULL, 'h'},          {"metrics", required_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0}};
+    // clang-format on
+    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, NULL};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        /* --idle and --host belong to the DTLS server only. */
-        if (!datagram && (c == 'i' || c == 'o'))
-            return cli_usage_error("unknown option '--%s'", c == 'i' ? "idle" : "host");
+        /* --idle, --host and --metrics belong to the DTLS server only. */
+        if (!datagram && (c == 'i' || c == 'o' || c == 'M'))
+            return cli_usage_error("unknown option '--%s'", c == 'i'   ? "idle"
+                                                            : c == 'o' ? "host"
+                                                                       : "metrics");
         switch (c) {
         case 'p':
             if (!cli_parse_int(optarg, 0, 65535, &a->port))
@@ -331,6 +336,10 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
             break;
         case 'o':
             a->use_host = true;
+            break;
+        case 'M':
+            a->metrics = optarg;
+            a->use_host = true; /* the metrics are the host's counters */
             break;
         case 'h':
             help();
@@ -448,6 +457,7 @@ static const struct {
     {"dtls-client", cmd_dtls_client, "connect to a DTLS server; stdin lines become packets"},
     {"tls-server", cmd_tls_server, "run a TLS-over-TCP server (greets or echoes)"},
     {"tls-client", cmd_tls_client, "connect to a TLS server; stdin lines are sent"},
+    {"proxy", cmd_proxy, "DTLS in front of a plain UDP server, or plain UDP to a DTLS server"},
     {"bench", cmd_bench, "run the benchmarks on loopback and print one table"},
     {"version", cmd_version, "print the library version and TLS backend"},
 };
