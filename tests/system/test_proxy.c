@@ -27,6 +27,30 @@ static char sealnet_bin[4096];
 static char *tmp, *key_path, *cert_path;
 static sn_tls_options *client_opts;
 
+/* ---- processes and backends that a failed test must not leave behind ---------------------- */
+
+#define MAX_TRACKED 16
+static sn_test_proc *tracked[MAX_TRACKED];
+static struct backend *tracked_backend;
+
+static sn_test_proc *spawn_tracked(const char *const argv[])
+{
+    sn_test_proc *p = sn_test_spawn(argv);
+    for (int i = 0; p && i < MAX_TRACKED; i++)
+        if (!tracked[i]) {
+            tracked[i] = p;
+            break;
+        }
+    return p;
+}
+
+static int stop_proc(sn_test_proc *p)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == p) tracked[i] = NULL;
+    return sn_test_proc_stop(p);
+}
+
 /* ---- the backend: a plain UDP server in a thread ------------------------------------------ */
 
 typedef enum be_mode {
@@ -141,10 +165,12 @@ static void be_start(backend *b, be_mode mode)
     b->port = rb_port(b->fd);
     pthread_mutex_init(&b->mu, NULL);
     assert_int_equal(pthread_create(&b->th, NULL, be_main, b), 0);
+    tracked_backend = b;
 }
 
 static void be_stop(backend *b)
 {
+    tracked_backend = NULL;
     atomic_store(&b->stop, 1);
     pthread_join(b->th, NULL);
     close(b->fd);
@@ -176,7 +202,7 @@ static sn_test_proc *start_sealnet(const char *const args[], int *port, int *met
     for (int i = 0; args[i] && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    sn_test_proc *p = sn_test_spawn(argv);
+    sn_test_proc *p = spawn_tracked(argv);
     assert_non_null(p);
     if (!sn_test_proc_wait_for(p, "\nmode:", 30000)) {
         dump(p, args[0]);
@@ -411,6 +437,16 @@ static char *scrape(int mport)
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
+/* After each test, also one that failed half-way: no process or backend thread survives it. */
+static int cleanup_each(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i]) stop_proc(tracked[i]);
+    if (tracked_backend) be_stop(tracked_backend);
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -480,7 +516,7 @@ static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
     /* sealnet dtls-client */
     const char *sc[] = {sealnet_bin, "dtls-client", "127.0.0.1", ports,  "--ca", cert_path,
                         "--name",    "localhost",   "--wait",    "1500", NULL};
-    sn_test_proc *c = sn_test_spawn(sc);
+    sn_test_proc *c = spawn_tracked(sc);
     assert_non_null(c);
     sn_test_proc_write(c, "one from sealnet\ntwo from sealnet\n", 34);
     sn_test_proc_close_stdin(c);
@@ -492,14 +528,14 @@ static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
         dump(px, "proxy");
         fail_msg("sealnet dtls-client got no echoes (rc %d)", rc);
     }
-    sn_test_proc_stop(c);
+    stop_proc(c);
 
     /* openssl s_client -dtls1_2 */
     const char *oc[] = {
         "openssl", "s_client", "-dtls1_2",         "-connect",  connect,
         "-CAfile", cert_path,  "-verify_hostname", "localhost", "-verify_return_error",
         "-quiet",  NULL};
-    c = sn_test_spawn(oc);
+    c = spawn_tracked(oc);
     assert_non_null(c);
     uint64_t end = sn_test_now_ms() + HANDSHAKE_MS;
     bool got = false;
@@ -513,13 +549,13 @@ static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
         dump(px, "proxy");
         fail_msg("openssl s_client got no echo");
     }
-    sn_test_proc_stop(c);
+    stop_proc(c);
 
     /* gnutls-cli --udp */
     if (sn_test_have("gnutls-cli")) {
         const char *gc[] = {"gnutls-cli", "--udp", "--x509cafile", cert_path,   "--verify-hostname",
                             "localhost",  "-p",    ports,          "127.0.0.1", NULL};
-        c = sn_test_spawn(gc);
+        c = spawn_tracked(gc);
         assert_non_null(c);
         if (!sn_test_proc_wait_for(c, "Handshake was completed", HANDSHAKE_MS)) {
             dump(c, "gnutls-cli");
@@ -531,12 +567,12 @@ static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
             dump(px, "proxy");
             fail_msg("gnutls-cli got no echo");
         }
-        sn_test_proc_stop(c);
+        stop_proc(c);
     } else {
         fail_msg("gnutls-cli missing: scripts/deps.sh test installs gnutls-bin");
     }
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     /* Three clients, three sessions, each with its own source port at the backend. */
     assert_true(b.nsrc >= 3);
     be_stop(&b);
@@ -644,7 +680,7 @@ static void two_hundred_sessions_get_only_their_own_data(void **state)
     assert_int_equal(nsrc, MANY);
     sn_host_free(h);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -730,7 +766,7 @@ static void proxy_protocol_v2(const char *ip, bool every)
     }
     free(out);
     sn_dtls_peer_free(c);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -761,7 +797,7 @@ static void reverse_mode_to_openssl_s_server(void **state)
     (void)state;
     const char *sv[] = {"openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:0",
                         "-cert",   cert_path,  "-key",     key_path,  NULL};
-    sn_test_proc *srv = sn_test_spawn(sv);
+    sn_test_proc *srv = spawn_tracked(sv);
     assert_non_null(srv);
     const char *a = NULL;
     uint64_t end = sn_test_now_ms() + HANDSHAKE_MS;
@@ -814,8 +850,8 @@ static void reverse_mode_to_openssl_s_server(void **state)
     free(m);
     close(fd);
     assert_alive(px);
-    sn_test_proc_stop(px);
-    sn_test_proc_stop(srv);
+    stop_proc(px);
+    stop_proc(srv);
 }
 
 static void idle_timeout_ends_the_session_with_close_notify(void **state)
@@ -837,7 +873,7 @@ static void idle_timeout_ends_the_session_with_close_notify(void **state)
     assert_true(sn_test_proc_wait_for(px, "idle (--idle)", 5000));
     sn_dtls_peer_free(c);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -865,7 +901,7 @@ static void backend_down_closes_the_client_session(void **state)
     c = dtls_connect("127.0.0.1", port, NULL);
     sn_dtls_peer_free(c);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
 }
 
 #define M_CLIENTS 3
@@ -931,7 +967,7 @@ static void metrics_match_the_traffic(void **state)
     for (int i = 1; i < M_CLIENTS; i++)
         sn_dtls_peer_free(c[i]);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -953,7 +989,7 @@ static void dtls_server_serves_metrics_too(void **state)
     assert_int_equal(metric(m, "sealnet_host_peers_connected"), 1);
     free(m);
     sn_dtls_peer_free(c);
-    sn_test_proc_stop(srv);
+    stop_proc(srv);
 }
 
 static void hostile_garbage_before_and_after_the_handshake(void **state)
@@ -987,7 +1023,7 @@ static void hostile_garbage_before_and_after_the_handshake(void **state)
     sn_dtls_peer_free(c);
     close(fd);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -1021,7 +1057,7 @@ static void hostile_hello_flood(void **state)
     for (int i = 0; i < 50; i++)
         close(fds[i]);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -1055,7 +1091,7 @@ static void hostile_oversize_datagrams(void **state)
     free(m);
     sn_dtls_peer_free(c);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -1078,7 +1114,7 @@ static void hostile_backend_garbage(void **state)
     assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_CONNECTED);
     sn_dtls_peer_free(c);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -1117,7 +1153,7 @@ static void hostile_backend_flood(void **state)
     sn_dtls_peer_free(flooded);
     sn_dtls_peer_free(other);
     assert_alive(px);
-    sn_test_proc_stop(px);
+    stop_proc(px);
     be_stop(&b);
 }
 
@@ -1149,14 +1185,14 @@ static void bad_arguments(void **state)
         for (int k = 0; cases[i].args[k]; k++)
             argv[n++] = cases[i].args[k];
         argv[n] = NULL;
-        sn_test_proc *p = sn_test_spawn(argv);
+        sn_test_proc *p = spawn_tracked(argv);
         assert_non_null(p);
         sn_test_proc_close_stdin(p);
         int rc = sn_test_proc_wait_exit(p, 20000);
         sn_test_proc_drain(p);
         if (rc == 0 || rc == -1 || !strstr(sn_test_proc_output(p), cases[i].says))
             fail_msg("case %zu: rc %d, output:\n%s", i, rc, sn_test_proc_output(p));
-        sn_test_proc_stop(p);
+        stop_proc(p);
     }
 }
 
@@ -1169,22 +1205,22 @@ int main(int argc, char **argv)
     /* SN_TEST_FILTER=name runs the matching tests only (while debugging). */
     if (getenv("SN_TEST_FILTER")) cmocka_set_test_filter(getenv("SN_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pp2_encoder_bytes),
-        cmocka_unit_test(bad_arguments),
-        cmocka_unit_test(echo_for_sealnet_openssl_and_gnutls_clients),
-        cmocka_unit_test(two_hundred_sessions_get_only_their_own_data),
-        cmocka_unit_test(proxy_protocol_v2_first_datagram_ipv4),
-        cmocka_unit_test(proxy_protocol_v2_every_datagram_ipv6),
-        cmocka_unit_test(reverse_mode_to_openssl_s_server),
-        cmocka_unit_test(idle_timeout_ends_the_session_with_close_notify),
-        cmocka_unit_test(backend_down_closes_the_client_session),
-        cmocka_unit_test(metrics_match_the_traffic),
-        cmocka_unit_test(dtls_server_serves_metrics_too),
-        cmocka_unit_test(hostile_garbage_before_and_after_the_handshake),
-        cmocka_unit_test(hostile_hello_flood),
-        cmocka_unit_test(hostile_oversize_datagrams),
-        cmocka_unit_test(hostile_backend_garbage),
-        cmocka_unit_test(hostile_backend_flood),
+        cmocka_unit_test_teardown(pp2_encoder_bytes, cleanup_each),
+        cmocka_unit_test_teardown(bad_arguments, cleanup_each),
+        cmocka_unit_test_teardown(echo_for_sealnet_openssl_and_gnutls_clients, cleanup_each),
+        cmocka_unit_test_teardown(two_hundred_sessions_get_only_their_own_data, cleanup_each),
+        cmocka_unit_test_teardown(proxy_protocol_v2_first_datagram_ipv4, cleanup_each),
+        cmocka_unit_test_teardown(proxy_protocol_v2_every_datagram_ipv6, cleanup_each),
+        cmocka_unit_test_teardown(reverse_mode_to_openssl_s_server, cleanup_each),
+        cmocka_unit_test_teardown(idle_timeout_ends_the_session_with_close_notify, cleanup_each),
+        cmocka_unit_test_teardown(backend_down_closes_the_client_session, cleanup_each),
+        cmocka_unit_test_teardown(metrics_match_the_traffic, cleanup_each),
+        cmocka_unit_test_teardown(dtls_server_serves_metrics_too, cleanup_each),
+        cmocka_unit_test_teardown(hostile_garbage_before_and_after_the_handshake, cleanup_each),
+        cmocka_unit_test_teardown(hostile_hello_flood, cleanup_each),
+        cmocka_unit_test_teardown(hostile_oversize_datagrams, cleanup_each),
+        cmocka_unit_test_teardown(hostile_backend_garbage, cleanup_each),
+        cmocka_unit_test_teardown(hostile_backend_flood, cleanup_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
