@@ -58,6 +58,7 @@ typedef enum drop_reason {
     DROP_SEND_BUSY,     /* socket buffer full */
     DROP_SEND_ERROR,    /* other send failures */
     DROP_SESSIONS_FULL, /* reverse: a new source while --max-sessions are open */
+    DROP_CLOSED,        /* reverse: still waiting for the handshake when the session ended */
     DROP_COUNT
 } drop_reason;
 static const char *const drop_label[DROP_COUNT] = {"reason=\"oversize\"", "reason=\"queue_full\"",
@@ -464,8 +465,10 @@ static void hash_remove(proxy *px, session *s)
         }
 }
 
-static void queue_clear(session *s)
+/* Drops what a reverse session still holds for the server; counted when it was data. */
+static void queue_clear(session *s, uint64_t *dropped)
 {
+    if (dropped) *dropped += s->qn;
     while (s->qhead) {
         qdgram *q = s->qhead;
         s->qhead = q->next;
@@ -485,7 +488,7 @@ static void session_close(proxy *px, session *s, close_reason why)
     lru_unlink(px, s);
     px->open_now--;
     backend_close(px, s);
-    queue_clear(s);
+    queue_clear(s, &px->dropped[DROP_CLOSED]);
     /* A datagram from the same source from now on opens a new session. */
     hash_remove(px, s);
     sn_host_peer_disconnect(s->peer);
@@ -543,7 +546,7 @@ static void session_gone(proxy *px, session *s, const sn_host_event *ev)
                 close_text(why, px->reverse), (unsigned long long)s->up,
                 (unsigned long long)s->down);
     hash_remove(px, s);
-    queue_clear(s);
+    queue_clear(s, &px->dropped[DROP_CLOSED]);
     free(s);
 }
 
@@ -1006,7 +1009,7 @@ static void free_sessions(proxy *px)
             if (fd >= 0) epoll_ctl(px->ep, EPOLL_CTL_DEL, fd, NULL);
             sn_udp_peer_free(s->backend);
         }
-        queue_clear(s);
+        queue_clear(s, NULL); /* shutting down */
         free(s);
     }
     free(all);
