@@ -1194,6 +1194,20 @@ static void bad_arguments(void **state)
             fail_msg("case %zu: rc %d, output:\n%s", i, rc, sn_test_proc_output(p));
         stop_proc(p);
     }
+    /* --help: exit 0, the usage and every option the docs name. */
+    const char *help[] = {sealnet_bin, "proxy", "--help", NULL};
+    sn_test_proc *p = spawn_tracked(help);
+    assert_non_null(p);
+    assert_int_equal(sn_test_proc_wait_exit(p, 20000), 0);
+    sn_test_proc_drain(p);
+    static const char *const opts[] = {
+        "usage: sealnet proxy", "--listen-plain", "--connect", "--proxy-protocol-every",
+        "--max-half-open",      "--queue",        "--metrics", "--idle",
+        "--max-sessions"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strstr(sn_test_proc_output(p), opts[i]))
+            fail_msg("proxy --help does not mention %s", opts[i]);
+    stop_proc(p);
 }
 
 int main(int argc, char **argv)
