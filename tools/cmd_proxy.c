@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -930,6 +931,20 @@ static int plain_socket(const char *ip, bool wildcard, int port, int *bound_port
     return fd;
 }
 
+/* Each forward session holds one descriptor (its backend socket): raise the soft limit towards
+ * the hard one so that --max-sessions is not cut short by the usual 1024. */
+static void raise_fd_limit(long sessions)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+    rlim_t want = (rlim_t)sessions + 64;
+    if (r.rlim_max != RLIM_INFINITY && want > r.rlim_max) want = r.rlim_max;
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+        r.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 static int epoll_add(int ep, int fd, void *tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
@@ -1031,6 +1046,7 @@ int cmd_proxy(int argc, char **argv)
     px->pp_every = a.pp_every;
     px->plain_fd = -1;
     px->ep = -1;
+    raise_fd_limit(a.max_sessions);
     sn_tls_options *sopts = NULL;
     metrics *m = NULL;
     rc = CLI_FAIL;
