@@ -139,6 +139,8 @@ static char tag_host, tag_metrics, tag_plain;
 
 static void help(void)
 {
+    sn_host_config host_defaults;
+    sn_host_default_config(&host_defaults);
     printf(
         "usage: sealnet proxy --listen [ADDR:]PORT --to HOST:PORT [--key FILE --cert FILE]\n"
         "                     [--save-cert FILE] [--proxy-protocol v2 [--proxy-protocol-every]]\n"
@@ -171,7 +173,7 @@ static void help(void)
         "                         (default %d; 0: never)\n"
         "  --max-sessions N       sessions (handshaking or open) at most (default %d)\n"
         "  --max-half-open N      incoming handshakes in progress at most (default: the\n"
-        "                         host's, 256)\n"
+        "                         host's, %d)\n"
         "  --queue N              datagrams queued per session at most: a backend socket's\n"
         "                         receive queue, or a reverse session's datagrams waiting for\n"
         "                         the handshake (default %d); beyond it they are dropped and\n"
@@ -183,7 +185,8 @@ static void help(void)
         "Datagrams larger than a session's maximum DTLS payload are refused and counted, never\n"
         "truncated. Prints \"listening on udp port N\", then one line per session opened and\n"
         "closed (with the reason). See docs/proxy.md.\n",
-        PROXY_DEFAULT_IDLE_S, PROXY_DEFAULT_MAX_SESSIONS, PROXY_DEFAULT_QUEUE);
+        PROXY_DEFAULT_IDLE_S, PROXY_DEFAULT_MAX_SESSIONS, host_defaults.max_half_open,
+        PROXY_DEFAULT_QUEUE);
 }
 
 typedef struct proxy_args {
