@@ -285,27 +285,27 @@ bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
                           void (*help)(void), cli_server_args *a)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"bind", required_argument, NULL, 'b'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"echo", no_argument, NULL, 'e'},
-                                         {"hello", no_argument, NULL, 'H'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"save-cert", required_argument, NULL, 'S'},
-                                         {"idle", required_argument, NULL, 'i'},
-                                         {"host", no_argument, NULL, 'o'},
-                                         {"max-clients", required_argument, NULL, 'm'},
-                                         {"max-half-open", required_argument, NULL, 'O'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, 0, 0};
+    // clang-format off
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
+        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
+        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
+        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
+        {"max-clients", required_argument, NULL, 'm'},
+        {"max-half-open", required_argument, NULL, 'O'},
+        {"help", no_argument, NULL, 'h'},          {"metrics", required_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0}};
+    // clang-format on
+    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, 0, 0, NULL};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        /* --host and --max-half-open belong to the DTLS server only. */
-        if (!datagram && (c == 'o' || c == 'O'))
-            return cli_usage_error("unknown option '--%s'", c == 'o' ? "host" : "max-half-open");
+        /* --host, --max-half-open and --metrics belong to the DTLS server only. */
+        if (!datagram && (c == 'o' || c == 'O' || c == 'M'))
+            return cli_usage_error("unknown option '--%s'", c == 'o'   ? "host"
+                                                            : c == 'O' ? "max-half-open"
+                                                                       : "metrics");
         switch (c) {
         case 'p':
             if (!cli_parse_int(optarg, 0, 65535, &a->port))
@@ -346,6 +346,10 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
         case 'O':
             if (!cli_parse_int(optarg, 1, 1000000, &a->max_half_open))
                 return cli_usage_error("--max-half-open wants 1..1000000, not '%s'", optarg);
+            break;
+        case 'M':
+            a->metrics = optarg;
+            a->use_host = true; /* the metrics are the host's counters */
             break;
         case 'h':
             help();
@@ -471,6 +475,7 @@ static const struct {
     {"dtls-client", cmd_dtls_client, "connect to a DTLS server; stdin lines become packets"},
     {"tls-server", cmd_tls_server, "run a TLS-over-TCP server (greets or echoes)"},
     {"tls-client", cmd_tls_client, "connect to a TLS server; stdin lines are sent"},
+    {"proxy", cmd_proxy, "DTLS in front of a plain UDP server, or plain UDP to a DTLS server"},
     {"bench", cmd_bench, "run the benchmarks on loopback and print one table"},
     {"version", cmd_version, "print the library version and TLS backend"},
 };

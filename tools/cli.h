@@ -43,6 +43,7 @@ typedef struct cli_server_args {
     const char *bind, *key_path, *cert_path, *save_cert;
     bool echo, use_host;
     long max_clients, max_half_open;
+    const char *metrics; /* dtls-server --metrics ADDR:PORT (implies --host) */
 } cli_server_args;
 /* Parses them; `datagram` also accepts the DTLS server's --host and --max-half-open. */
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
@@ -107,5 +108,6 @@ int cmd_dtls_client(int argc, char **argv);
 int cmd_tls_server(int argc, char **argv);
 int cmd_tls_client(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* sealnet dtls-server / dtls-client: Godot's classic DTLS loop as a command. */
 #include "cli.h"
+#include "metrics.h"
 
 #include <getopt.h>
 #include <poll.h>
@@ -16,7 +17,7 @@ static void server_help(void)
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                           [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
            "                           [--max-clients N] [--max-half-open N] [--seconds N]\n"
-           "                           [--host]\n"
+           "                           [--host] [--metrics ADDR:PORT]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -37,6 +38,8 @@ static void server_help(void)
            "                 for a slot (--host)\n"
            "  --host         run on the host API (sn_host: events, idle timeout) instead of\n"
            "                 the classic loop\n"
+           "  --metrics A:P  serve the host's counters in the Prometheus format at\n"
+           "                 http://A:P/metrics (implies --host); kill -USR1 prints them\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "\n"
@@ -60,6 +63,13 @@ typedef struct srv_peer {
 } srv_peer;
 
 /* The same server on sn_host: the host owns the sockets and peers and hands out events. */
+static void render_host(metrics_text *t, void *host)
+{
+    sn_host_stats st;
+    sn_host_get_stats(host, &st);
+    metrics_host_stats(t, &st);
+}
+
 static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
 {
     const long port = a->port, idle = a->idle, seconds = a->seconds;
@@ -79,6 +89,11 @@ static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
     if (!h) return cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
     cli_install_signals();
     printf("listening on udp port %d\n", sn_host_get_port(h));
+    metrics *m = metrics_start(a->metrics, render_host, h);
+    if (!m) {
+        sn_host_free(h);
+        return CLI_FAIL;
+    }
     printf("mode: %s, host API\n", echo ? "echo" : "hello (answers \"" HELLO_REPLY "\")");
     fflush(stdout);
 
@@ -91,6 +106,7 @@ static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
     while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
         sn_host_event ev;
         int r = sn_host_service(h, &ev, 50);
+        metrics_poll(m);
         if (r < 0) {
             rc = cli_fail("host failed: %s", sn_last_error_message());
             break;
@@ -151,6 +167,7 @@ static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
     cli_log("stopping: %llu handshakes, %llu packets in, %llu packets out",
             (unsigned long long)st.handshakes_completed, (unsigned long long)st.packets_received,
             (unsigned long long)st.packets_sent);
+    metrics_stop(m);
     sn_host_free(h); /* close_notify to every connected client */
     return rc;
 }
