@@ -502,8 +502,13 @@ sn_test_proc *fx_start_gnutls_server(const char *crt, const char *key, int mtu, 
         uint64_t end = sn_test_now_ms() + (uint64_t)timeout_ms;
         while (sn_test_now_ms() < end) {
             sn_test_proc_wait_for(p, "IPv4", 100);
+            /* "listening on IPv4 0.0.0.0 port N...done" on one line; a failed IPv4 bind
+             * followed by a good IPv6 one must not count (the client connects over IPv4). */
             const char *v4 = strstr(sn_test_proc_output(p), "IPv4");
-            if (v4 && strstr(v4, "done")) return p;
+            const char *nl = v4 ? strchr(v4, '\n') : NULL;
+            const char *done = v4 ? strstr(v4, "done") : NULL;
+            if (v4 && strstr(v4, "failed") && (!nl || strstr(v4, "failed") < nl)) break;
+            if (done && nl && done < nl) return p;
             if (sn_test_proc_wait_exit(p, 0) >= 0) break; /* bind failed: another port */
         }
         fprintf(stderr, "gnutls-serv on port %d did not start:\n%s\n", *port,
