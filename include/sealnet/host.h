@@ -61,6 +61,11 @@ typedef struct sn_host_config {
                                   net.core.rmem_max unless privileged); default 4 MiB, so bursts
                                   from many peers are not dropped by the kernel; 0: system
                                   default (about 208 KiB: roughly 100 small datagrams) */
+    bool reuse_port;           /* server socket joins an SO_REUSEPORT group (several hosts on
+                                  one port, e.g. sn_workers); default false */
+    const uint8_t *cookie_secret; /* 32 bytes shared by every host that must accept the
+                                     others' cookies (sn_dtls_server_set_cookie_secret); NULL:
+                                     the host draws its own, rotating. Copied */
 } sn_host_config;
 
 typedef enum sn_host_event_type {

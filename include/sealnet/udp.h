@@ -152,6 +152,11 @@ SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */
 SN_API sn_err sn_udp_server_set_recv_buffer_size(sn_udp_server *s, int bytes);
+/* Joins the next listen's socket to an SO_REUSEPORT group: several servers (threads or
+ * processes of one user) listen on one port and the kernel spreads clients over them by a hash
+ * of the address 4-tuple, so a client keeps to one server. Before listen, else
+ * SN_ERR_ALREADY_IN_USE; a listen where the system lacks it fails with SN_ERR_CANT_CREATE. */
+SN_API sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enable);
 
 #ifdef __cplusplus
 }

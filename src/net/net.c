@@ -99,13 +99,21 @@ int sn_net_open(int family, int socktype, sn_err *err)
     return fd;
 }
 
-static int bind_one(int family, int socktype, const sn_addr *addr, bool v6only, bool reuse,
+static int bind_one(int family, int socktype, const sn_addr *addr, bool v6only, unsigned flags,
                     int port, sn_err *err)
 {
     int fd = sn_net_open(family, socktype, err);
     if (fd < 0) return -1;
     int one = 1, v6 = v6only ? 1 : 0;
-    if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (flags & SN_NET_REUSE_ADDR) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Before bind: the sockets of one SO_REUSEPORT group share the port, the kernel spreading
+     * clients over them by a hash of the 4-tuple. */
+    if ((flags & SN_NET_REUSE_PORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        close(fd);
+        *err = sn_fail(SN_ERR_CANT_CREATE, "SO_REUSEPORT not supported: %s", strerror(errno));
+        return -1;
+    }
     if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) != 0 &&
         !v6only) {
         close(fd);
@@ -131,6 +139,13 @@ static int bind_one(int family, int socktype, const sn_addr *addr, bool v6only, 
 int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reuse_addr,
                       sn_err *err)
 {
+    return sn_net_open_bound_flags(socktype, port, bind_address,
+                                   reuse_addr ? SN_NET_REUSE_ADDR : 0u, err);
+}
+
+int sn_net_open_bound_flags(int socktype, int port, const char *bind_address, unsigned flags,
+                            sn_err *err)
+{
     *err = sn_net_check_port(port, true);
     if (*err != SN_OK) return -1;
     sn_addr addr;
@@ -141,7 +156,7 @@ int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reu
         v6->sin6_addr = in6addr_any;
         v6->sin6_port = htons((uint16_t)port);
         addr.len = sizeof *v6;
-        int fd = bind_one(AF_INET6, socktype, &addr, false, reuse_addr, port, err);
+        int fd = bind_one(AF_INET6, socktype, &addr, false, flags, port, err);
         if (fd >= 0 || *err == SN_ERR_ALREADY_IN_USE) return fd;
         /* No IPv6 on this host: fall back to IPv4 any. */
         memset(&addr, 0, sizeof addr);
@@ -151,14 +166,14 @@ int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reu
         v4->sin_port = htons((uint16_t)port);
         addr.len = sizeof *v4;
         *err = SN_OK;
-        return bind_one(AF_INET, socktype, &addr, false, reuse_addr, port, err);
+        return bind_one(AF_INET, socktype, &addr, false, flags, port, err);
     }
     if (!parse_literal(bind_address, port, &addr)) {
         *err = sn_fail(SN_ERR_INVALID_PARAMETER, "bind address '%s' is not an IP address",
                        bind_address);
         return -1;
     }
-    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6, reuse_addr,
+    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6, flags,
                     port, err);
 }
 

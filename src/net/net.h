@@ -33,6 +33,12 @@ sn_err sn_net_resolve(const char *host, int port, int socktype, int family_hint,
 int sn_net_open_bound(int socktype, int port, const char *bind_address, bool reuse_addr,
                       sn_err *err);
 
+/* The same with flags: SN_NET_REUSE_ADDR (SO_REUSEADDR), SN_NET_REUSE_PORT (SO_REUSEPORT,
+ * set before bind; SN_ERR_CANT_CREATE where unsupported). */
+enum { SN_NET_REUSE_ADDR = 1u, SN_NET_REUSE_PORT = 2u };
+int sn_net_open_bound_flags(int socktype, int port, const char *bind_address, unsigned flags,
+                            sn_err *err);
+
 /* Opens a non-blocking, close-on-exec socket of the given family, unbound. -1 on failure. */
 int sn_net_open(int family, int socktype, sn_err *err);
 

@@ -27,6 +27,7 @@ struct sn_udp_server {
     unsigned batch, cap;
     size_t max_dgram;
     int rcvbuf;
+    bool reuse_port;
     sn_udp_rx *rx;
     sn_udp_pool *pool;
     sn_udp_slot *table;
@@ -292,7 +293,9 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "listen: server is NULL");
     if (s->fd >= 0) return sn_fail(SN_ERR_ALREADY_IN_USE, "listen: server is already listening");
     sn_err e;
-    int fd = sn_net_open_bound(SOCK_DGRAM, port, bind_address, true, &e);
+    int fd = sn_net_open_bound_flags(SOCK_DGRAM, port, bind_address,
+                                     SN_NET_REUSE_ADDR | (s->reuse_port ? SN_NET_REUSE_PORT : 0u),
+                                     &e);
     if (fd < 0) return e;
     s->fd = fd;
     s->port = sn_net_local_port(fd);
@@ -567,4 +570,13 @@ void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out)
     out->taken_now = s->taken_count;
     out->table_capacity = s->tcap;
     out->dropped_kernel = sn_udp_kernel_drops(s->fd);
+}
+
+sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enable)
+{
+    if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_reuse_port: server is NULL");
+    if (s->fd >= 0)
+        return sn_fail(SN_ERR_ALREADY_IN_USE, "set_reuse_port: call it before listen");
+    s->reuse_port = enable;
+    return SN_OK;
 }
