@@ -216,7 +216,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_
         rc = 1;
     } else {
         rc = sn_tls_ticket_keys_find(keys, name, key);
-        if (rc == 0) {
+            if (rc == 0) {
             /* Retired or foreign key: a full handshake, and a fresh ticket under ours. */
             sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, unknown_key));
             return 0;
@@ -233,8 +233,10 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) return -1;
     if (enc) sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, issued));
-    /* A ticket under the previous key still resumes, and is replaced by one under the current. */
-    return rc == 2 ? 2 : 1;
+    /* A ticket under the previous key still resumes, and is replaced by one under the current.
+     * TLS 1.3 tickets are single-use (RFC 8446 C.4; OpenSSL's client offers one once): without
+     * a fresh one the resumed session would be the last. */
+    return rc == 2 || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
 }
 
 /* Client: the saved session for `key` (a new reference), or NULL. */
@@ -572,7 +574,7 @@ sn_tls_result sn_ossl_handshake(sn_tls_session *s)
     int rc = SSL_do_handshake(s->ssl);
     if (rc == 1) {
         s->established = true;
-        if (s->server && s->config->tickets) {
+            if (s->server && s->config->tickets) {
             bool reused = SSL_session_reused(s->ssl) == 1;
             if (reused)
                 sn_tls_ticket_keys_count(s->config->tickets,
