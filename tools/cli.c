@@ -285,21 +285,44 @@ bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
                           void (*help)(void), cli_server_args *a)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},     {"cert", required_argument, NULL, 'c'},
-        {"echo", no_argument, NULL, 'e'},          {"hello", no_argument, NULL, 'H'},
-        {"seconds", required_argument, NULL, 's'}, {"save-cert", required_argument, NULL, 'S'},
-        {"idle", required_argument, NULL, 'i'},    {"host", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false};
+    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
+                                         {"bind", required_argument, NULL, 'b'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"echo", no_argument, NULL, 'e'},
+                                         {"hello", no_argument, NULL, 'H'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"save-cert", required_argument, NULL, 'S'},
+                                         {"idle", required_argument, NULL, 'i'},
+                                         {"host", no_argument, NULL, 'o'},
+                                         {"ticket-key-file", required_argument, NULL, 'T'},
+                                         {"cookie-secret-file", required_argument, NULL, 'C'},
+                                         {"workers", required_argument, NULL, 'W'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, NULL, NULL, 1};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
         /* --idle and --host belong to the DTLS server only. */
-        if (!datagram && (c == 'i' || c == 'o'))
-            return cli_usage_error("unknown option '--%s'", c == 'i' ? "idle" : "host");
+        if (!datagram && (c == 'i' || c == 'o' || c == 'C' || c == 'W'))
+            return cli_usage_error("unknown option '--%s'", c == 'i'   ? "idle"
+                                                            : c == 'o' ? "host"
+                                                            : c == 'C' ? "cookie-secret-file"
+                                                                       : "workers");
         switch (c) {
+        case 'T':
+            a->ticket_key_file = optarg;
+            break;
+        case 'C':
+            a->cookie_secret_file = optarg;
+            break;
+        case 'W':
+            if (!strcmp(optarg, "auto"))
+                a->workers = 0;
+            else if (!cli_parse_int(optarg, 1, 1024, &a->workers))
+                return cli_usage_error("--workers wants 1..1024 or 'auto', not '%s'", optarg);
+            break;
         case 'p':
             if (!cli_parse_int(optarg, 0, 65535, &a->port))
                 return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
@@ -348,12 +371,17 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
 
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a)
 {
-    static const struct option opts[] = {
-        {"ca", required_argument, NULL, 'a'},   {"insecure", no_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
-        {"wait", required_argument, NULL, 'w'}, {"pin", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false};
+    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
+                                         {"insecure", no_argument, NULL, 'k'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {"pin", required_argument, NULL, 'p'},
+                                         {"reconnect", required_argument, NULL, 'r'},
+                                         {"interval", required_argument, NULL, 'I'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false, 0, 200};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, c;
     for (;;) {
@@ -378,6 +406,15 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
             case 'w':
                 if (!cli_parse_int(optarg, 0, 600000, &a->wait_ms))
                     return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
+                break;
+            case 'r':
+                if (!cli_parse_int(optarg, 1, 100000, &a->reconnect))
+                    return cli_usage_error("--reconnect wants 1..100000 connections, not '%s'",
+                                           optarg);
+                break;
+            case 'I':
+                if (!cli_parse_int(optarg, 0, 600000, &a->interval_ms))
+                    return cli_usage_error("--interval wants milliseconds, not '%s'", optarg);
                 break;
             case 'h':
                 help();

@@ -52,6 +52,7 @@ static void server_help(void)
 {
     printf("usage: sealnet tls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                          [--save-cert FILE] [--echo | --hello] [--seconds N]\n"
+           "                          [--ticket-key-file FILE]\n"
            "\n"
            "Runs a TLS (1.2/1.3) server over TCP. Without --key/--cert it generates an EC P-256\n"
            "key and a self-signed certificate for CN=localhost and prints its SHA-256\n"
@@ -65,6 +66,8 @@ static void server_help(void)
            "  --echo         send every byte back unchanged\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
+           "  --ticket-key-file FILE  session-ticket keys (resumption; docs/scaling.md);\n"
+           "                 created with a fresh key when missing\n"
            "\n"
            "Prints \"listening on tcp port N\", then one line per connect, disconnect (with the\n"
            "reason) and line received; on a terminal also a status line every second.\n");
@@ -93,6 +96,10 @@ int cmd_tls_server(int argc, char **argv)
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!o) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+    if (a.ticket_key_file && !cli_load_ticket_keys(o, a.ticket_key_file)) {
+        sn_tls_options_free(o);
+        return CLI_FAIL;
+    }
 
     rc = CLI_FAIL;
     tls_client **clients = NULL;
@@ -261,6 +268,7 @@ int cmd_tls_client(int argc, char **argv)
     cli_client_args a;
     int rc = cli_parse_client_args(argc, argv, client_help, &a);
     if (rc != CLI_CONTINUE) return rc;
+    if (a.reconnect) return cli_usage_error("--reconnect is a dtls-client option");
     const char *host = a.host;
     const long port = a.port;
 

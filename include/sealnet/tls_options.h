@@ -47,8 +47,7 @@ SN_API const char *sn_tls_options_get_common_name_override(const sn_tls_options 
  * thread. Errors: SN_ERR_INVALID_PARAMETER (NULL, client options), SN_ERR_PARAMETER_RANGE_ERROR
  * (length), SN_ERR_ALREADY_IN_USE (first call after a connection), SN_ERR_UNAVAILABLE (a
  * backend without tickets). */
-SN_API sn_err sn_tls_options_set_ticket_keys(sn_tls_options *opts, const uint8_t *keys,
-                                             size_t len);
+SN_API sn_err sn_tls_options_set_ticket_keys(sn_tls_options *opts, const uint8_t *keys, size_t len);
 /* Loads the ticket keys from a key file and sets them. Format: text, '#' comments, one key per
  * line as 160 hex digits, current first, then optionally the previous one. A missing file is
  * created with one fresh random key, mode 0600 (workers racing to create it agree on one). A

@@ -39,17 +39,17 @@ typedef void (*sn_workers_event_fn)(sn_workers *w, int worker, sn_host *host,
                                     const sn_host_event *event, void *user);
 
 typedef struct sn_workers_config {
-    int workers;         /* how many; default 1; 0: one per online CPU */
-    sn_host_config host; /* each worker's host: port (0: ephemeral, shared), bind_address,
-                            limits. server_options, reuse_port and cookie_secret are set by
-                            the workers */
-    const sn_crypto_key *key;  /* server key and certificate (borrowed; each worker builds its */
-    const sn_x509_cert *cert;  /* own TLS options from them) */
+    int workers;                /* how many; default 1; 0: one per online CPU */
+    sn_host_config host;        /* each worker's host: port (0: ephemeral, shared), bind_address,
+                                   limits. server_options, reuse_port and cookie_secret are set by
+                                   the workers */
+    const sn_crypto_key *key;   /* server key and certificate (borrowed; each worker builds its */
+    const sn_x509_cert *cert;   /* own TLS options from them) */
     const uint8_t *ticket_keys; /* session-ticket keys, 80 or 160 bytes (see
                                    sn_tls_options_set_ticket_keys); NULL: none */
     size_t ticket_keys_len;
-    const char *ticket_key_file; /* or a ticket-key file (created when missing); NULL: none */
-    const uint8_t *cookie_secret; /* 32 bytes; NULL: drawn once at start, shared by all */
+    const char *ticket_key_file;    /* or a ticket-key file (created when missing); NULL: none */
+    const uint8_t *cookie_secret;   /* 32 bytes; NULL: drawn once at start, shared by all */
     const char *cookie_secret_file; /* or a cookie-secret file (created when missing) */
     sn_workers_event_fn on_event;   /* NULL: events are consumed and dropped */
     void *user;

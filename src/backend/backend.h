@@ -23,7 +23,7 @@ typedef struct sn_tls_session sn_tls_session; /* one connection's TLS state */
  * SN_TICKET_KEY_LEN bytes: 16 of key name, 32 of AES-256 key, 32 of HMAC-SHA256 key. New
  * tickets use the current key; the previous one still opens tickets (which are then renewed).
  * Refcounted and thread-safe (backend.c). */
-#define SN_TICKET_KEY_LEN 80
+#define SN_TICKET_KEY_LEN  80
 #define SN_TICKET_KEYS_MAX 2
 typedef struct sn_tls_ticket_keys sn_tls_ticket_keys;
 typedef struct sn_tls_ticket_counters {

@@ -1284,6 +1284,11 @@ const char *sn_host_peer_get_cipher(const sn_host_peer *p)
     return p && p->dtls ? sn_dtls_peer_get_cipher(p->dtls) : "";
 }
 
+bool sn_host_peer_is_session_resumed(const sn_host_peer *p)
+{
+    return p && p->dtls && sn_dtls_peer_is_session_resumed(p->dtls);
+}
+
 const char *sn_host_event_type_string(sn_host_event_type t)
 {
     switch (t) {

@@ -252,9 +252,8 @@ sn_workers *sn_workers_start(const sn_workers_config *c)
         atomic_init(&k->done, false);
         /* Own context per worker: no lock shared between handshakes on different cores. */
         k->options = sn_tls_options_server(c->key, c->cert);
-        if (!k->options ||
-            (tickets_len && sn_tls_options_set_ticket_keys(k->options, tickets, tickets_len) !=
-                                SN_OK)) {
+        if (!k->options || (tickets_len && sn_tls_options_set_ticket_keys(k->options, tickets,
+                                                                          tickets_len) != SN_OK)) {
             snprintf(why, sizeof why, "worker %d: %s", i, sn_last_error_message());
             break;
         }

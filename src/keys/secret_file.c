@@ -82,8 +82,8 @@ sn_err sn_secret_file_load(const char *path, const char *kind, size_t secret_len
             line++, n--;
         if (n == 0 || line[0] == '#') continue;
         if (found == max_count) {
-            e = sn_fail(SN_ERR_FILE_CORRUPT, "%s file '%s': line %zu: more than %zu %s", kind,
-                        path, line_no, max_count, max_count == 1 ? "secret" : "secrets");
+            e = sn_fail(SN_ERR_FILE_CORRUPT, "%s file '%s': line %zu: more than %zu %s", kind, path,
+                        line_no, max_count, max_count == 1 ? "secret" : "secrets");
             break;
         }
         if (n != 2 * secret_len) {
@@ -109,8 +109,10 @@ sn_err sn_secret_file_load(const char *path, const char *kind, size_t secret_len
     memset(data, 0, len);
     sn_free(data);
     if (e == SN_OK && found == 0)
-        e = sn_fail(SN_ERR_FILE_CORRUPT, "%s file '%s' holds no secret (expected a line of %zu hex "
-                    "digits)", kind, path, 2 * secret_len);
+        e = sn_fail(SN_ERR_FILE_CORRUPT,
+                    "%s file '%s' holds no secret (expected a line of %zu hex "
+                    "digits)",
+                    kind, path, 2 * secret_len);
     if (e != SN_OK) {
         memset(out, 0, max_count * secret_len);
         return e;

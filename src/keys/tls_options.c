@@ -21,7 +21,7 @@ struct sn_tls_options {
     char *common_name_override; /* "" when none */
     pthread_mutex_t lock;
     _Atomic(sn_tls_config *) config[2]; /* [0] stream, [1] datagram */
-    sn_tls_ticket_keys *tickets;         /* server: NULL until ticket keys are set */
+    sn_tls_ticket_keys *tickets;        /* server: NULL until ticket keys are set */
 };
 
 static sn_tls_options *options_new(void)

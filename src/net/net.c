@@ -173,8 +173,8 @@ int sn_net_open_bound_flags(int socktype, int port, const char *bind_address, un
                        bind_address);
         return -1;
     }
-    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6, flags,
-                    port, err);
+    return bind_one(addr.ss.ss_family, socktype, &addr, addr.ss.ss_family == AF_INET6, flags, port,
+                    err);
 }
 
 void sn_net_format(const struct sockaddr *sa, char ip[SN_IP_STRLEN], int *port)

@@ -293,9 +293,9 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "listen: server is NULL");
     if (s->fd >= 0) return sn_fail(SN_ERR_ALREADY_IN_USE, "listen: server is already listening");
     sn_err e;
-    int fd = sn_net_open_bound_flags(SOCK_DGRAM, port, bind_address,
-                                     SN_NET_REUSE_ADDR | (s->reuse_port ? SN_NET_REUSE_PORT : 0u),
-                                     &e);
+    int fd =
+        sn_net_open_bound_flags(SOCK_DGRAM, port, bind_address,
+                                SN_NET_REUSE_ADDR | (s->reuse_port ? SN_NET_REUSE_PORT : 0u), &e);
     if (fd < 0) return e;
     s->fd = fd;
     s->port = sn_net_local_port(fd);
@@ -575,8 +575,7 @@ void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out)
 sn_err sn_udp_server_set_reuse_port(sn_udp_server *s, bool enable)
 {
     if (!s) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_reuse_port: server is NULL");
-    if (s->fd >= 0)
-        return sn_fail(SN_ERR_ALREADY_IN_USE, "set_reuse_port: call it before listen");
+    if (s->fd >= 0) return sn_fail(SN_ERR_ALREADY_IN_USE, "set_reuse_port: call it before listen");
     s->reuse_port = enable;
     return SN_OK;
 }

@@ -42,11 +42,11 @@ struct sn_tls_session {
     bool send_blocked; /* datagram: the last datagram could not be sent (dropped, reported) */
     bool transport_error, transport_eof;
     bool name_mismatch;
-    bool established; /* the handshake finished once: failures after it are session failures */
+    bool established;  /* the handshake finished once: failures after it are session failures */
     bool ticket_known; /* server: the client offered a ticket under a key we hold */
-    char *resume_key;   /* client: identity under which new sessions are saved */
-    size_t data_mtu;  /* datagram: largest payload per record, fixed once the handshake is done */
-    int peer_alert;   /* fatal alert received (-1: none) */
+    char *resume_key;  /* client: identity under which new sessions are saved */
+    size_t data_mtu;   /* datagram: largest payload per record, fixed once the handshake is done */
+    int peer_alert;    /* fatal alert received (-1: none) */
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -216,7 +216,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_
         rc = 1;
     } else {
         rc = sn_tls_ticket_keys_find(keys, name, key);
-            if (rc == 0) {
+        if (rc == 0) {
             /* Retired or foreign key: a full handshake, and a fresh ticket under ours. */
             sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, unknown_key));
             return 0;
@@ -336,7 +336,8 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
     } else {
         /* A client offers the session its caller saved; new ones arrive through the callback. */
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     }
     /* Idle TLS sessions give their record buffers back (OpenSSL 3.0 ignores this for DTLS). */
@@ -574,7 +575,7 @@ sn_tls_result sn_ossl_handshake(sn_tls_session *s)
     int rc = SSL_do_handshake(s->ssl);
     if (rc == 1) {
         s->established = true;
-            if (s->server && s->config->tickets) {
+        if (s->server && s->config->tickets) {
             bool reused = SSL_session_reused(s->ssl) == 1;
             if (reused)
                 sn_tls_ticket_keys_count(s->config->tickets,

@@ -56,7 +56,8 @@ static bool connect_once(fx_server *srv, fx_relay *relay, const sn_tls_options *
         print_error("client: status %u '%s'; server peers %d, last: status %d '%s'; refused %llu "
                     "'%s'\n",
                     sn_dtls_peer_get_status(c), sn_dtls_peer_get_error_message(c), srv->npeers,
-                    s ? (int)sn_dtls_peer_get_status(s) : -1, s ? sn_dtls_peer_get_error_message(s) : "",
+                    s ? (int)sn_dtls_peer_get_status(s) : -1,
+                    s ? sn_dtls_peer_get_error_message(s) : "",
                     (unsigned long long)srv->not_handshaking, srv->last_refused);
         fail();
     }
