@@ -359,7 +359,8 @@ static void client_help(void)
         "  --reconnect N  read stdin to its end, then connect N + 1 times from one local port\n"
         "                 (--interval MS apart, default 200), sending every line and waiting\n"
         "                 for as many replies each time; prints 'connection K: resumed' or\n"
-        "                 'full' (session resumption) or why it failed\n"
+        "                 'full' (session resumption) or why it failed; after a failure\n"
+        "                 the next connection uses a new local port\n"
         "\n"
         "Exit status: 0 done, 1 handshake or connection failure (reason on stderr), 2 bad\n"
         "arguments.\n");

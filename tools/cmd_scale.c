@@ -233,6 +233,10 @@ int cli_reconnect_client(const cli_client_args *a, const sn_tls_options *o)
         if (k > 1) usleep((useconds_t)a->interval_ms * 1000u);
         last = one_connection(a, o, (int)k, &local_port, lines, n);
         counts[last + 1]++;
+        /* After a failure, a new local port: a balancer that pinned this address and port to a
+         * backend that died (nginx keeps a UDP session on its upstream while the client keeps
+         * sending) hashes the new one afresh. */
+        if (last == CONN_FAILED) local_port = 0;
     }
     printf("done: %ld resumed, %ld full, %ld failed\n", counts[2], counts[1], counts[0]);
     for (size_t i = 0; i < n; i++)

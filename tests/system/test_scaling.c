@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,14 +134,28 @@ static void openssl_reconnect_and_session_files(void **state)
     char name_hex[33];
     memcpy(name_hex, line, 32);
     name_hex[32] = '\0';
-    assert_int_equal(
-        sn_test_sh("cd %s && openssl sess_id -in s.pem -outform DER -out s.der && python3 -c \""
-                   "import sys; d=bytearray(open('s.der','rb').read()); "
-                   "i=d.find(bytes.fromhex('%s')); assert i>=0; d[i+40]^=0x55; "
-                   "open('f.der','wb').write(d)\" && openssl sess_id -inform DER -in f.der "
-                   "-out f.pem",
-                   tmp, name_hex),
-        0);
+    uint8_t name[16];
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(name_hex + 2 * i, "%2x", &v), 1);
+        name[i] = (uint8_t)v;
+    }
+    assert_int_equal(sn_test_sh("cd %s && openssl sess_id -in s.pem -outform DER -out s.der", tmp),
+                     0);
+    char *der_path = path("s.der"), *forged_path = path("f.der");
+    size_t der_len = 0;
+    uint8_t *der = (uint8_t *)sn_test_read_file(der_path, &der_len);
+    assert_non_null(der);
+    uint8_t *at = memmem(der, der_len, name, sizeof name);
+    assert_non_null(at); /* the ticket starts with our key's name */
+    assert_true(at + 40 < der + der_len);
+    at[40] ^= 0x55;
+    assert_true(sn_test_write_file(forged_path, der, der_len));
+    assert_int_equal(sn_test_sh("cd %s && openssl sess_id -inform DER -in f.der -out f.pem", tmp),
+                     0);
+    free(der);
+    free(der_path);
+    free(forged_path);
     out = sn_test_sh_output("echo | timeout 20 openssl s_client -dtls1_2 -connect 127.0.0.1:%d "
                             "-CAfile %s/cert.pem -sess_in %s/f.pem 2>&1",
                             port, tmp, tmp);
