@@ -62,6 +62,7 @@ typedef struct sn_workers_stats {
     uint64_t broadcasts;      /* broadcast requests handled */
     uint64_t broadcast_sends; /* packets sent by them */
     uint64_t wakeups;         /* times the worker slept and woke */
+    uint64_t cpu_ns;          /* CPU time of the worker's thread (user + system) */
 } sn_workers_stats;
 
 /* Fills *out with the defaults (1 worker, sn_host_default_config, no keys). */

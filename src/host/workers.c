@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often a worker publishes its counters for other threads. */
@@ -74,6 +75,9 @@ static void wake(worker *k)
 static void publish(worker *k)
 {
     sn_host_get_stats(k->host, &k->live.host);
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        k->live.cpu_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
     pthread_mutex_lock(&k->lock);
     k->published = k->live;
     pthread_mutex_unlock(&k->lock);
