@@ -113,6 +113,9 @@ static void *worker_main(void *arg)
     worker *k = arg;
     sn_workers *w = k->owner;
     uint64_t next_publish = 0;
+    char name[16];
+    snprintf(name, sizeof name, "sn-worker-%d", k->index % 10000);
+    pthread_setname_np(pthread_self(), name); /* for top -H, perf, gdb */
     while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
         deliver_inbox(k);
         sn_host_event ev;
