@@ -122,7 +122,7 @@ static int cmp(const void *a, const void *b)
 static void row(const char *what, double *v, int n, const char *unit)
 {
     qsort(v, (size_t)n, sizeof *v, cmp);
-    printf("  %-44s %10.1f %10.1f %10.1f  %s\n", what, v[0], v[n / 2], v[n - 1], unit);
+    printf("| %-44s | %10.1f | %10.1f | %10.1f | %-2s |\n", what, v[0], v[n / 2], v[n - 1], unit);
 }
 
 /* ---- 1. full vs resumed ------------------------------------------------------------------ */
@@ -157,7 +157,9 @@ static void bench_resume(void)
     sn_workers_get_ticket_stats(w, &ts);
     printf("\n1. full vs resumed DTLS 1.2 handshakes, same client, one worker (%d x %d)\n", runs,
            handshakes);
-    printf("  %-44s %10s %10s %10s\n", "", "min", "median", "max");
+    printf("\n| %-44s | %10s | %10s | %10s | %-2s |\n", "measure", "min", "median", "max", "");
+    printf("|%s|-----------:|-----------:|-----------:|----|\n",
+           "----------------------------------------------");
     row("full handshakes/s", rate[0], runs, "");
     row("resumed handshakes/s", rate[1], runs, "");
     row("ratio resumed/full (handshakes/s)", ratio_rate, runs, "x");
@@ -259,7 +261,9 @@ static void bench_workers(void)
     printf("\n2. one vs two workers; load: %d client threads in this process, on the same %ld "
            "cores (%d runs x %d s)\n",
            threads, sysconf(_SC_NPROCESSORS_ONLN), runs, seconds);
-    printf("  %-44s %10s %10s %10s\n", "", "min", "median", "max");
+    printf("\n| %-44s | %10s | %10s | %10s | %-2s |\n", "measure", "min", "median", "max", "");
+    printf("|%s|-----------:|-----------:|-----------:|----|\n",
+           "----------------------------------------------");
     row("1 worker: full handshakes/s", hs[0], runs, "");
     row("2 workers: full handshakes/s", hs[1], runs, "");
     row("1 worker: server CPU per handshake", hs_cpu[0], runs, "us");
@@ -322,7 +326,9 @@ static void bench_broadcast(void)
     }
     printf("\n3. broadcast of 100 bytes to %d connected peers, one worker (%d runs x %d)\n",
            connected, runs, rounds);
-    printf("  %-44s %10s %10s %10s\n", "", "min", "median", "max");
+    printf("\n| %-44s | %10s | %10s | %10s | %-2s |\n", "measure", "min", "median", "max", "");
+    printf("|%s|-----------:|-----------:|-----------:|----|\n",
+           "----------------------------------------------");
     row("server CPU per broadcast (sendto loop)", per_bc, runs, "us");
     row("server CPU per peer", per_peer, runs, "ns");
     printf("  sendmmsg batching: not implemented (no ratio)\n");
