@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,12 +95,32 @@ int cli_scale_server(const cli_server_args *a, const sn_crypto_key *key, const s
            a->cookie_secret_file ? ", shared cookie secret" : "");
     fflush(stdout);
     uint64_t deadline = a->seconds ? cli_now_ms() + (uint64_t)a->seconds * 1000u : 0;
+    bool tty = isatty(1);
+    uint64_t next_status = cli_now_ms() + 1000, last_hs = 0, last_in = 0;
     int rc = CLI_OK;
     while (!cli_stopping() && (!deadline || cli_now_ms() < deadline)) {
         if (sn_workers_wait(w, 100)) {
             rc = cli_fail("workers stopped: %s", sn_workers_get_error(w));
             break;
         }
+        if (!tty || cli_now_ms() < next_status) continue;
+        /* On a terminal, a status line every second: the sums, and how even the workers are. */
+        uint64_t peers = 0, hs = 0, in = 0, most = 0, least = UINT64_MAX;
+        for (int i = 0; i < sn_workers_count(w); i++) {
+            sn_workers_stats st;
+            sn_workers_get_stats(w, i, &st);
+            peers += st.host.peers_connected_now;
+            hs += st.host.handshakes_completed;
+            in += st.host.packets_received;
+            if (st.host.peers_connected_now > most) most = st.host.peers_connected_now;
+            if (st.host.peers_connected_now < least) least = st.host.peers_connected_now;
+        }
+        cli_log("status: %llu peers (%llu..%llu per worker), %llu handshakes/s, %llu packets/s in",
+                (unsigned long long)peers, (unsigned long long)least, (unsigned long long)most,
+                (unsigned long long)(hs - last_hs), (unsigned long long)(in - last_in));
+        last_hs = hs;
+        last_in = in;
+        next_status = cli_now_ms() + 1000;
     }
     sn_workers_stop(w);
     sn_workers_wait(w, -1);

@@ -78,7 +78,8 @@ SN_API void sn_workers_stop(sn_workers *w);
 SN_API bool sn_workers_stopped(const sn_workers *w);
 /* Waits up to timeout_ms (-1: forever) for every worker to end; true when they have. */
 SN_API bool sn_workers_wait(sn_workers *w, int timeout_ms);
-/* Stops, joins and frees. NULL is fine. */
+/* Stops, joins and frees. NULL is fine. Not from on_event (a worker cannot join itself):
+ * call sn_workers_stop there and free from the thread that started them. */
 SN_API void sn_workers_free(sn_workers *w);
 /* Queues one packet for every connected peer of every worker (copied; any thread). Each worker
  * sends it from its own thread at its next turn (woken through an eventfd). Errors:

@@ -413,5 +413,11 @@ void sn_workers_get_ticket_stats(const sn_workers *w, sn_tls_ticket_stats *out)
 
 const char *sn_workers_get_error(const sn_workers *w)
 {
-    return w ? w->error : "";
+    if (!w) return "";
+    /* Written once (the first failure), under the lock; a copy read under it is stable. */
+    sn_workers *m = (sn_workers *)(uintptr_t)w;
+    pthread_mutex_lock(&m->done_lock);
+    const char *e = m->error;
+    pthread_mutex_unlock(&m->done_lock);
+    return e;
 }
