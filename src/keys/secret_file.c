@@ -67,6 +67,12 @@ sn_err sn_secret_file_load(const char *path, const char *kind, size_t secret_len
         sn_err e = create_file(path, kind, secret_len);
         if (e != SN_OK) return e;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 077))
+        sn_log(SN_LOG_WARNING,
+               "%s file '%s' is readable or writable by others (mode %03o): whoever reads it can "
+               "forge what it protects; chmod 600 it",
+               kind, path, (unsigned)(st.st_mode & 0777));
     char *data = NULL;
     size_t len = 0;
     sn_err e = sn_crypto_read_file(path, &data, &len);
