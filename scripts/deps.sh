@@ -10,7 +10,7 @@ job=${1:-build}
 pkgs=(build-essential cmake pkg-config libssl-dev openssl libmicrohttpd-dev)
 case "$job" in
 build) ;;
-test) pkgs+=(libcmocka-dev gnutls-bin nodejs procps clang libclang-rt-dev godot3-server python3) ;;
+test) pkgs+=(libcmocka-dev gnutls-bin nodejs procps clang libclang-rt-dev godot3-server python3 iproute2 nginx libnginx-mod-stream) ;;
 fuzz) pkgs+=(libcmocka-dev gnutls-bin nodejs procps clang libclang-rt-dev) ;;
 valgrind) pkgs+=(valgrind) ;;
 docs) pkgs+=(doxygen) ;;

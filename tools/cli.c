@@ -295,18 +295,37 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
         {"max-clients", required_argument, NULL, 'm'},
         {"max-half-open", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},          {"metrics", required_argument, NULL, 'M'},
+        {"ticket-key-file", required_argument, NULL, 'T'},
+        {"cookie-secret-file", required_argument, NULL, 'C'},
+        {"workers", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     // clang-format on
-    *a = (cli_server_args){default_port, 0, 60, "*", NULL, NULL, NULL, false, false, 0, 0, NULL};
+    *a = (cli_server_args){default_port, 0, 60, "*",  NULL, NULL, NULL, false,
+                           false,        0, 0,  NULL, NULL, NULL, 1};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-        /* --host, --max-half-open and --metrics belong to the DTLS server only. */
-        if (!datagram && (c == 'o' || c == 'O' || c == 'M'))
+        /* --host, --max-half-open, --metrics, --cookie-secret-file and --workers belong to the
+         * DTLS server only. */
+        if (!datagram && (c == 'o' || c == 'O' || c == 'M' || c == 'C' || c == 'W'))
             return cli_usage_error("unknown option '--%s'", c == 'o'   ? "host"
                                                             : c == 'O' ? "max-half-open"
-                                                                       : "metrics");
+                                                            : c == 'M' ? "metrics"
+                                                            : c == 'C' ? "cookie-secret-file"
+                                                                       : "workers");
         switch (c) {
+        case 'T':
+            a->ticket_key_file = optarg;
+            break;
+        case 'C':
+            a->cookie_secret_file = optarg;
+            break;
+        case 'W':
+            if (!strcmp(optarg, "auto"))
+                a->workers = 0;
+            else if (!cli_parse_int(optarg, 1, 1024, &a->workers))
+                return cli_usage_error("--workers wants 1..1024 or 'auto', not '%s'", optarg);
+            break;
         case 'p':
             if (!cli_parse_int(optarg, 0, 65535, &a->port))
                 return cli_usage_error("--port wants a number from 0 to 65535, not '%s'", optarg);
@@ -375,8 +394,10 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
                                          {"pin", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"idle", required_argument, NULL, 'i'},
+                                         {"reconnect", required_argument, NULL, 'r'},
+                                         {"interval", required_argument, NULL, 'I'},
                                          {NULL, 0, NULL, 0}};
-    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false, 0};
+    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false, 0, 0, 200};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, c;
     for (;;) {
@@ -405,6 +426,15 @@ int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_
             case 'i':
                 if (!cli_parse_int(optarg, 0, 86400, &a->idle))
                     return cli_usage_error("--idle wants 0..86400 seconds, not '%s'", optarg);
+                break;
+            case 'r':
+                if (!cli_parse_int(optarg, 1, 100000, &a->reconnect))
+                    return cli_usage_error("--reconnect wants 1..100000 connections, not '%s'",
+                                           optarg);
+                break;
+            case 'I':
+                if (!cli_parse_int(optarg, 0, 600000, &a->interval_ms))
+                    return cli_usage_error("--interval wants milliseconds, not '%s'", optarg);
                 break;
             case 'h':
                 help();

@@ -44,6 +44,9 @@ typedef struct cli_server_args {
     bool echo, use_host;
     long max_clients, max_half_open;
     const char *metrics; /* dtls-server --metrics ADDR:PORT (implies --host) */
+    /* Scale-out (docs/scaling.md): shared secrets and worker threads. workers 0: one per CPU. */
+    const char *ticket_key_file, *cookie_secret_file;
+    long workers;
 } cli_server_args;
 /* Parses them; `datagram` also accepts the DTLS server's --host and --max-half-open. */
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
@@ -55,6 +58,7 @@ typedef struct cli_client_args {
     long port, timeout, wait_ms;
     bool insecure;
     long idle; /* dtls-client --idle: seconds of server silence before giving up (0: never) */
+    long reconnect, interval_ms; /* --reconnect N: N more connections, --interval ms apart */
 } cli_client_args;
 int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a);
 
@@ -100,6 +104,16 @@ void cli_lines_read(cli_lines *l);
 /* Pops the next complete line (without its newline) into out; at EOF the unterminated rest counts
  * as a line. false when there is none. */
 bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len);
+
+/* cmd_scale.c (docs/scaling.md). The loaders print the reason (naming the file) and return
+ * false. */
+bool cli_load_cookie_secret(const char *path, uint8_t out[32]);
+bool cli_load_ticket_keys(sn_tls_options *o, const char *path);
+/* dtls-server --workers N: the server on sn_workers. */
+int cli_scale_server(const cli_server_args *a, const sn_crypto_key *key, const sn_x509_cert *cert);
+/* dtls-client --reconnect N: N + 1 connections from one local port, each saying whether it
+ * resumed. */
+int cli_reconnect_client(const cli_client_args *a, const sn_tls_options *o);
 
 /* Subcommands. */
 int cmd_keygen(int argc, char **argv);

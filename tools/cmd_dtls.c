@@ -17,7 +17,8 @@ static void server_help(void)
     printf("usage: sealnet dtls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                           [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
            "                           [--max-clients N] [--max-half-open N] [--seconds N]\n"
-           "                           [--host] [--metrics ADDR:PORT]\n"
+           "                           [--host] [--metrics ADDR:PORT] [--workers N|auto]\n"
+           "                           [--ticket-key-file FILE] [--cookie-secret-file FILE]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -42,6 +43,11 @@ static void server_help(void)
            "                 http://A:P/metrics (implies --host); kill -USR1 prints them\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
+           "  --workers N    N threads on one port, one SO_REUSEPORT socket and TLS context\n"
+           "                 each (host API); 'auto': one per CPU (default 1)\n"
+           "  --ticket-key-file FILE   session-ticket keys (resumption), shared by every\n"
+           "                 server given the same file; created with a fresh key when missing\n"
+           "  --cookie-secret-file FILE  cookie secret shared likewise (docs/scaling.md)\n"
            "\n"
            "Prints \"listening on udp port N\", then one line per connect, disconnect (with the\n"
            "reason) and packet; on a terminal also a status line every second.\n");
@@ -70,12 +76,14 @@ static void render_host(metrics_text *t, void *host)
     metrics_host_stats(t, &st);
 }
 
-static int run_host_server(const sn_tls_options *o, const cli_server_args *a)
+static int run_host_server(const sn_tls_options *o, const cli_server_args *a,
+                           const uint8_t *cookie_secret)
 {
     const long port = a->port, idle = a->idle, seconds = a->seconds;
     const bool echo = a->echo;
     sn_host_config cfg;
     sn_host_default_config(&cfg);
+    cfg.cookie_secret = cookie_secret;
     cfg.bind_address = a->bind;
     cfg.port = (int)port;
     cfg.server_options = o;
@@ -191,12 +199,25 @@ int cmd_dtls_server(int argc, char **argv)
     sn_x509_cert *cert;
     rc = cli_server_credentials(a.key_path, a.cert_path, a.save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
+    if (a.workers != 1) { /* --workers: sn_workers, each with its own TLS context */
+        rc = cli_scale_server(&a, key, cert);
+        sn_crypto_key_free(key);
+        sn_x509_cert_free(cert);
+        return rc;
+    }
     sn_tls_options *opts_srv = sn_tls_options_server(key, cert);
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+    uint8_t secret[32];
+    if ((a.ticket_key_file && !cli_load_ticket_keys(opts_srv, a.ticket_key_file)) ||
+        (a.cookie_secret_file && !cli_load_cookie_secret(a.cookie_secret_file, secret))) {
+        sn_tls_options_free(opts_srv);
+        return CLI_FAIL;
+    }
+    const uint8_t *shared_secret = a.cookie_secret_file ? secret : NULL;
     if (a.use_host) {
-        rc = run_host_server(opts_srv, &a);
+        rc = run_host_server(opts_srv, &a, shared_secret);
         sn_tls_options_free(opts_srv);
         return rc;
     }
@@ -219,7 +240,8 @@ int cmd_dtls_server(int argc, char **argv)
             cli_fail("cannot listen on udp port %ld: %s", port, sn_last_error_message());
         goto out;
     }
-    if (sn_dtls_server_setup(dtls, opts_srv) != SN_OK) {
+    if (sn_dtls_server_setup(dtls, opts_srv) != SN_OK ||
+        (shared_secret && sn_dtls_server_set_cookie_secret(dtls, shared_secret, 32) != SN_OK)) {
         cli_fail("cannot set up DTLS: %s", sn_last_error_message());
         goto out;
     }
@@ -424,6 +446,7 @@ static void client_help(void)
         "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
         "SHA256]\n"
         "                           [--timeout SEC] [--wait MS] [--idle SEC]\n"
+        "                           [--reconnect N [--interval MS]]\n"
         "\n"
         "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
         "sends every non-empty line read from stdin as one packet and prints every packet\n"
@@ -442,6 +465,11 @@ static void client_help(void)
         "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
         "                 0: never); a server that is gone altogether is noticed sooner when\n"
         "                 packets are being sent (ICMP port unreachable for 2 s)\n"
+        "  --reconnect N  read stdin to its end, then connect N + 1 times from one local port\n"
+        "                 (--interval MS apart, default 200), sending every line and waiting\n"
+        "                 for as many replies each time; prints 'connection K: resumed' or\n"
+        "                 'full' (session resumption) or why it failed; after a failure\n"
+        "                 the next connection uses a new local port\n"
         "\n"
         "Exit status: 0 done, 1 handshake or connection failure (reason on stderr), 2 bad\n"
         "arguments.\n");
@@ -457,6 +485,11 @@ int cmd_dtls_client(int argc, char **argv)
 
     sn_tls_options *o = cli_client_options(a.ca, a.insecure, a.name);
     if (!o) return CLI_FAIL;
+    if (a.reconnect) { /* one options object: later connections resume the session */
+        rc = cli_reconnect_client(&a, o);
+        sn_tls_options_free(o);
+        return rc;
+    }
     rc = CLI_FAIL;
     sn_dtls_peer *dtls = sn_dtls_peer_new();
     sn_udp_peer *udp = sn_udp_peer_new();

@@ -71,7 +71,7 @@ static void server_help(void)
 {
     printf("usage: sealnet tls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                          [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
-           "                          [--max-clients N] [--seconds N]\n"
+           "                          [--max-clients N] [--seconds N] [--ticket-key-file FILE]\n"
            "\n"
            "Runs a TLS (1.2/1.3) server over TCP. Without --key/--cert it generates an EC P-256\n"
            "key and a self-signed certificate for CN=localhost and prints its SHA-256\n"
@@ -89,6 +89,8 @@ static void server_help(void)
            "                 queue (default: the descriptor limit less %d)\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
+           "  --ticket-key-file FILE  session-ticket keys (resumption; docs/scaling.md);\n"
+           "                 created with a fresh key when missing\n"
            "\n"
            "Nothing blocks: each client gets at most %u KiB of reading per turn, and a client\n"
            "that leaves more than %u KiB of replies unread is disconnected. Out of descriptors,\n"
@@ -189,6 +191,10 @@ int cmd_tls_server(int argc, char **argv)
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
     if (!o) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+    if (a.ticket_key_file && !cli_load_ticket_keys(o, a.ticket_key_file)) {
+        sn_tls_options_free(o);
+        return CLI_FAIL;
+    }
 
     rc = CLI_FAIL;
     tls_client **clients = NULL;
@@ -445,6 +451,7 @@ int cmd_tls_client(int argc, char **argv)
     cli_client_args a;
     int rc = cli_parse_client_args(argc, argv, client_help, &a);
     if (rc != CLI_CONTINUE) return rc;
+    if (a.reconnect) return cli_usage_error("--reconnect is a dtls-client option");
     const char *host = a.host;
     const long port = a.port;
 

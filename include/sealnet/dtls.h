@@ -79,6 +79,18 @@ SN_API void sn_dtls_server_get_stats(const sn_dtls_server *s, sn_dtls_server_sta
  * ClientHello with a valid cookie gives a peer in SN_DTLS_STATUS_HANDSHAKING. NULL only when
  * out of memory. */
 SN_API sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp_peer);
+/* Sets the secret that makes and checks cookies (len must be 32), before or after setup. By
+ * default each server draws its own and rotates it; a set secret is shared: every worker and
+ * machine given the same one accepts the cookies the others made (their clocks must agree
+ * within the cookie lifetime: cookies from a set secret carry wall-clock time), and it does not
+ * rotate. Copied. Errors: SN_ERR_INVALID_PARAMETER, SN_ERR_PARAMETER_RANGE_ERROR (length). */
+SN_API sn_err sn_dtls_server_set_cookie_secret(sn_dtls_server *s, const uint8_t *secret,
+                                               size_t len);
+/* Reads a cookie-secret file into out: text, '#' comments, one line of 64 hex digits. A missing
+ * file is created with a fresh random secret, mode 0600. A short, long or non-hex line, a
+ * second secret or an empty file: SN_ERR_FILE_CORRUPT with a message naming the file, the line
+ * and the fault. */
+SN_API sn_err sn_dtls_load_cookie_secret_file(const char *path, uint8_t out[32]);
 
 /* A new client peer, disconnected; NULL only when out of memory. */
 SN_API sn_dtls_peer *sn_dtls_peer_new(void);
@@ -133,6 +145,11 @@ SN_API const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p);
  * the remote presented, once connected; "" when it presented none. Compare it with a known
  * value to pin a server. Owned by p; stays valid after a disconnect. */
 SN_API const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p);
+/* True when the last handshake resumed an earlier session from a session ticket (abbreviated:
+ * no key exchange, no certificate sent). A client resumes on its own when it connects again
+ * with the same client options to the same name and port, and the server has ticket keys
+ * (sn_tls_options_set_ticket_keys). Stays as it was after a disconnect. */
+SN_API bool sn_dtls_peer_is_session_resumed(const sn_dtls_peer *p);
 
 #ifdef __cplusplus
 }

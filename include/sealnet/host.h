@@ -63,6 +63,12 @@ typedef struct sn_host_config {
                                   net.core.rmem_max unless privileged); default 4 MiB, so bursts
                                   from many peers are not dropped by the kernel; 0: system
                                   default (about 208 KiB: roughly 100 small datagrams) */
+    /* The server socket joins an SO_REUSEPORT group (several hosts on one port, as sn_workers
+     * does); default false. */
+    bool reuse_port;
+    /* 32 bytes shared by every host that must accept the others' cookies (see
+     * sn_dtls_server_set_cookie_secret); NULL: the host draws its own, rotating. Copied. */
+    const uint8_t *cookie_secret;
 } sn_host_config;
 
 typedef enum sn_host_event_type {
@@ -216,6 +222,10 @@ SN_API void sn_host_peer_set_keepalive_interval_ms(sn_host_peer *peer, int ms);
 SN_API int sn_host_peer_get_max_packet_size(const sn_host_peer *peer);
 /* "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" once connected, "" before. Owned by the peer. */
 SN_API const char *sn_host_peer_get_cipher(const sn_host_peer *peer);
+/* True when the peer's handshake resumed an earlier session from a session ticket (see
+ * sn_dtls_peer_is_session_resumed). Outgoing peers resume on their own when connected again
+ * with the same client options to the same name and port. */
+SN_API bool sn_host_peer_is_session_resumed(const sn_host_peer *peer);
 
 /* Names for logs: "CONNECT", "TIMEOUT", ... Static strings. */
 SN_API const char *sn_host_event_type_string(sn_host_event_type type);

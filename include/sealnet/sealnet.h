@@ -16,5 +16,6 @@
 #include <sealnet/tcp.h>
 #include <sealnet/tls.h>
 #include <sealnet/host.h>
+#include <sealnet/workers.h>
 
 #endif

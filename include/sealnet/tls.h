@@ -92,6 +92,11 @@ SN_API const char *sn_tls_stream_get_protocol_description(const sn_tls_stream *s
 /* SHA-256 fingerprint ("AB:CD:..") of the certificate the remote presented, once connected; ""
  * when it presented none (a client without a certificate, as usual). For pinning. Owned by s. */
 SN_API const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s);
+/* True when the connected stream's handshake resumed an earlier session from a session ticket
+ * (abbreviated: no key exchange, no certificate). A client resumes on its own when it connects
+ * again with the same client options to the same name and port, and the server has ticket keys
+ * (sn_tls_options_set_ticket_keys). False before the handshake is done. */
+SN_API bool sn_tls_stream_is_session_resumed(const sn_tls_stream *s);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,42 @@ SN_API bool sn_tls_options_is_unsafe_client(const sn_tls_options *opts);
 /* The override given to sn_tls_options_client, or "" when none. Owned by opts. */
 SN_API const char *sn_tls_options_get_common_name_override(const sn_tls_options *opts);
 
+/* ---- session resumption (RFC 5077 session tickets; docs/scaling.md) ----
+ * A server with ticket keys hands each client a ticket (its session, encrypted and authenticated
+ * under the current key); a client that comes back with it resumes: an abbreviated handshake
+ * with no key exchange and no signature, on any worker or machine that holds the same keys.
+ * Client options remember the newest session per server ("name:port", the last 32 servers) and
+ * offer it on the next connection made with the same options; a server that does not know the
+ * ticket simply does a full handshake. Servers without keys issue no tickets (as before). */
+
+#define SN_TICKET_KEY_SIZE 80 /* one key: 16-byte name, 32-byte AES-256 key, 32-byte HMAC key */
+
+/* Sets the server's ticket keys: `len` is 80 (one key) or 160 (current, then previous: tickets
+ * under the previous key still resume and are re-issued under the current one; any other key
+ * means a full handshake). Copied. The first call must come before the options' first
+ * connection; later calls rotate the keys of every connection made with these options, on any
+ * thread. Errors: SN_ERR_INVALID_PARAMETER (NULL, client options), SN_ERR_PARAMETER_RANGE_ERROR
+ * (length), SN_ERR_ALREADY_IN_USE (first call after a connection), SN_ERR_UNAVAILABLE (a
+ * backend without tickets). */
+SN_API sn_err sn_tls_options_set_ticket_keys(sn_tls_options *opts, const uint8_t *keys, size_t len);
+/* Loads the ticket keys from a key file and sets them. Format: text, '#' comments, one key per
+ * line as 160 hex digits, current first, then optionally the previous one. A missing file is
+ * created with one fresh random key, mode 0600 (workers racing to create it agree on one). A
+ * short, long or non-hex line, a third key or an empty file is refused with SN_ERR_FILE_CORRUPT
+ * and a message naming the file, the line and the fault. Rotate by putting a new line first and
+ * keeping the old one second, then reloading. */
+SN_API sn_err sn_tls_options_load_ticket_key_file(sn_tls_options *opts, const char *path);
+
+/* Ticket counters of server options, summed over every connection made with them. */
+typedef struct sn_tls_ticket_stats {
+    uint64_t issued;      /* tickets handed out */
+    uint64_t resumed;     /* handshakes resumed from a ticket */
+    uint64_t unknown_key; /* tickets under an unknown or retired key: full handshake instead */
+    uint64_t rejected;    /* tickets under a known key that did not open (forged, expired) */
+} sn_tls_ticket_stats;
+/* Zeroes for client options or options without ticket keys. */
+SN_API void sn_tls_options_get_ticket_stats(const sn_tls_options *opts, sn_tls_ticket_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

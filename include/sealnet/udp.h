@@ -166,7 +166,6 @@ SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */
 SN_API sn_err sn_udp_server_set_recv_buffer_size(sn_udp_server *s, int bytes);
-
 /* ---- the UDP transport: send and receive overrides (netcode's override_send_and_receive) ----
  *
  * Every datagram sealnet sends or receives on a UDP socket (peers, servers, DTLS and the host

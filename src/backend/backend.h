@@ -17,6 +17,37 @@ typedef struct sn_tls_chain sn_tls_chain;     /* refcounted certificate chain, l
 typedef struct sn_tls_config sn_tls_config;   /* refcounted immutable context */
 typedef struct sn_tls_session sn_tls_session; /* one connection's TLS state */
 
+/* Session-ticket keys (RFC 5077), backend-neutral: a rotating set (current + previous) that any
+ * number of configs point at, so a rotation reaches contexts already built and every worker or
+ * machine loaded with the same keys accepts the others' tickets. One key is
+ * SN_TICKET_KEY_LEN bytes: 16 of key name, 32 of AES-256 key, 32 of HMAC-SHA256 key. New
+ * tickets use the current key; the previous one still opens tickets (which are then renewed).
+ * Refcounted and thread-safe (backend.c). */
+#define SN_TICKET_KEY_LEN  80
+#define SN_TICKET_KEYS_MAX 2
+typedef struct sn_tls_ticket_keys sn_tls_ticket_keys;
+typedef struct sn_tls_ticket_counters {
+    uint64_t issued;      /* tickets handed out (new or renewed) */
+    uint64_t resumed;     /* handshakes resumed from a ticket */
+    uint64_t unknown_key; /* tickets under a key not (or no longer) in the set: full handshake */
+    uint64_t rejected;    /* tickets under a known key that did not open (forged, expired) */
+} sn_tls_ticket_counters;
+sn_tls_ticket_keys *sn_tls_ticket_keys_new(void);
+sn_tls_ticket_keys *sn_tls_ticket_keys_ref(sn_tls_ticket_keys *k);
+void sn_tls_ticket_keys_unref(sn_tls_ticket_keys *k);
+/* Replaces the set with n (1..SN_TICKET_KEYS_MAX) keys of SN_TICKET_KEY_LEN bytes, current
+ * first. SN_ERR_PARAMETER_RANGE_ERROR for another count. */
+sn_err sn_tls_ticket_keys_set(sn_tls_ticket_keys *k, const uint8_t *keys, size_t n);
+/* Copies the current key into out; false when the set is empty. */
+bool sn_tls_ticket_keys_current(sn_tls_ticket_keys *k, uint8_t out[SN_TICKET_KEY_LEN]);
+/* Copies the key named `name` (16 bytes) into out: 1 for the current key, 2 for the previous,
+ * 0 when unknown. */
+int sn_tls_ticket_keys_find(sn_tls_ticket_keys *k, const uint8_t *name,
+                            uint8_t out[SN_TICKET_KEY_LEN]);
+/* Counters, bumped by the backend (atomics). */
+void sn_tls_ticket_keys_count(sn_tls_ticket_keys *k, size_t field_offset);
+void sn_tls_ticket_keys_counters(sn_tls_ticket_keys *k, sn_tls_ticket_counters *out);
+
 /* Return values of the transport callbacks besides a byte count. */
 enum { SN_TLS_IO_WOULD_BLOCK = -1, SN_TLS_IO_EOF = -2, SN_TLS_IO_ERROR = -3 };
 
@@ -56,8 +87,10 @@ typedef struct sn_tls_config_params {
     const sn_tls_chain *trusted; /* client: trust anchors; NULL: the system store */
     bool verify_chain;           /* client */
     bool verify_name;            /* client */
+    sn_tls_ticket_keys *tickets; /* server: issue and accept session tickets; NULL: none */
 } sn_tls_config_params;
 
+#define SN_TLS_SAVED_SESSIONS 32
 typedef struct sn_tls_session_params {
     const char *hostname;           /* client: SNI and the name verified; NULL or "": none */
     size_t mtu;                     /* datagram: UDP payload bytes per datagram */
@@ -66,6 +99,11 @@ typedef struct sn_tls_session_params {
      * HelloVerifyRequest itself is sealnet's (dtls/), stateless and backend-neutral. */
     bool (*cookie_verify)(void *user, const uint8_t *cookie, size_t len);
     void *cookie_user;
+    /* Client: the server's identity for resumption ("name:port"; NULL: none). The config keeps
+     * the newest resumable session per identity (the last SN_TLS_SAVED_SESSIONS servers) and a
+     * session with the same identity offers it; a server that does not take it does a full
+     * handshake. */
+    const char *resume_key;
 } sn_tls_session_params;
 
 /* Capability bits: what a backend can do. A call that needs a missing one fails with
@@ -150,6 +188,8 @@ typedef struct sn_tls_backend {
     sn_err (*peer_fingerprint)(const sn_tls_session *s, char out[96]);
     /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */
     const char *(*describe)(const sn_tls_session *s);
+    /* True once a handshake finished by resuming an earlier session (abbreviated). */
+    bool (*session_resumed)(const sn_tls_session *s);
 } sn_tls_backend;
 
 /* The backend this build uses. */

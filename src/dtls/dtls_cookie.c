@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 /* Address bytes hashed into a cookie: 16-byte IPv6 form (IPv4 mapped) + port. */
 static void address_bytes(const sn_addr *addr, uint8_t out[18])
@@ -75,6 +76,7 @@ struct sn_dtls_cookie_jar {
     uint64_t born_ms, rotations;
     uint32_t nonce;
     int lifetime_ms;
+    bool shared; /* secret set by the program (shared by workers/machines): no rotation */
 };
 
 sn_dtls_cookie_jar *sn_dtls_jar_new(int lifetime_ms)
@@ -114,10 +116,40 @@ void sn_dtls_jar_set_lifetime(sn_dtls_cookie_jar *jar, int lifetime_ms)
     pthread_mutex_unlock(&jar->lock);
 }
 
+void sn_dtls_jar_set_secret(sn_dtls_cookie_jar *j, const uint8_t secret[SN_DTLS_SECRET_LEN])
+{
+    pthread_mutex_lock(&j->lock);
+    memcpy(j->secret, secret, SN_DTLS_SECRET_LEN);
+    memset(j->previous, 0, sizeof j->previous);
+    j->has_previous = false;
+    j->shared = true;
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* A shared secret is checked by other processes and machines, whose monotonic clocks mean
+ * nothing here: their cookies carry wall-clock time (the lifetime still bounds them, as the
+ * time is under the MAC). Our own secret stays on the monotonic clock, immune to clock steps. */
+static uint64_t jar_now_ms(const sn_dtls_cookie_jar *j)
+{
+    if (!j->shared) return sn_now_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint32_t sn_dtls_jar_now_s(sn_dtls_cookie_jar *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint32_t now = (uint32_t)(jar_now_ms(j) / 1000);
+    pthread_mutex_unlock(&j->lock);
+    return now;
+}
+
 /* Secrets rotate every cookie lifetime; a cookie made under the previous one still passes, so
  * no client loses its handshake to a rotation. Called with the lock held. */
 static void maybe_rotate(sn_dtls_cookie_jar *j, uint64_t now)
 {
+    if (j->shared) return; /* the program owns it: rotating would break the other holders */
     if (now - j->born_ms < (uint64_t)j->lifetime_ms) return;
     uint8_t fresh[SN_DTLS_SECRET_LEN];
     if (sn_tls_backend_get()->random_bytes(fresh, sizeof fresh) != SN_OK) return;
@@ -130,8 +162,8 @@ static void maybe_rotate(sn_dtls_cookie_jar *j, uint64_t now)
 
 void sn_dtls_jar_make(sn_dtls_cookie_jar *j, const sn_addr *addr, uint8_t out[SN_DTLS_COOKIE_LEN])
 {
-    uint64_t now = sn_now_ms();
     pthread_mutex_lock(&j->lock);
+    uint64_t now = jar_now_ms(j);
     maybe_rotate(j, now);
     sn_dtls_make_cookie(j->secret, (uint32_t)(now / 1000), j->nonce++, addr, out);
     pthread_mutex_unlock(&j->lock);
@@ -140,8 +172,8 @@ void sn_dtls_jar_make(sn_dtls_cookie_jar *j, const sn_addr *addr, uint8_t out[SN
 bool sn_dtls_jar_check(sn_dtls_cookie_jar *j, const sn_addr *addr, const uint8_t *cookie,
                        size_t len)
 {
-    uint64_t now = sn_now_ms();
     pthread_mutex_lock(&j->lock);
+    uint64_t now = jar_now_ms(j);
     maybe_rotate(j, now);
     uint32_t now_s = (uint32_t)(now / 1000), life = (uint32_t)((j->lifetime_ms + 999) / 1000);
     bool ok =

@@ -66,6 +66,11 @@ void sn_dtls_jar_make(sn_dtls_cookie_jar *jar, const sn_addr *addr,
 bool sn_dtls_jar_check(sn_dtls_cookie_jar *jar, const sn_addr *addr, const uint8_t *cookie,
                        size_t len);
 uint64_t sn_dtls_jar_rotations(sn_dtls_cookie_jar *jar);
+/* Replaces the secret with one the program gave (shared by workers or machines): it no longer
+ * rotates, and cookies carry wall-clock time so that other machines can check them. */
+void sn_dtls_jar_set_secret(sn_dtls_cookie_jar *jar, const uint8_t secret[SN_DTLS_SECRET_LEN]);
+/* Now on the clock the jar's cookies carry, in seconds. */
+uint32_t sn_dtls_jar_now_s(sn_dtls_cookie_jar *jar);
 /* Answers `hello` from addr with a HelloVerifyRequest carrying a fresh cookie, sent through udp.
  * True when it went out. */
 bool sn_dtls_send_hello_verify(sn_dtls_cookie_jar *jar, sn_udp_peer *udp, const sn_addr *addr,

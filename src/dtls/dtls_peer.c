@@ -37,6 +37,7 @@ struct sn_dtls_peer {
     char transport_message[160];        /* why the UDP peer refused a send, for messages */
     char ip[SN_IP_STRLEN];
     int port;
+    bool resumed; /* the last handshake resumed a session (stays true after a disconnect) */
     char cipher[96];
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     void *ready_tag;           /* handed to the UDP peer, whichever it is (host: its peer) */
@@ -187,7 +188,12 @@ static void release_transport(sn_dtls_peer *p)
 
 static sn_tls_session *start_session(sn_dtls_peer *p, sn_tls_config *config, const char *host)
 {
+    /* A client resumes the last session it had with this server (same options, name, port). */
+    char resume_key[SN_IP_STRLEN + 300] = "";
+    if (!p->server)
+        snprintf(resume_key, sizeof resume_key, "%s:%d", host && *host ? host : p->ip, p->port);
     sn_tls_session_params params = {
+        .resume_key = resume_key,
         .hostname = host,
         .mtu = (size_t)p->mtu,
         .retransmit_initial_ms = (uint32_t)p->retransmit_initial_ms,
@@ -221,7 +227,7 @@ sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_setti
     memcpy(p->cookie, hello->cookie, SN_DTLS_COOKIE_LEN);
     memcpy(p->client_random, hello->random, sizeof p->client_random);
     p->jar = sn_dtls_jar_ref(jar);
-    p->started_s = (uint32_t)(sn_now_ms() / 1000);
+    p->started_s = sn_dtls_jar_now_s(jar);
     remember_remote(p);
     p->tls = start_session(p, config, NULL);
     if (!p->tls) {
@@ -300,6 +306,7 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     clear_queue(p);
     memset(&p->stats, 0, sizeof p->stats);
     p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
+    p->resumed = false;
     p->server = false;
     p->udp = udp;
     sn_udp_peer_set_ready_tag(udp, p->ready_tag);
@@ -464,6 +471,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         }
         p->status = SN_DTLS_STATUS_CONNECTED;
         p->last_packet_ms = sn_now_ms();
+        p->resumed = b->session_resumed(p->tls);
         snprintf(p->cipher, sizeof p->cipher, "%s", b->describe(p->tls));
         if (b->peer_fingerprint(p->tls, p->peer_fingerprint) != SN_OK) p->peer_fingerprint[0] = 0;
         sn_log(SN_LOG_INFO, "dtls peer %s:%d connected (%s)", p->ip, p->port, p->cipher);
@@ -624,4 +632,9 @@ const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p)
 const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p)
 {
     return p ? p->peer_fingerprint : "";
+}
+
+bool sn_dtls_peer_is_session_resumed(const sn_dtls_peer *p)
+{
+    return p && p->resumed;
 }

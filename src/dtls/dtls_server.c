@@ -9,6 +9,8 @@ struct sn_dtls_server {
     sn_dtls_cookie_jar *jar; /* shared with the peers, for ClientHellos on their address */
     sn_dtls_settings settings;
     sn_dtls_server_stats stats;
+    bool shared_secret; /* the program set the cookie secret (kept across setup) */
+    uint8_t secret[SN_DTLS_SECRET_LEN];
 };
 
 sn_dtls_server *sn_dtls_server_new(void)
@@ -24,7 +26,28 @@ void sn_dtls_server_free(sn_dtls_server *s)
     if (!s) return;
     sn_tls_backend_get()->config_unref(s->config);
     sn_dtls_jar_unref(s->jar);
+    memset(s->secret, 0, sizeof s->secret);
     sn_free(s);
+}
+
+sn_err sn_dtls_server_set_cookie_secret(sn_dtls_server *s, const uint8_t *secret, size_t len)
+{
+    if (!s || !secret) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_cookie_secret: NULL argument");
+    if (len != SN_DTLS_SECRET_LEN)
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
+                       "cookie secret: %zu bytes given; it must be exactly %d", len,
+                       SN_DTLS_SECRET_LEN);
+    memcpy(s->secret, secret, SN_DTLS_SECRET_LEN);
+    s->shared_secret = true;
+    if (s->jar) sn_dtls_jar_set_secret(s->jar, secret);
+    return SN_OK;
+}
+
+sn_err sn_dtls_load_cookie_secret_file(const char *path, uint8_t out[32])
+{
+    if (!out) return sn_fail(SN_ERR_INVALID_PARAMETER, "load_cookie_secret_file: NULL argument");
+    size_t n = 0;
+    return sn_secret_file_load(path, "cookie secret", SN_DTLS_SECRET_LEN, 1, true, out, &n);
 }
 
 sn_err sn_dtls_server_setup(sn_dtls_server *s, const sn_tls_options *server_options)
@@ -38,6 +61,7 @@ sn_err sn_dtls_server_setup(sn_dtls_server *s, const sn_tls_options *server_opti
     if (!config) return SN_FAILED; /* message already recorded */
     sn_dtls_cookie_jar *jar = sn_dtls_jar_new(s->settings.cookie_lifetime_ms);
     if (!jar) return sn_fail(SN_FAILED, "cannot create the cookie secret");
+    if (s->shared_secret) sn_dtls_jar_set_secret(jar, s->secret);
     const sn_tls_backend *b = sn_tls_backend_get();
     b->config_unref(s->config);
     s->config = b->config_ref(config);

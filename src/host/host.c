@@ -216,6 +216,7 @@ sn_host *sn_host_create(const sn_host_config *config)
     h->cfg = *config;
     h->cfg.server_options = NULL; /* borrowed: not kept */
     h->cfg.bind_address = NULL;
+    h->cfg.cookie_secret = NULL; /* borrowed: copied into the DTLS server */
     h->next_id = 1;
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (h->epfd < 0) {
@@ -231,6 +232,10 @@ sn_host *sn_host_create(const sn_host_config *config)
         /* Best effort, before listen so it applies from the first datagram. */
         if (config->recv_buffer_size > 0)
             sn_udp_server_set_recv_buffer_size(h->udp, config->recv_buffer_size);
+        if (config->reuse_port && sn_udp_server_set_reuse_port(h->udp, true) != SN_OK) goto fail;
+        if (config->cookie_secret &&
+            sn_dtls_server_set_cookie_secret(h->dtls, config->cookie_secret, 32) != SN_OK)
+            goto fail;
         if (sn_udp_server_listen(h->udp, config->port, config->bind_address) != SN_OK) goto fail;
         sn_udp_server_set_max_pending_connections(h->udp, PENDING_CAP);
         if (sn_dtls_server_set_settings(h->dtls, &h->dtls_settings) != SN_OK) goto fail;

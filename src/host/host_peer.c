@@ -340,3 +340,8 @@ const char *sn_host_peer_get_cipher(const sn_host_peer *p)
 {
     return p && p->dtls ? sn_dtls_peer_get_cipher(p->dtls) : "";
 }
+
+bool sn_host_peer_is_session_resumed(const sn_host_peer *p)
+{
+    return p && p->dtls && sn_dtls_peer_is_session_resumed(p->dtls);
+}

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct sn_tls_options {
     char *common_name_override; /* "" when none */
     pthread_mutex_t lock;
     _Atomic(sn_tls_config *) config[2]; /* [0] stream, [1] datagram */
+    sn_tls_ticket_keys *tickets;        /* server: NULL until ticket keys are set */
 };
 
 static sn_tls_options *options_new(void)
@@ -46,6 +48,7 @@ void sn_tls_options_free(sn_tls_options *opts)
     if (opts->key) be->key_unref(opts->key);
     if (opts->chain) be->chain_unref(opts->chain);
     if (opts->trusted) be->chain_unref(opts->trusted);
+    sn_tls_ticket_keys_unref(opts->tickets);
     sn_free(opts->common_name_override);
     pthread_mutex_destroy(&opts->lock);
     sn_free(opts);
@@ -154,6 +157,7 @@ sn_tls_config *sn_tls_options_get_config(const sn_tls_options *opts, bool datagr
         if (o->server) {
             p.key = o->key;
             p.chain = o->chain;
+            p.tickets = o->tickets;
         } else {
             p.trusted = o->trusted;
             p.verify_chain = !(o->unsafe && o->trusted == NULL);
@@ -164,4 +168,60 @@ sn_tls_config *sn_tls_options_get_config(const sn_tls_options *opts, bool datagr
     }
     pthread_mutex_unlock(&o->lock);
     return c;
+}
+
+/* --- session tickets ------------------------------------ */
+
+sn_err sn_tls_options_set_ticket_keys(sn_tls_options *opts, const uint8_t *keys, size_t len)
+{
+    if (!opts || !keys) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_ticket_keys: NULL argument");
+    if (!opts->server)
+        return sn_fail(SN_ERR_INVALID_PARAMETER, "ticket keys belong on server options");
+    if (len == 0 || len % SN_TICKET_KEY_LEN || len / SN_TICKET_KEY_LEN > SN_TICKET_KEYS_MAX)
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
+                       "ticket keys: %zu bytes; 1 or 2 keys of %d bytes each (current first)", len,
+                       SN_TICKET_KEY_LEN);
+    sn_err e = sn_tls_require(SN_TLS_CAP_TICKETS, "session tickets");
+    if (e != SN_OK) return e;
+    pthread_mutex_lock(&opts->lock);
+    if (!opts->tickets) {
+        /* Contexts built without keys issue no tickets and cannot start to: refuse rather than
+         * silently not resume. */
+        if (atomic_load(&opts->config[0]) || atomic_load(&opts->config[1])) {
+            pthread_mutex_unlock(&opts->lock);
+            return sn_fail(SN_ERR_ALREADY_IN_USE,
+                           "ticket keys must be set before the options' first connection (later "
+                           "calls rotate them)");
+        }
+        opts->tickets = sn_tls_ticket_keys_new();
+    }
+    e = opts->tickets ? sn_tls_ticket_keys_set(opts->tickets, keys, len / SN_TICKET_KEY_LEN)
+                      : SN_ERR_OUT_OF_MEMORY;
+    pthread_mutex_unlock(&opts->lock);
+    return e;
+}
+
+sn_err sn_tls_options_load_ticket_key_file(sn_tls_options *opts, const char *path)
+{
+    if (!opts) return sn_fail(SN_ERR_INVALID_PARAMETER, "load_ticket_key_file: NULL options");
+    uint8_t keys[SN_TICKET_KEYS_MAX * SN_TICKET_KEY_LEN];
+    size_t n = 0;
+    sn_err e = sn_secret_file_load(path, "ticket keys", SN_TICKET_KEY_LEN, SN_TICKET_KEYS_MAX, true,
+                                   keys, &n);
+    if (e == SN_OK) e = sn_tls_options_set_ticket_keys(opts, keys, n * SN_TICKET_KEY_LEN);
+    memset(keys, 0, sizeof keys);
+    return e;
+}
+
+void sn_tls_options_get_ticket_stats(const sn_tls_options *opts, sn_tls_ticket_stats *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!opts || !opts->tickets) return;
+    sn_tls_ticket_counters c;
+    sn_tls_ticket_keys_counters(opts->tickets, &c);
+    out->issued = c.issued;
+    out->resumed = c.resumed;
+    out->unknown_key = c.unknown_key;
+    out->rejected = c.rejected;
 }

@@ -180,7 +180,13 @@ static sn_err start(sn_tls_stream *s, sn_tcp_peer *tcp, const sn_tls_options *op
         return SN_ERR_OUT_OF_MEMORY;
     }
     sn_tls_config *config = sn_tls_options_get_config(opts, false);
-    sn_tls_session_params params = {.hostname = hostname};
+    /* A client resumes the last session it had with this server (same options, name, port). */
+    char resume_key[300] = "";
+    if (!sn_tls_options_is_server(opts))
+        snprintf(resume_key, sizeof resume_key, "%s:%d",
+                 hostname && *hostname ? hostname : sn_tcp_peer_get_connected_host(tcp),
+                 sn_tcp_peer_get_connected_port(tcp));
+    sn_tls_session_params params = {.hostname = hostname, .resume_key = resume_key};
     sn_tls_io io = {.user = tcp, .send = io_send, .recv = io_recv};
     s->tls = config ? be()->session_new(config, &params, &io) : NULL;
     if (!s->tls) {
@@ -535,4 +541,9 @@ const char *sn_tls_stream_get_protocol_description(const sn_tls_stream *s)
 const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s)
 {
     return s ? s->peer_fingerprint : "";
+}
+
+bool sn_tls_stream_is_session_resumed(const sn_tls_stream *s)
+{
+    return s && s->tls && s->status == SN_TLS_STATUS_CONNECTED && be()->session_resumed(s->tls);
 }

@@ -70,7 +70,7 @@ static bool route_allocator(const sn_allocator *a)
 static const sn_tls_backend openssl_backend = {
     .name = "OpenSSL",
     .library_version = library_version,
-    .caps = SN_TLS_CAP_TLS13 | SN_TLS_CAP_KEYLOG | SN_TLS_CAP_ALLOCATOR,
+    .caps = SN_TLS_CAP_TLS13 | SN_TLS_CAP_KEYLOG | SN_TLS_CAP_ALLOCATOR | SN_TLS_CAP_TICKETS,
     .route_allocator = route_allocator,
     .key_load_pem = sn_ossl_key_load_pem,
     .key_save_pem = sn_ossl_key_save_pem,
@@ -107,6 +107,7 @@ static const sn_tls_backend openssl_backend = {
     .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
     .peer_fingerprint = sn_ossl_peer_fingerprint,
+    .session_resumed = sn_ossl_session_resumed,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

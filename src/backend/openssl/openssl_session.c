@@ -6,9 +6,12 @@
  */
 #include "openssl.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +19,16 @@ struct sn_tls_config {
     SSL_CTX *ctx;
     atomic_int refs;
     bool server, datagram, verify_name;
+    sn_tls_ticket_keys *tickets; /* server: NULL when it issues no tickets */
+    /* Client: the newest resumable session per server identity, least recently used replaced
+     * first. Sessions on several threads may share the config: under the lock. */
+    pthread_mutex_t lock;
+    struct saved_session {
+        char key[280];
+        SSL_SESSION *session;
+        uint64_t used;
+    } saved[SN_TLS_SAVED_SESSIONS];
+    uint64_t use_clock;
 };
 
 struct sn_tls_session {
@@ -29,9 +42,11 @@ struct sn_tls_session {
     bool send_blocked; /* datagram: the last datagram could not be sent (dropped, reported) */
     bool transport_error, transport_eof;
     bool name_mismatch;
-    bool established; /* the handshake finished once: failures after it are session failures */
-    size_t data_mtu;  /* datagram: largest payload per record, fixed once the handshake is done */
-    int peer_alert;   /* fatal alert received (-1: none) */
+    bool established;  /* the handshake finished once: failures after it are session failures */
+    bool ticket_known; /* server: the client offered a ticket under a key we hold */
+    char *resume_key;  /* client: identity under which new sessions are saved */
+    size_t data_mtu;   /* datagram: largest payload per record, fixed once the handshake is done */
+    int peer_alert;    /* fatal alert received (-1: none) */
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -184,6 +199,95 @@ static unsigned int dtls_timer(SSL *ssl, unsigned int previous_us)
     return previous_us >= 30000000u ? 60000000u : previous_us * 2;
 }
 
+/* Session tickets under our own rotating keys (RFC 5077 4): AES-256-CBC + HMAC-SHA256, the key
+ * chosen by its 16-byte name. OpenSSL checks the HMAC and the session's age itself. */
+static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                         EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int enc)
+{
+    sn_tls_session *s = session_of(ssl);
+    sn_tls_ticket_keys *keys = s ? s->config->tickets : NULL;
+    if (!keys) return 0;
+    uint8_t key[SN_TICKET_KEY_LEN];
+    int rc;
+    if (enc) {
+        if (!sn_tls_ticket_keys_current(keys, key)) return 0;
+        if (RAND_bytes(iv, 16) != 1) return -1;
+        memcpy(name, key, 16);
+        rc = 1;
+    } else {
+        rc = sn_tls_ticket_keys_find(keys, name, key);
+        if (rc == 0) {
+            /* Retired or foreign key: a full handshake, and a fresh ticket under ours. */
+            sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, unknown_key));
+            return 0;
+        }
+        s->ticket_known = true;
+    }
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key + 48, 32),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    int ok = enc ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv)
+                 : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv);
+    ok = ok == 1 && EVP_MAC_CTX_set_params(mac, params) == 1;
+    OPENSSL_cleanse(key, sizeof key);
+    if (!ok) return -1;
+    if (enc) sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, issued));
+    /* A ticket under the previous key still resumes, and is replaced by one under the current.
+     * TLS 1.3 tickets are single-use (RFC 8446 C.4; OpenSSL's client offers one once): without
+     * a fresh one the resumed session would be the last. */
+    return rc == 2 || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
+}
+
+/* Client: the saved session for `key` (a new reference), or NULL. */
+static SSL_SESSION *saved_get(sn_tls_config *c, const char *key)
+{
+    SSL_SESSION *found = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !found; i++) {
+        struct saved_session *e = &c->saved[i];
+        if (!e->session || strcmp(e->key, key) != 0) continue;
+        if (SSL_SESSION_up_ref(e->session) == 1) found = e->session;
+        e->used = ++c->use_clock;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* Client: keeps `session` (takes the reference) as the newest for `key`. */
+static void saved_put(sn_tls_config *c, const char *key, SSL_SESSION *session)
+{
+    if (strlen(key) >= sizeof c->saved[0].key) {
+        SSL_SESSION_free(session);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    struct saved_session *slot = NULL;
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (c->saved[i].session && strcmp(c->saved[i].key, key) == 0) slot = &c->saved[i];
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (!c->saved[i].session) slot = &c->saved[i];
+    if (!slot) {
+        slot = &c->saved[0];
+        for (int i = 1; i < SN_TLS_SAVED_SESSIONS; i++)
+            if (c->saved[i].used < slot->used) slot = &c->saved[i];
+    }
+    SSL_SESSION_free(slot->session);
+    slot->session = session;
+    slot->used = ++c->use_clock;
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Client: keeps the newest resumable session (TLS 1.3 sends tickets after the handshake). */
+static int new_session_cb(SSL *ssl, SSL_SESSION *session)
+{
+    sn_tls_session *s = session_of(ssl);
+    if (!s || !s->resume_key || !SSL_SESSION_is_resumable(session)) return 0;
+    saved_put(s->config, s->resume_key, session);
+    return 1; /* the cache keeps our reference */
+}
+
 /* --- configs --------------------------------------------------------------------------------- */
 
 static const char *const dtls_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -214,10 +318,28 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
     if (!SSL_CTX_set_cipher_list(ctx, dtls_ciphers)) return config_fail(ctx, "cipher list");
     if (!SSL_CTX_set1_groups_list(ctx, p->datagram ? "X25519:P-256" : "X25519:P-256:P-384"))
         return config_fail(ctx, "groups");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, 0);
+    if (p->server && !p->tickets) {
+        /* No keys, no tickets: nothing to resume, as before resumption existed. */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    } else if (p->server) {
+        /* Stateless: everything lives in the ticket, so any worker or machine holding the keys
+         * resumes it; no server-side cache. The context id must match across them. */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(ctx, 1);
+        SSL_CTX_set_timeout(ctx, 7200);
+        static const unsigned char sid_ctx[] = "sealnet";
+        SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
+    } else {
+        /* A client offers the session its caller saved; new ones arrive through the callback. */
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    }
     /* Idle TLS sessions give their record buffers back (OpenSSL 3.0 ignores this for DTLS). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (!p->datagram)
@@ -271,6 +393,8 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
     c->server = p->server;
     c->datagram = p->datagram;
     c->verify_name = !p->server && p->verify_chain && p->verify_name;
+    c->tickets = p->server ? sn_tls_ticket_keys_ref(p->tickets) : NULL;
+    pthread_mutex_init(&c->lock, NULL);
     atomic_init(&c->refs, 1);
     return c;
 }
@@ -285,6 +409,10 @@ void sn_ossl_config_unref(sn_tls_config *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
     SSL_CTX_free(c->ctx);
+    sn_tls_ticket_keys_unref(c->tickets);
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++)
+        SSL_SESSION_free(c->saved[i].session);
+    pthread_mutex_destroy(&c->lock);
     sn_free(c);
 }
 
@@ -342,7 +470,14 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
         SSL_set_connect_state(s->ssl);
         if (s->hostname && !is_ip_literal(s->hostname))
             SSL_set_tlsext_host_name(s->ssl, s->hostname);
+        if (params->resume_key && *params->resume_key) {
+            s->resume_key = sn_strdup(params->resume_key);
+            SSL_SESSION *saved = s->resume_key ? saved_get(c, s->resume_key) : NULL;
+            if (saved && SSL_set_session(s->ssl, saved) != 1) ERR_clear_error();
+            SSL_SESSION_free(saved); /* SSL_set_session took its own reference */
+        }
     }
+    s->params.resume_key = s->resume_key;
     return s;
 }
 
@@ -350,6 +485,7 @@ void sn_ossl_session_free(sn_tls_session *s)
 {
     if (!s) return;
     SSL_free(s->ssl);
+    sn_free(s->resume_key);
     sn_ossl_config_unref(s->config);
     sn_free(s->hostname);
     sn_free(s);
@@ -444,6 +580,24 @@ sn_tls_result sn_ossl_handshake(sn_tls_session *s)
     int rc = SSL_do_handshake(s->ssl);
     if (rc == 1) {
         s->established = true;
+        if (s->server && s->config->tickets) {
+            bool reused = SSL_session_reused(s->ssl) == 1;
+            if (reused)
+                sn_tls_ticket_keys_count(s->config->tickets,
+                                         offsetof(sn_tls_ticket_counters, resumed));
+            else if (s->ticket_known)
+                sn_tls_ticket_keys_count(s->config->tickets,
+                                         offsetof(sn_tls_ticket_counters, rejected));
+        }
+        /* TLS 1.2 / DTLS: the session (with a ticket renewed in a resumed handshake, which
+         * OpenSSL does not report through new_session_cb) is final now. */
+        if (!s->server && s->resume_key && SSL_version(s->ssl) != TLS1_3_VERSION) {
+            SSL_SESSION *session = SSL_get1_session(s->ssl);
+            if (session && SSL_SESSION_is_resumable(session))
+                saved_put(s->config, s->resume_key, session);
+            else
+                SSL_SESSION_free(session);
+        }
         /* Asked before every send (by the peer and by write's guard): compute it once. */
         if (s->datagram) s->data_mtu = DTLS_get_data_mtu(s->ssl);
         return SN_TLS_OK;
@@ -550,4 +704,9 @@ sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96])
     X509 *cert = s ? SSL_get0_peer_certificate(s->ssl) : NULL;
     if (!cert) return sn_fail(SN_ERR_UNAVAILABLE, "the remote presented no certificate");
     return sn_ossl_cert_fingerprint(cert, out);
+}
+
+bool sn_ossl_session_resumed(const sn_tls_session *s)
+{
+    return s && s->established && SSL_session_reused(s->ssl) == 1;
 }

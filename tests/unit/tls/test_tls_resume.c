@@ -1,0 +1,87 @@
+/* TLS session resumption (TLS 1.3 tickets after the handshake): full, then resumed with the same
+ * client options; a server without ticket keys, or with other keys, gives full handshakes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "test_tls_util.h"
+
+/* One connection to srv with client options co: handshake, a round trip (the client reads, so
+ * it takes in the tickets the server sent after the handshake), close. Returns resumed. */
+static bool one_connection(sn_tcp_server *srv, const sn_tls_options *so, const sn_tls_options *co)
+{
+    sn_tcp_peer *tcp = sn_tcp_peer_new();
+    assert_int_equal(
+        sn_tcp_peer_connect_to_host(tcp, "127.0.0.1", sn_tcp_server_get_local_port(srv)), SN_OK);
+    sn_tcp_peer *side = tls_take(srv);
+    assert_non_null(side);
+    sn_tls_stream *c = sn_tls_stream_new(), *s = sn_tls_stream_new();
+    assert_int_equal(sn_tls_stream_accept_stream(s, side, so), SN_OK);
+    assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", co), SN_OK);
+    assert_false(sn_tls_stream_is_session_resumed(c)); /* not before the handshake */
+    tls_pump_handshake(c, s, 5000);
+    assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_CONNECTED);
+    assert_int_equal(sn_tls_stream_get_status(s), SN_TLS_STATUS_CONNECTED);
+    assert_int_equal(sn_tls_stream_put_data(s, "hi", 2), SN_OK);
+    char buf[2];
+    assert_int_equal(sn_tls_stream_get_data(c, buf, 2), SN_OK);
+    bool resumed = sn_tls_stream_is_session_resumed(c);
+    assert_int_equal(resumed, sn_tls_stream_is_session_resumed(s));
+    assert_string_not_equal(sn_tls_stream_get_peer_fingerprint_sha256(c), "");
+    sn_tls_stream_free(c);
+    sn_tls_stream_free(s);
+    return resumed;
+}
+
+static void resumes_with_keys(void **state)
+{
+    (void)state;
+    uint8_t keys[SN_TICKET_KEY_SIZE];
+    for (size_t i = 0; i < sizeof keys; i++)
+        keys[i] = (uint8_t)(i ^ 0xa5);
+    sn_tls_options *so = sn_tls_options_server(certs->key, certs->cert);
+    assert_int_equal(sn_tls_options_set_ticket_keys(so, keys, sizeof keys), SN_OK);
+    sn_tls_options *co = sn_tls_options_client(certs->cert, NULL);
+    sn_tcp_server *srv = sn_tcp_server_new();
+    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
+    assert_false(one_connection(srv, so, co));
+    sn_tls_ticket_stats st;
+    sn_tls_options_get_ticket_stats(so, &st);
+    assert_true(st.issued >= 1);
+    assert_true(one_connection(srv, so, co));
+    assert_true(one_connection(srv, so, co));
+    sn_tls_options_get_ticket_stats(so, &st);
+    assert_int_equal(st.resumed, 2);
+    assert_true(st.issued >= 2);
+    /* Another server (other keys) at the same address: full handshake, counted. */
+    sn_tls_options *other = sn_tls_options_server(certs->key, certs->cert);
+    keys[0] ^= 1;
+    assert_int_equal(sn_tls_options_set_ticket_keys(other, keys, sizeof keys), SN_OK);
+    assert_false(one_connection(srv, other, co));
+    sn_tls_options_get_ticket_stats(other, &st);
+    assert_int_equal(st.unknown_key, 1);
+    /* A server without keys: full handshakes only. */
+    assert_false(one_connection(srv, certs->server, co));
+    assert_false(one_connection(srv, certs->server, co));
+    sn_tls_options_free(other);
+    sn_tcp_server_free(srv);
+    sn_tls_options_free(so);
+    sn_tls_options_free(co);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(resumes_with_keys),
+    };
+    if (!sn_test_have("openssl")) {
+        fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, tls_group_setup, tls_group_teardown);
+}
