@@ -133,6 +133,10 @@ SN_API const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p);
  * the remote presented, once connected; "" when it presented none. Compare it with a known
  * value to pin a server. Owned by p; stays valid after a disconnect. */
 SN_API const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p);
+/* The certificate chain the remote presented (leaf first), once it did: while connected, and
+ * after the session ended, a failed verification included (to show the user what was refused).
+ * A new object, freed with sn_x509_cert_free; NULL when there is none. */
+SN_API sn_x509_cert *sn_dtls_peer_get_peer_certificate(const sn_dtls_peer *p);
 
 #ifdef __cplusplus
 }

@@ -87,6 +87,9 @@ SN_API const char *sn_tls_stream_get_protocol_description(const sn_tls_stream *s
 /* SHA-256 fingerprint ("AB:CD:..") of the certificate the remote presented, once connected; ""
  * when it presented none (a client without a certificate, as usual). For pinning. Owned by s. */
 SN_API const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s);
+/* The certificate chain the remote presented (leaf first), as sn_dtls_peer_get_peer_certificate:
+ * a new object freed with sn_x509_cert_free, NULL when there is none. */
+SN_API sn_x509_cert *sn_tls_stream_get_peer_certificate(const sn_tls_stream *s);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,14 @@ typedef struct sn_tls_config_params {
     const sn_tls_chain *trusted; /* client: trust anchors; NULL: the system store */
     bool verify_chain;           /* client */
     bool verify_name;            /* client */
+    /* Every NSS key log line ("CLIENT_RANDOM <hex> <hex>", no newline) of every session made
+     * from this config; NULL: none. Needs SN_TLS_CAP_KEYLOG. */
+    void (*keylog)(void *user, const char *line);
+    void *keylog_user;
+    /* Every handshake message, alert and ChangeCipherSpec sent or received, retransmissions
+     * flagged; NULL: none. */
+    sn_tls_trace_fn trace;
+    void *trace_user;
 } sn_tls_config_params;
 
 typedef struct sn_tls_session_params {
@@ -149,6 +157,11 @@ typedef struct sn_tls_backend {
     /* SHA-256 fingerprint of the certificate the remote presented ("AB:CD:.."), for pinning;
      * SN_ERR_UNAVAILABLE when it presented none. */
     sn_err (*peer_fingerprint)(const sn_tls_session *s, char out[96]);
+    /* The certificate chain the remote presented, leaf first (a new reference), also after a
+     * failed verification; NULL when it presented none. */
+    sn_tls_chain *(*peer_chain)(const sn_tls_session *s);
+    /* Subject, issuer, names, validity and fingerprint of the chain's certificate `index`. */
+    sn_err (*chain_info)(const sn_tls_chain *chain, int index, sn_x509_info *out);
     /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */
     const char *(*describe)(const sn_tls_session *s);
 } sn_tls_backend;

@@ -31,6 +31,7 @@ struct sn_dtls_peer {
     char cipher[96];
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     char message[320];
+    sn_tls_chain *peer_chain; /* what the remote presented, kept when the session goes */
 };
 
 /* --- transport callbacks: the TLS session reads and writes datagrams through the UDP peer --- */
@@ -168,6 +169,13 @@ static void set_error(sn_dtls_peer *p, sn_dtls_status status, const char *fmt, c
 /* Drops the session and the UDP peer but keeps decrypted packets readable. */
 static void release_transport(sn_dtls_peer *p)
 {
+    if (p->tls) {
+        sn_tls_chain *c = sn_tls_backend_get()->peer_chain(p->tls);
+        if (c) {
+            if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
+            p->peer_chain = c;
+        }
+    }
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     sn_udp_peer_free(p->udp);
@@ -241,6 +249,7 @@ void sn_dtls_peer_free(sn_dtls_peer *p)
     sn_dtls_peer_disconnect_from_peer(p);
     clear_queue(p);
     sn_dtls_jar_unref(p->jar);
+    if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
     sn_free(p);
 }
 
@@ -288,6 +297,8 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     clear_queue(p);
     memset(&p->stats, 0, sizeof p->stats);
     p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
+    if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
+    p->peer_chain = NULL;
     p->server = false;
     p->udp = udp;
     remember_remote(p);
@@ -569,4 +580,13 @@ const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p)
 const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p)
 {
     return p ? p->peer_fingerprint : "";
+}
+
+sn_x509_cert *sn_dtls_peer_get_peer_certificate(const sn_dtls_peer *p)
+{
+    if (!p) return NULL;
+    const sn_tls_backend *b = sn_tls_backend_get();
+    sn_tls_chain *c = p->tls ? b->peer_chain(p->tls) : NULL;
+    if (!c && p->peer_chain) c = b->chain_ref(p->peer_chain);
+    return c ? sn_x509_cert_wrap(c) : NULL;
 }

@@ -107,6 +107,8 @@ static const sn_tls_backend openssl_backend = {
     .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
     .peer_fingerprint = sn_ossl_peer_fingerprint,
+    .peer_chain = sn_ossl_peer_chain,
+    .chain_info = sn_ossl_chain_info,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)
