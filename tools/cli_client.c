@@ -433,9 +433,9 @@ void cli_client_refused(cli_client *c, uint64_t line_no, size_t len, int max)
                    (uint64_t)max, (char *)NULL);
     fflush(stdout);
     fprintf(stderr,
-            "sealnet %s: line %llu not sent: %zu%s bytes, larger than the largest packet (%d "
+            "sealnet %s: line %llu not sent: %zu bytes, larger than the largest packet (%d "
             "bytes; split the input, or raise --mtu)\n",
-            cli_cmd, (unsigned long long)line_no, len, len >= 65536 ? " or more" : "", max);
+            cli_cmd, (unsigned long long)line_no, len, max);
     fflush(stderr);
 }
 

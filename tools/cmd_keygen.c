@@ -22,7 +22,8 @@ static void help(void)
            "  --cn NAME     the certificate's common name and subjectAltName: a host name or an\n"
            "                IP address (default: localhost)\n"
            "  --no-san      allow a --cn that names no host (\"my game\"): the certificate then\n"
-           "                has no subjectAltName and clients can trust it only by --pin\n"
+           "                has no subjectAltName and clients can trust it only by pinning its\n"
+           "                fingerprint\n"
            "  --days N      validity from now, in days (default: 365)\n"
            "  --key FILE    where to write the private key (required)\n"
            "  --cert FILE   where to write the certificate (required)\n"
@@ -146,7 +147,8 @@ int cmd_keygen(int argc, char **argv)
         return cli_usage_error(
             "--cn '%s' is not a host name or IP address, so it cannot be the certificate's "
             "subjectAltName and clients could not verify it by name; use a host name (e.g. --cn "
-            "game.example), or add --no-san to make it anyway (clients then need --pin)",
+            "game.example), or add --no-san to make it anyway (clients then pin its fingerprint "
+            "with --pin)",
             cn);
     char subject[512];
     if (!make_subject(cn, subject, sizeof subject)) return cli_usage_error("--cn is too long");

@@ -36,9 +36,10 @@ struct sn_tls_session {
     bool established; /* the handshake finished once: failures after it are session failures */
     size_t data_mtu;  /* datagram: largest payload per record, fixed once the handshake is done */
     int peer_alert;   /* fatal alert received (-1: none) */
-    bool retransmitting;         /* inside DTLSv1_handle_timeout: what is sent now is sent again */
-    STACK_OF(X509) * seen_chain; /* client: the chain the server presented, kept at verify time */
-    char verify_detail[400];     /* client: what failed verification, with names and dates */
+    bool retransmitting; /* inside DTLSv1_handle_timeout: what is sent now is sent again */
+    int max_sent_seq;    /* --trace, datagram: highest handshake message_seq sent (-1: none) */
+    STACK_OF(X509) * seen_chain;   /* client: the chain the server presented, kept at verify time */
+    char verify_detail[400];       /* client: what failed verification, with names and dates */
     unsigned char first_bytes[24]; /* stream, before the handshake ends: what the remote sent */
     size_t first_len;
     sn_tls_failure failure;
@@ -155,10 +156,11 @@ static void info_callback(const SSL *ssl, int where, int ret)
     if (s && (ret >> 8) == SSL3_AL_FATAL) s->peer_alert = ret & 0xff;
 }
 
-static void trace_message(const sn_tls_session *s, bool sent, const char *content,
+static void trace_message(const sn_tls_session *s, bool sent, bool again, const char *content,
                           const char *message, size_t length)
 {
-    sn_tls_trace_event ev = {sent, s->retransmitting && sent, content, message, length, s};
+    sn_tls_trace_event ev = {sent, (s->retransmitting || again) && sent, content, message, length,
+                             s};
     s->config->trace(s->config->trace_user, &ev);
 }
 
@@ -211,14 +213,22 @@ static void msg_callback(int write_p, int version, int content_type, const void 
     if (!s || !s->config->trace) return;
     const unsigned char *b = buf;
     if (content_type == SSL3_RT_HANDSHAKE && len >= 1) {
-        trace_message(s, write_p != 0, "handshake", handshake_name(b[0]), len);
+        /* DTLS numbers handshake messages (message_seq, bytes 4-5 of the 12-byte header): one
+         * sent with a number already sent is a retransmission, whichever call fired the timer. */
+        bool again = false;
+        if (s->datagram && write_p && len >= 12) {
+            int seq = b[4] << 8 | b[5];
+            again = seq <= s->max_sent_seq;
+            if (!again) s->max_sent_seq = seq;
+        }
+        trace_message(s, write_p != 0, again, "handshake", handshake_name(b[0]), len);
     } else if (content_type == SSL3_RT_ALERT && len >= 2) {
         char name[64], text[96];
         alert_name(b[1], name, sizeof name);
         snprintf(text, sizeof text, "%s (%s)", name, b[0] == SSL3_AL_FATAL ? "fatal" : "warning");
-        trace_message(s, write_p != 0, "alert", text, len);
+        trace_message(s, write_p != 0, false, "alert", text, len);
     } else if (content_type == SSL3_RT_CHANGE_CIPHER_SPEC) {
-        trace_message(s, write_p != 0, "change_cipher_spec", "ChangeCipherSpec", len);
+        trace_message(s, write_p != 0, false, "change_cipher_spec", "ChangeCipherSpec", len);
     }
 }
 
@@ -444,6 +454,7 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
     s->datagram = c->datagram;
     s->server = c->server;
     s->peer_alert = -1;
+    s->max_sent_seq = -1;
     if (s->datagram && s->params.mtu == 0) s->params.mtu = 1200;
     if (params->hostname && *params->hostname && !(s->hostname = sn_strdup(params->hostname))) {
         sn_free(s);
