@@ -442,11 +442,14 @@ static bool higher_is_better(const char *kase, const char *measure, const char *
     if (strstr(t, "/s") || strstr(t, "per s") || strstr(t, "cpu second") || strstr(t, "rate") ||
         strstr(t, "throughput") || strstr(t, "per second"))
         return true;
-    static const char *const costs[] = {"ns",   "us",    "\xc2\xb5s", "ms",  "cpu",
-                                        "kib",  "mib",   "byte",      "rss", "loss",
-                                        "lost", "fault", "latency",   "drop"};
-    for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++)
-        if (strstr(t, costs[i])) return false;
+    /* Cost words, matched as whole words ("ms" is a unit, "datagrams" is not). */
+    static const char *const costs[] = {"ns",   "us",     "\xc2\xb5s", "ms",   "cpu",
+                                        "kib",  "mib",    "bytes",     "rss",  "loss",
+                                        "lost", "faults", "latency",   "drop", "heap"};
+    char *save = NULL;
+    for (char *w = strtok_r(t, " /,()=:", &save); w; w = strtok_r(NULL, " /,()=:", &save))
+        for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++)
+            if (!strcmp(w, costs[i])) return false;
     return true;
 }
 
@@ -603,6 +606,12 @@ static void parse_output(const char *text, tables *ts)
             trim_copy(unit, sizeof unit, end, strlen(end));
             /* A figure with a short unit, not a sentence that happens to hold a number. */
             if (strlen(unit) > 24 || (size_t)(colon - buf) > 80) continue;
+            /* "2.59 (target <= 1.25)": the target of that figure. */
+            cell kv_target = "";
+            if (!strncmp(unit, "(target ", 8) && unit[strlen(unit) - 1] == ')') {
+                trim_copy(kv_target, sizeof kv_target, unit + 8, strlen(unit) - 9);
+                unit[0] = '\0';
+            }
             if (!*unit) copy_str(unit, sizeof unit, "value");
             trim_copy(label, sizeof label, buf, (size_t)(colon - buf));
             trim_copy(value, sizeof value, colon + 1, (size_t)(end - colon - 1));
@@ -612,14 +621,16 @@ static void parse_output(const char *text, tables *ts)
             if (!t) {
                 if (!(t = tables_add(ts))) return;
                 t->keyvalue = true;
-                t->ncols = 2;
+                t->ncols = 3;
                 copy_str(t->head[0], CELL, "case");
                 copy_str(t->head[1], CELL, unit);
+                copy_str(t->head[2], CELL, "target");
             }
             cell *r = table_add_row(t);
             if (!r) return;
             copy_str(r[0], CELL, label);
             copy_str(r[1], CELL, value);
+            copy_str(r[2], CELL, kv_target);
             continue;
         }
         if (cur < 0) {
@@ -746,7 +757,7 @@ static void emit_table(const char *bench, const table *t, rows *out)
             for (size_t k = 0; !*target && k < sizeof builtin_targets / sizeof builtin_targets[0];
                  k++)
                 if (!strcmp(bench, builtin_targets[k].bench) &&
-                    strstr(o->measure, builtin_targets[k].measure))
+                    !strcmp(o->measure, builtin_targets[k].measure))
                     target = builtin_targets[k].target;
             if (*target && eval_target(target, v, have_v, ratio, have_ratio, inverted, o->target,
                                        sizeof o->target, o->met, sizeof o->met)) {

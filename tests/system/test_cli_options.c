@@ -583,6 +583,13 @@ static void keylog_decrypts_capture_with_tshark(void **state)
      * it would not). */
     if (!strstr(hex, "decrypt me pleas") && !strstr(text, "decrypt me please"))
         fail_msg("tshark did not decrypt the capture:\n%s\n%s", text, hex);
+    /* Without the key log the same capture shows no plaintext: the key log did it. */
+    char *blind = sn_test_sh_output("tshark -r '%s' -o 'tls.keylog_file:/dev/null' -d "
+                                    "'udp.port==%d,dtls' -x 2>&1",
+                                    pcap, port);
+    assert_non_null(blind);
+    assert_null(strstr(blind, "decrypt me pleas"));
+    free(blind);
     free(text);
     free(hex);
     free(pcap);
@@ -700,8 +707,8 @@ static void ctrl_c_during_handshake_exits_130(void **state)
     int port;
     int ufd = silent_udp(&port);
     char hp[32];
-    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
-    sn_test_proc *p = spawn((const char *[]){"dtls-client", hp, "--insecure", NULL});
+    snprintf(hp, sizeof hp, "%d", port);
+    sn_test_proc *p = spawn((const char *[]){"dtls-client", "127.0.0.1", hp, "--insecure", NULL});
     assert_true(sn_test_proc_wait_for(p, "connecting", 20000));
     sn_test_sleep_ms(300);
     kill(sn_test_proc_pid(p), SIGINT);
@@ -714,8 +721,8 @@ static void ctrl_c_during_handshake_exits_130(void **state)
 
     pid_t child;
     int tfd = tcp_listener(&port, NULL, &child); /* connects, never answers the ClientHello */
-    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
-    p = spawn((const char *[]){"tls-client", hp, "--insecure", NULL});
+    snprintf(hp, sizeof hp, "%d", port);
+    p = spawn((const char *[]){"tls-client", "127.0.0.1", hp, "--insecure", NULL});
     assert_true(sn_test_proc_wait_for(p, "connecting", 20000));
     sn_test_sleep_ms(300);
     kill(sn_test_proc_pid(p), SIGINT);
@@ -734,8 +741,8 @@ static void lines_are_lines_on_both_clients(void **state)
     sn_test_proc *srv = start_server(
         (const char *[]){"tls-server", "--port", "0", "--echo", "--seconds", "60", NULL}, &port);
     char hp[32];
-    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
-    sn_test_proc *p = spawn((const char *[]){"tls-client", hp, "--insecure", NULL});
+    snprintf(hp, sizeof hp, "%d", port);
+    sn_test_proc *p = spawn((const char *[]){"tls-client", "127.0.0.1", hp, "--insecure", NULL});
     assert_true(sn_test_proc_wait_for(p, "connected", 20000));
     sn_test_proc_write(p, "hel", 3);
     sn_test_sleep_ms(300);
@@ -757,8 +764,8 @@ static void lines_are_lines_on_both_clients(void **state)
     char *key, *cert;
     credentials(&key, &cert);
     sn_test_proc *os = start_openssl_dtls_server(key, cert, NULL, &port);
-    snprintf(hp, sizeof hp, "localhost:%d", port);
-    p = spawn((const char *[]){"dtls-client", hp, "--ca", cert, NULL});
+    snprintf(hp, sizeof hp, "%d", port);
+    p = spawn((const char *[]){"dtls-client", "localhost", hp, "--ca", cert, NULL});
     assert_true(sn_test_proc_wait_for(p, "connected", 20000));
     assert_true(sn_test_proc_wait_for(os, "CIPHER", 10000) ||
                 sn_test_proc_wait_for(os, "Shared", 5000));
@@ -782,14 +789,14 @@ static void overlong_line_refused_once_and_summary(void **state)
     sn_test_proc *srv = start_server(
         (const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60", NULL}, &port);
     char hp[32];
-    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
+    snprintf(hp, sizeof hp, "%d", port);
     size_t big = 100000;
     char *in = malloc(big + 64);
     strcpy(in, "before\n");
     memset(in + 7, 'x', big);
     strcpy(in + 7 + big, "\nafter\n");
     /* The 100,000-byte line overflows the pipe: write it from a child while the client reads. */
-    sn_test_proc *p = spawn((const char *[]){"dtls-client", hp, "--insecure", NULL});
+    sn_test_proc *p = spawn((const char *[]){"dtls-client", "127.0.0.1", hp, "--insecure", NULL});
     assert_true(sn_test_proc_wait_for(p, "connected", 20000));
     assert_true(sn_test_proc_write(p, in, strlen(in)));
     sn_test_proc_close_stdin(p);
@@ -807,9 +814,10 @@ static void overlong_line_refused_once_and_summary(void **state)
     /* TLS: a long line is just a stream; the summary counts lines. */
     sn_test_proc *t = start_server(
         (const char *[]){"tls-server", "--port", "0", "--echo", "--seconds", "60", NULL}, &port);
-    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
+    snprintf(hp, sizeof hp, "%d", port);
     char *out;
-    rc = run((const char *[]){"tls-client", hp, "--insecure", NULL}, "a\nb\nc", 30000, &out);
+    rc = run((const char *[]){"tls-client", "127.0.0.1", hp, "--insecure", NULL}, "a\nb\nc", 30000,
+             &out);
     if (rc != 0 || !strstr(out, "summary: sent 3 lines (6 bytes); received 3 lines (6 bytes)"))
         fail_msg("tls summary: rc %d:\n%s", rc, out);
     free(out);
