@@ -149,6 +149,8 @@ typedef struct cli_lines {
     size_t long_len;  /* bytes of that line so far */
     uint64_t line_no; /* lines taken so far */
 } cli_lines;
+/* Makes reads of stdin return at once (EAGAIN) when it holds nothing; undone at exit. */
+void cli_stdin_nonblocking(void);
 /* Reads what stdin holds now (never blocks); sets eof when stdin is closed. */
 void cli_lines_read(cli_lines *l);
 /* Pops the next complete line (without its newline) into out (cap >= sizeof l->buf); at EOF the

@@ -587,7 +587,7 @@ static void restore_stdin(void)
     if (stdin_flags >= 0) fcntl(0, F_SETFL, stdin_flags);
 }
 
-void cli_lines_read(cli_lines *l)
+void cli_stdin_nonblocking(void)
 {
     if (stdin_flags < 0) {
         stdin_flags = fcntl(0, F_GETFL);
@@ -596,6 +596,11 @@ void cli_lines_read(cli_lines *l)
             atexit(restore_stdin);
         }
     }
+}
+
+void cli_lines_read(cli_lines *l)
+{
+    cli_stdin_nonblocking();
     while (!l->eof && l->len < sizeof l->buf) {
         ssize_t n = read(0, l->buf + l->len, sizeof l->buf - l->len);
         if (n > 0) {

@@ -346,6 +346,7 @@ int cmd_tls_client(int argc, char **argv)
             goto out;
         }
         if (in_pos == in_len && !in_eof) {
+            cli_stdin_nonblocking(); /* the loop must go on printing what the server sends */
             ssize_t n = read(0, in, sizeof in);
             if (n > 0) {
                 in_len = (size_t)n;

@@ -758,6 +758,19 @@ static void lines_are_lines_on_both_clients(void **state)
     sn_test_proc_stop(p);
     assert_int_equal(sn_test_proc_stop(srv), 0);
 
+    /* With stdin open and silent the client still prints what the server sends (a greeting):
+     * reading stdin never blocks the loop. */
+    srv =
+        start_server((const char *[]){"tls-server", "--port", "0", "--seconds", "60", NULL}, &port);
+    snprintf(hp, sizeof hp, "%d", port);
+    p = spawn((const char *[]){"tls-client", "127.0.0.1", hp, "--insecure", NULL});
+    if (!sn_test_proc_wait_for(p, "< Hello from the server!", 20000))
+        fail_msg("greeting not printed while stdin is open:\n%s", sn_test_proc_output(p));
+    sn_test_proc_close_stdin(p);
+    assert_int_equal(sn_test_proc_wait_exit(p, 20000), 0);
+    sn_test_proc_stop(p);
+    assert_int_equal(sn_test_proc_stop(srv), 0);
+
     /* DTLS: one packet holding two lines (openssl s_server sends what it reads at once) is two
      * lines of output. */
     if (!sn_test_have("openssl")) return;
