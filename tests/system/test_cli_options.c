@@ -530,6 +530,76 @@ static void keylog_equals_openssl_s_server(void **state)
     free(cert);
 }
 
+/* The servers' --keylog and --trace against real clients: openssl s_client -dtls1_2 writes the
+ * same key log line as sealnet dtls-server for a session; gnutls-cli --udp is traced. */
+static void server_keylog_and_trace_with_real_clients(void **state)
+{
+    (void)state;
+    if (!sn_test_have("openssl")) skip();
+    char *key, *cert;
+    credentials(&key, &cert);
+    char *srv_log = sn_test_path(tmp, "dtls-server.keylog");
+    char *cli_log = sn_test_path(tmp, "s_client.keylog");
+    int port;
+    sn_test_proc *srv =
+        start_server((const char *[]){"dtls-server", "--port", "0", "--bind", "127.0.0.1", "--key",
+                                      key, "--cert", cert, "--echo", "--keylog", srv_log, "--trace",
+                                      "--seconds", "60", NULL},
+                     &port);
+    char connect[32];
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
+    const char *oargv[] = {"openssl",   "s_client",
+                           "-dtls1_2",  "-connect",
+                           connect,     "-CAfile",
+                           cert,        "-verify_hostname",
+                           "localhost", "-verify_return_error",
+                           "-quiet",    "-keylogfile",
+                           cli_log,     NULL};
+    sn_test_proc *oc = sn_test_spawn(oargv);
+    assert_non_null(oc);
+    if (!sn_test_proc_wait_for(srv, "connected", 20000))
+        fail_msg("openssl s_client did not connect:\n%s\n%s", sn_test_proc_output(oc),
+                 sn_test_proc_output(srv));
+    sn_test_proc_write(oc, "from openssl\n", 13);
+    if (!sn_test_proc_wait_for(oc, "from openssl", 10000))
+        fail_msg("no echo:\n%s", sn_test_proc_output(oc));
+    sn_test_proc_stop(oc);
+    char *mine = client_random_lines(srv_log), *theirs = client_random_lines(cli_log);
+    if (strlen(mine) != 14 + 64 + 1 + 96 + 1 || strcmp(mine, theirs) != 0)
+        fail_msg("key log lines differ:\nsealnet: %s\nopenssl: %s", mine, theirs);
+    free(mine);
+    free(theirs);
+    const char *o = sn_test_proc_output(srv);
+    if (!strstr(o, ">>> ServerHello (handshake") || !strstr(o, ">>> Certificate") ||
+        !strstr(o, "<<< ClientKeyExchange") || !strstr(o, "<<< Finished") ||
+        !strstr(o, "writing session secrets to"))
+        fail_msg("dtls-server --trace:\n%s", o);
+
+    if (sn_test_have("gnutls-cli")) {
+        char ps[16];
+        snprintf(ps, sizeof ps, "%d", port);
+        const char *gargv[] = {"gnutls-cli",        "--udp",     "--x509cafile", cert,
+                               "--verify-hostname", "localhost", "-p",           ps,
+                               "127.0.0.1",         NULL};
+        sn_test_proc *gc = sn_test_spawn(gargv);
+        assert_non_null(gc);
+        if (!sn_test_proc_wait_for(gc, "Handshake was completed", 20000))
+            fail_msg("gnutls-cli did not connect:\n%s", sn_test_proc_output(gc));
+        sn_test_proc_write(gc, "from gnutls\n", 12);
+        assert_true(sn_test_proc_wait_for(srv, "says: from gnutls", 10000));
+        sn_test_proc_stop(gc);
+        /* Two sessions, two key log lines. */
+        char *lines = client_random_lines(srv_log);
+        assert_int_equal(count(lines, "CLIENT_RANDOM "), 2);
+        free(lines);
+    }
+    assert_int_equal(sn_test_proc_stop(srv), 0);
+    free(srv_log);
+    free(cli_log);
+    free(key);
+    free(cert);
+}
+
 /* tshark decrypts a loopback capture of a sealnet client session with the key log sealnet
  * wrote. Needs tshark and capture rights on lo (root or CAP_NET_RAW). */
 static void keylog_decrypts_capture_with_tshark(void **state)
@@ -1118,6 +1188,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(messages_name_the_cause_and_the_fix),
         cmocka_unit_test(trace_shows_flights_and_retransmissions),
         cmocka_unit_test(keylog_equals_openssl_s_server),
+        cmocka_unit_test(server_keylog_and_trace_with_real_clients),
         cmocka_unit_test(keylog_decrypts_capture_with_tshark),
         cmocka_unit_test(json_is_one_object_per_line),
         cmocka_unit_test(mtu_sets_the_packet_size),
