@@ -158,7 +158,9 @@ typedef struct sn_tls_backend {
      * SN_ERR_UNAVAILABLE when it presented none. */
     sn_err (*peer_fingerprint)(const sn_tls_session *s, char out[96]);
     /* The certificate chain the remote presented, leaf first (a new reference), also after a
-     * failed verification; NULL when it presented none. */
+     * failed verification; NULL when it presented none. Optional (NULL: the peer certificate
+     * getters return NULL), as is chain_info (NULL: SN_ERR_UNAVAILABLE). A backend that does
+     * not call config params' keylog leaves out SN_TLS_CAP_KEYLOG; trace may be ignored. */
     sn_tls_chain *(*peer_chain)(const sn_tls_session *s);
     /* Subject, issuer, names, validity and fingerprint of the chain's certificate `index`. */
     sn_err (*chain_info)(const sn_tls_chain *chain, int index, sn_x509_info *out);

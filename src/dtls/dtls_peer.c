@@ -169,7 +169,7 @@ static void set_error(sn_dtls_peer *p, sn_dtls_status status, const char *fmt, c
 /* Drops the session and the UDP peer but keeps decrypted packets readable. */
 static void release_transport(sn_dtls_peer *p)
 {
-    if (p->tls) {
+    if (p->tls && sn_tls_backend_get()->peer_chain) { /* optional in a backend */
         sn_tls_chain *c = sn_tls_backend_get()->peer_chain(p->tls);
         if (c) {
             if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
@@ -586,7 +586,7 @@ sn_x509_cert *sn_dtls_peer_get_peer_certificate(const sn_dtls_peer *p)
 {
     if (!p) return NULL;
     const sn_tls_backend *b = sn_tls_backend_get();
-    sn_tls_chain *c = p->tls ? b->peer_chain(p->tls) : NULL;
+    sn_tls_chain *c = p->tls && b->peer_chain ? b->peer_chain(p->tls) : NULL;
     if (!c && p->peer_chain) c = b->chain_ref(p->peer_chain);
     return c ? sn_x509_cert_wrap(c) : NULL;
 }

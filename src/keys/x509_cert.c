@@ -142,5 +142,8 @@ sn_err sn_x509_cert_get_info(const sn_x509_cert *cert, int index, sn_x509_info *
     if (index < 0 || index >= n)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
                        "sn_x509_cert_get_info: no certificate %d (the chain has %d)", index, n);
-    return sn_tls_backend_get()->chain_info(cert->handle, index, out);
+    const sn_tls_backend *b = sn_tls_backend_get();
+    if (!b->chain_info)
+        return sn_fail(SN_ERR_UNAVAILABLE, "%s cannot describe certificates", b->name);
+    return b->chain_info(cert->handle, index, out);
 }

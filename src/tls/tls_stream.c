@@ -91,7 +91,7 @@ sn_tls_stream *sn_tls_stream_new(void)
 /* Drops the session and closes the TCP connection; the TCP peer object stays (get_stream). */
 static void release(sn_tls_stream *s)
 {
-    if (s->tls) {
+    if (s->tls && be()->peer_chain) { /* optional in a backend */
         sn_tls_chain *c = be()->peer_chain(s->tls);
         if (c) {
             if (s->peer_chain) be()->chain_unref(s->peer_chain);
@@ -546,7 +546,7 @@ const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s)
 sn_x509_cert *sn_tls_stream_get_peer_certificate(const sn_tls_stream *s)
 {
     if (!s) return NULL;
-    sn_tls_chain *c = s->tls ? be()->peer_chain(s->tls) : NULL;
+    sn_tls_chain *c = s->tls && be()->peer_chain ? be()->peer_chain(s->tls) : NULL;
     if (!c && s->peer_chain) c = be()->chain_ref(s->peer_chain);
     return c ? sn_x509_cert_wrap(c) : NULL;
 }
