@@ -1,5 +1,4 @@
 /* The `sealnet` command-line tool: entry point, dispatch and the helpers shared by subcommands. */
-#include <ctype.h>
 #include "cli.h"
 
 #include <errno.h>
@@ -15,7 +14,7 @@
 const char *cli_cmd = "";
 
 static uint64_t start_ms;
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, stop_signal;
 
 uint64_t cli_now_ms(void)
 {
@@ -112,7 +111,7 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    stop_signal = sig;
     stop_flag = 1;
 }
 
@@ -130,6 +129,11 @@ void cli_install_signals(void)
 bool cli_stopping(void)
 {
     return stop_flag != 0;
+}
+
+int cli_stop_signal(void)
+{
+    return stop_signal;
 }
 
 int cli_server_credentials(const char *key_path, const char *cert_path, const char *save_cert,
@@ -187,24 +191,6 @@ fail:
     return CLI_FAIL;
 }
 
-sn_tls_options *cli_client_options(const char *ca_path, bool insecure, const char *name)
-{
-    sn_x509_cert *ca = NULL;
-    if (ca_path) {
-        ca = sn_x509_cert_new();
-        if (!ca || sn_x509_cert_load(ca, ca_path) != SN_OK) {
-            cli_fail("cannot load CA certificate %s: %s", ca_path, sn_last_error_message());
-            sn_x509_cert_free(ca);
-            return NULL;
-        }
-    }
-    sn_tls_options *o =
-        insecure ? sn_tls_options_client_unsafe(ca) : sn_tls_options_client(ca, name);
-    if (!o) cli_fail("cannot build TLS options: %s", sn_last_error_message());
-    sn_x509_cert_free(ca);
-    return o;
-}
-
 void cli_print_payload(FILE *f, const void *data, size_t len)
 {
     const unsigned char *d = data;
@@ -227,59 +213,6 @@ void cli_print_payload(FILE *f, const void *data, size_t len)
     fflush(f);
 }
 
-static int stdin_flags = -1;
-
-/* O_NONBLOCK belongs to the open file description, which a terminal shares with the shell:
- * put it back on the way out. */
-static void restore_stdin(void)
-{
-    if (stdin_flags >= 0) fcntl(0, F_SETFL, stdin_flags);
-}
-
-void cli_lines_read(cli_lines *l)
-{
-    if (stdin_flags < 0) {
-        stdin_flags = fcntl(0, F_GETFL);
-        if (stdin_flags >= 0) {
-            fcntl(0, F_SETFL, stdin_flags | O_NONBLOCK);
-            atexit(restore_stdin);
-        }
-    }
-    while (!l->eof && l->len < sizeof l->buf) {
-        ssize_t n = read(0, l->buf + l->len, sizeof l->buf - l->len);
-        if (n > 0) {
-            l->len += (size_t)n;
-        } else if (n == 0) {
-            l->eof = true;
-        } else {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) l->eof = true;
-            break;
-        }
-    }
-}
-
-bool cli_lines_next(cli_lines *l, char *out, size_t cap, size_t *len)
-{
-    char *nl = memchr(l->buf, '\n', l->len);
-    size_t take, used;
-    if (nl) {
-        take = (size_t)(nl - l->buf);
-        used = take + 1;
-    } else if ((l->eof && l->len > 0) || l->len == sizeof l->buf) {
-        take = used = l->len;
-    } else {
-        return false;
-    }
-    if (take > 0 && l->buf[take - 1] == '\r') take--;
-    if (take > cap) take = cap;
-    memcpy(out, l->buf, take);
-    *len = take;
-    memmove(l->buf, l->buf + used, l->len - used);
-    l->len -= used;
-    return true;
-}
-
 /* ---- arguments shared by the clients and the servers ----------------------------------- */
 
 int cli_parse_server_args(int argc, char **argv, bool datagram, long default_port,
@@ -295,13 +228,14 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
         {"max-clients", required_argument, NULL, 'm'},
         {"max-half-open", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},          {"metrics", required_argument, NULL, 'M'},
-        {"ticket-key-file", required_argument, NULL, 'T'},
+        {"ticket-key-file", required_argument, NULL, 'F'},
         {"cookie-secret-file", required_argument, NULL, 'C'},
         {"workers", required_argument, NULL, 'W'},
+        {"force", no_argument, NULL, 'f'},         {"keylog", required_argument, NULL, 'K'},
+        {"trace", no_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     // clang-format on
-    *a = (cli_server_args){default_port, 0, 60, "*",  NULL, NULL, NULL, false,
-                           false,        0, 0,  NULL, NULL, NULL, 1};
+    *a = (cli_server_args){.port = default_port, .idle = 60, .bind = "*", .workers = 1};
     int mode = 0; /* 0 unset, 'e' echo, 'H' hello */
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
@@ -314,7 +248,7 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
                                                             : c == 'C' ? "cookie-secret-file"
                                                                        : "workers");
         switch (c) {
-        case 'T':
+        case 'F':
             a->ticket_key_file = optarg;
             break;
         case 'C':
@@ -370,6 +304,15 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
             a->metrics = optarg;
             a->use_host = true; /* the metrics are the host's counters */
             break;
+        case 'f':
+            a->force = true;
+            break;
+        case 'K':
+            a->keylog = optarg;
+            break;
+        case 'T':
+            a->trace = true;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -381,100 +324,12 @@ int cli_parse_server_args(int argc, char **argv, bool datagram, long default_por
     if ((a->key_path == NULL) != (a->cert_path == NULL))
         return cli_usage_error("--key and --cert go together");
     a->echo = mode == 'e';
+    /* As keygen: a certificate file is never replaced by accident. Checked before anything
+     * starts, so nothing is half done. */
+    if (a->save_cert && !a->force && cli_file_exists(a->save_cert))
+        return cli_fail("refusing to overwrite %s (use --force, or another --save-cert file)",
+                        a->save_cert);
     return CLI_CONTINUE;
-}
-
-int cli_parse_client_args(int argc, char **argv, void (*help)(void), cli_client_args *a)
-{
-    static const struct option opts[] = {{"ca", required_argument, NULL, 'a'},
-                                         {"insecure", no_argument, NULL, 'k'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"wait", required_argument, NULL, 'w'},
-                                         {"pin", required_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"idle", required_argument, NULL, 'i'},
-                                         {"reconnect", required_argument, NULL, 'r'},
-                                         {"interval", required_argument, NULL, 'I'},
-                                         {NULL, 0, NULL, 0}};
-    *a = (cli_client_args){NULL, NULL, NULL, NULL, 0, 10, 1000, false, 0, 0, 200};
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, c;
-    for (;;) {
-        while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-            switch (c) {
-            case 'a':
-                a->ca = optarg;
-                break;
-            case 'k':
-                a->insecure = true;
-                break;
-            case 'n':
-                a->name = optarg;
-                break;
-            case 'p':
-                a->pin = optarg;
-                break;
-            case 't':
-                if (!cli_parse_int(optarg, 1, 3600, &a->timeout))
-                    return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
-                break;
-            case 'w':
-                if (!cli_parse_int(optarg, 0, 600000, &a->wait_ms))
-                    return cli_usage_error("--wait wants milliseconds, not '%s'", optarg);
-                break;
-            case 'i':
-                if (!cli_parse_int(optarg, 0, 86400, &a->idle))
-                    return cli_usage_error("--idle wants 0..86400 seconds, not '%s'", optarg);
-                break;
-            case 'r':
-                if (!cli_parse_int(optarg, 1, 100000, &a->reconnect))
-                    return cli_usage_error("--reconnect wants 1..100000 connections, not '%s'",
-                                           optarg);
-                break;
-            case 'I':
-                if (!cli_parse_int(optarg, 0, 600000, &a->interval_ms))
-                    return cli_usage_error("--interval wants milliseconds, not '%s'", optarg);
-                break;
-            case 'h':
-                help();
-                return CLI_OK;
-            default:
-                return CLI_USAGE;
-            }
-        }
-        /* getopt stops at the first operand ("+"): take it and go on after it. */
-        if (optind >= argc) break;
-        if (npos == 2) return cli_usage_error("unexpected argument '%s'", argv[optind]);
-        pos[npos++] = argv[optind++];
-    }
-    if (npos < 2) return cli_usage_error("HOST and PORT are required");
-    if (!cli_parse_int(pos[1], 1, 65535, &a->port))
-        return cli_usage_error("PORT wants a number from 1 to 65535, not '%s'", pos[1]);
-    if (a->ca && a->insecure) return cli_usage_error("--ca and --insecure exclude each other");
-    a->host = pos[0];
-    return CLI_CONTINUE;
-}
-
-/* Hex digits only, upper case: "ab:CD" and "ABCD" compare equal. */
-static void normalise_fingerprint(const char *in, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; *in && n + 1 < cap; in++)
-        if (isxdigit((unsigned char)*in)) out[n++] = (char)toupper((unsigned char)*in);
-    out[n] = '\0';
-}
-
-bool cli_check_pin(const cli_client_args *a, const char *presented)
-{
-    if (!a->pin) return true;
-    char want[128], got[128];
-    normalise_fingerprint(a->pin, want, sizeof want);
-    normalise_fingerprint(presented, got, sizeof got);
-    if (strlen(want) == 64 && strcmp(want, got) == 0) return true;
-    cli_fail("certificate pin mismatch: the server presented %s, --pin wants %s",
-             *presented ? presented : "(no certificate)", a->pin);
-    return false;
 }
 
 void cli_format_addr(const char *ip, int port, char *out, size_t cap)

@@ -151,6 +151,30 @@ static bool drain(int *fd, capture *c)
     return false;
 }
 
+/* The arguments that make a program spend about `seconds` per row of its table. The contract
+ * is `--seconds S`; the programs below measure sealnet and its baseline in turn, each for S,
+ * and some repeat that: they get half the time per run and one repetition. */
+static void program_args(const char *name, long seconds, char *args[8], char buf[3][32])
+{
+    int n = 0;
+    args[n++] = (char *)name;
+    args[n++] = "--seconds";
+    double per_run = (double)seconds;
+    if (!strcmp(name, "dtls") || !strcmp(name, "tls_stream") || !strcmp(name, "host_echo") ||
+        !strcmp(name, "udp_server") || !strcmp(name, "hmac_cookie"))
+        per_run = (double)seconds / 2;
+    snprintf(buf[0], sizeof buf[0], "%g", per_run);
+    args[n++] = buf[0];
+    if (!strcmp(name, "dtls")) {
+        args[n++] = "--repeat";
+        args[n++] = "1";
+    } else if (!strcmp(name, "tls_stream")) {
+        args[n++] = "--rounds";
+        args[n++] = "1";
+    }
+    args[n] = NULL;
+}
+
 /* Runs path --seconds N with stdout/stderr captured, showing progress; its exit status
  * (or -1 when it could not run, 124 when it overran and was killed). */
 static int run_program(const char *path, const char *name, long seconds, int index, int total,
@@ -172,9 +196,10 @@ static int run_program(const char *path, const char *name, long seconds, int ind
         close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
-        char secs[32];
-        snprintf(secs, sizeof secs, "%ld", seconds);
-        execl(path, name, "--seconds", secs, (char *)NULL);
+        char *args[8];
+        char buf[3][32];
+        program_args(name, seconds, args, buf);
+        execv(path, args);
         _exit(127);
     }
     close(po[1]);
@@ -257,6 +282,9 @@ typedef struct row {
     char value[48];
     char baseline[48];
     char ratio[24];
+    char better[8]; /* "higher" or "lower": which way the value is better */
+    char target[48];
+    char met[24];
 } row;
 
 typedef struct rows {
@@ -372,6 +400,121 @@ static bool parse_number(const char *s, double *out)
     return true;
 }
 
+/* A measure as a table prints it: "bare OpenSSL: 534 /s" (the value after a label), "100,000/s"
+ * (thousands separators), "21.7 k/s" (a k or M multiplier). */
+static bool parse_measure(const char *s, double *out)
+{
+    const char *colon = strstr(s, ": ");
+    if (colon) s = colon + 2;
+    char clean[64];
+    size_t n = 0;
+    for (; *s && n + 1 < sizeof clean; s++)
+        if (*s != ',') clean[n++] = *s;
+    clean[n] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(clean, &end);
+    if (end == clean || errno) return false;
+    while (*end == ' ')
+        end++;
+    if (*end == 'k' && (end[1] == '/' || end[1] == ' ' || !end[1])) v *= 1e3;
+    if (*end == 'M' && (end[1] == '/' || end[1] == ' ' || !end[1])) v *= 1e6;
+    *out = v;
+    return true;
+}
+
+static double dabs(double x)
+{
+    return x < 0 ? -x : x;
+}
+
+/* Whether a larger value is better: rates are, costs (time, CPU, memory, loss) are not. */
+static bool higher_is_better(const char *kase, const char *measure, const char *value)
+{
+    char t[3 * CELL + 8];
+    snprintf(t, sizeof t, "%s %s %s", kase, measure, value);
+    size_t n = strlen(t);
+    /* A figure in seconds ("1.95 s", "connect s") is a time: a cost. */
+    if (n >= 2 && t[n - 1] == 's' && t[n - 2] == ' ') return false;
+    if (strlen(measure) >= 2 && !strcmp(measure + strlen(measure) - 2, " s")) return false;
+    for (char *p = t; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (strstr(t, "/s") || strstr(t, "per s") || strstr(t, "cpu second") || strstr(t, "rate") ||
+        strstr(t, "throughput") || strstr(t, "per second"))
+        return true;
+    /* Cost words, matched as whole words ("ms" is a unit, "datagrams" is not). */
+    static const char *const costs[] = {"ns",   "us",     "\xc2\xb5s", "ms",   "cpu",
+                                        "kib",  "mib",    "bytes",     "rss",  "loss",
+                                        "lost", "faults", "latency",   "drop", "heap"};
+    char *save = NULL;
+    for (char *w = strtok_r(t, " /,()=:", &save); w; w = strtok_r(NULL, " /,()=:", &save))
+        for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++)
+            if (!strcmp(w, costs[i])) return false;
+    return true;
+}
+
+/* Targets for programs that print none, from docs/host.md and docs/udp.md: {program, text in
+ * the measure, target}. A target on "x" applies to value / baseline. */
+static const struct {
+    const char *bench, *measure, *target;
+} builtin_targets[] = {
+    {"hmac_cookie", "ns/op", "<= 1.0x"},    /* no dearer than OpenSSL's own HMAC() */
+    {"udp_server", "ns/dgram", "<= 1.5x"},  /* routing adds at most half a bare recvmmsg */
+    {"host_echo", "echo pkt/s", ">= 0.5x"}, /* docs/host.md */
+};
+
+/* Evaluates target ("≥ 0.9× bare", ">= 0.80", "≤ 64 KiB", "≥ 100,000/s") against a row: a
+ * target with "x"/"×", or a plain number when there is a ratio, is on the ratio; one with a
+ * unit is on the value. `inverted`: the program's ratio was baseline / value (higher better
+ * for a cost), so its target is turned around to value / baseline. Writes the target as shown
+ * and "yes"/"NO"; false when it cannot tell. */
+static bool eval_target(const char *target, double value, bool have_value, double ratio,
+                        bool have_ratio, bool inverted, char *shown, size_t shown_cap, char *met,
+                        size_t met_cap)
+{
+    const char *p = target;
+    int op = 0; /* +1: at least, -1: at most */
+    if (!strncmp(p, "\xe2\x89\xa5", 3))
+        op = 1, p += 3; /* ≥ */
+    else if (!strncmp(p, "\xe2\x89\xa4", 3))
+        op = -1, p += 3; /* ≤ */
+    else if (!strncmp(p, ">=", 2))
+        op = 1, p += 2;
+    else if (!strncmp(p, "<=", 2))
+        op = -1, p += 2;
+    else if (*p == '>')
+        op = 1, p++;
+    else if (*p == '<')
+        op = -1, p++;
+    if (!op) return false;
+    while (*p == ' ')
+        p++;
+    double limit;
+    if (!parse_measure(p, &limit)) return false;
+    const char *after = p;
+    while (*after && (isdigit((unsigned char)*after) || *after == '.' || *after == ','))
+        after++;
+    while (*after == ' ')
+        after++;
+    bool on_ratio = *after == 'x' || !strncmp(after, "\xc3\x97", 2) || (!*after && have_ratio);
+    if (on_ratio) {
+        if (!have_ratio) return false;
+        if (inverted && limit > 0) {
+            limit = 1.0 / limit;
+            op = -op;
+        }
+        snprintf(shown, shown_cap, "%s %.2fx", op > 0 ? ">=" : "<=", limit);
+        bool ok = op > 0 ? ratio >= limit : ratio <= limit;
+        snprintf(met, met_cap, "%s", ok ? "yes" : "NO");
+        return true;
+    }
+    if (!have_value) return false;
+    snprintf(shown, shown_cap, "%s %s", op > 0 ? ">=" : "<=", p);
+    bool ok = op > 0 ? value >= limit : value <= limit;
+    snprintf(met, met_cap, "%s", ok ? "yes" : "NO");
+    return true;
+}
+
 static const char *const baseline_words[] = {"raw",   "bare",    "baseline",
                                              "plain", "openssl", "kernel"};
 static const char *const own_words[] = {"sealnet", "server", "ours", "sn", "host"};
@@ -463,6 +606,12 @@ static void parse_output(const char *text, tables *ts)
             trim_copy(unit, sizeof unit, end, strlen(end));
             /* A figure with a short unit, not a sentence that happens to hold a number. */
             if (strlen(unit) > 24 || (size_t)(colon - buf) > 80) continue;
+            /* "2.59 (target <= 1.25)": the target of that figure. */
+            cell kv_target = "";
+            if (!strncmp(unit, "(target ", 8) && unit[strlen(unit) - 1] == ')') {
+                trim_copy(kv_target, sizeof kv_target, unit + 8, strlen(unit) - 9);
+                unit[0] = '\0';
+            }
             if (!*unit) copy_str(unit, sizeof unit, "value");
             trim_copy(label, sizeof label, buf, (size_t)(colon - buf));
             trim_copy(value, sizeof value, colon + 1, (size_t)(end - colon - 1));
@@ -472,14 +621,16 @@ static void parse_output(const char *text, tables *ts)
             if (!t) {
                 if (!(t = tables_add(ts))) return;
                 t->keyvalue = true;
-                t->ncols = 2;
+                t->ncols = 3;
                 copy_str(t->head[0], CELL, "case");
                 copy_str(t->head[1], CELL, unit);
+                copy_str(t->head[2], CELL, "target");
             }
             cell *r = table_add_row(t);
             if (!r) return;
             copy_str(r[0], CELL, label);
             copy_str(r[1], CELL, value);
+            copy_str(r[2], CELL, kv_target);
             continue;
         }
         if (cur < 0) {
@@ -522,10 +673,14 @@ static void emit_table(const char *bench, const table *t, rows *out)
     bool base_col[MAXCOLS] = {false}, ratio_col[MAXCOLS] = {false};
     cell measure[MAXCOLS];
     bool paired = false;
+    int target_col = -1, met_col = -1, own_ratio_col = -1;
     for (int c = 1; c < t->ncols; c++) {
         partner[c] = -1;
         ratio_col[c] = is_ratio_column(t, c);
         copy_str(measure[c], CELL, t->head[c]);
+        if (strcasecmp(t->head[c], "target") == 0) target_col = c;
+        if (strcasecmp(t->head[c], "met") == 0) met_col = c;
+        if (strncasecmp(t->head[c], "ratio", 5) == 0) own_ratio_col = c;
     }
     for (int c = 1; c < t->ncols; c++) {
         if (ratio_col[c] || !is_baseline(t->head[c])) continue;
@@ -561,7 +716,7 @@ static void emit_table(const char *bench, const table *t, rows *out)
     for (int r = 0; r < t->nrows; r++) {
         if (r == base_row && cases > 0) continue; /* shown beside every other row */
         for (int c = 1; c < t->ncols; c++) {
-            if (base_col[c] || !*t->rows[r][c]) continue;
+            if (base_col[c] || !*t->rows[r][c] || c == target_col || c == met_col) continue;
             /* "server/bare" is recomputed from the pair; other ratios ("vs 10 peers") stay. */
             if (ratio_col[c] && paired &&
                 (is_baseline(t->head[c]) || strncasecmp(t->head[c], "ratio", 5) == 0))
@@ -580,43 +735,85 @@ static void emit_table(const char *bench, const table *t, rows *out)
                 copy_str(o->baseline, sizeof o->baseline, t->rows[r][partner[c]]);
             else if (base_row >= 0 && r != base_row && !ratio_col[c])
                 copy_str(o->baseline, sizeof o->baseline, t->rows[base_row][c]);
-            double v, b;
-            if (parse_number(o->value, &v) && parse_number(o->baseline, &b) && b != 0)
-                snprintf(o->ratio, sizeof o->ratio, "%.2fx", v / b);
+            double v = 0, b = 0, ratio = 0;
+            bool have_v = parse_measure(o->value, &v);
+            bool have_ratio = have_v && parse_measure(o->baseline, &b) && b != 0;
+            if (have_ratio) {
+                ratio = v / b;
+                snprintf(o->ratio, sizeof o->ratio, "%.2fx", ratio);
+            }
+            copy_str(o->better, sizeof o->better,
+                     higher_is_better(o->kase, o->measure, o->value) ? "higher" : "lower");
+            /* The program's own ratio may be baseline / value ("higher is better for
+             * sealnet" on a cost): then its target is turned to value / baseline. */
+            bool inverted = false;
+            double own;
+            if (have_ratio && own_ratio_col >= 0 && c != own_ratio_col && ratio > 0 &&
+                parse_measure(t->rows[r][own_ratio_col], &own) && own > 0)
+                inverted = dabs(own * ratio - 1) < dabs(own - ratio);
+            const char *target =
+                target_col >= 0 && c != own_ratio_col ? t->rows[r][target_col] : "";
+            if (!*target || !strcmp(target, "\xe2\x80\x93") || !strcmp(target, "-")) target = "";
+            for (size_t k = 0; !*target && k < sizeof builtin_targets / sizeof builtin_targets[0];
+                 k++)
+                if (!strcmp(bench, builtin_targets[k].bench) &&
+                    !strcmp(o->measure, builtin_targets[k].measure))
+                    target = builtin_targets[k].target;
+            if (*target && eval_target(target, v, have_v, ratio, have_ratio, inverted, o->target,
+                                       sizeof o->target, o->met, sizeof o->met)) {
+                /* evaluated here */
+            } else if (*target) {
+                copy_str(o->target, sizeof o->target, target);
+                copy_str(o->met, sizeof o->met,
+                         met_col >= 0 && *t->rows[r][met_col] ? t->rows[r][met_col] : "?");
+            } else {
+                copy_str(o->met, sizeof o->met, "no target");
+            }
         }
     }
 }
 
 static void print_table(const rows *t, bool markdown)
 {
-    static const char *head[] = {"bench", "case", "measure", "value", "baseline", "ratio"};
-    enum { N = 6 };
+    static const char *head[] = {"bench", "case",   "measure", "value", "baseline",
+                                 "ratio", "better", "target",  "met"};
+    enum { N = 9 };
     size_t w[N];
     for (int c = 0; c < N; c++)
         w[c] = strlen(head[c]);
     for (size_t i = 0; i < t->n; i++) {
         const row *r = &t->r[i];
-        const char *cells[N] = {r->bench, r->kase, r->measure, r->value, r->baseline, r->ratio};
+        const char *cells[N] = {r->bench, r->kase,   r->measure, r->value, r->baseline,
+                                r->ratio, r->better, r->target,  r->met};
         for (int c = 0; c < N; c++)
             if (strlen(cells[c]) > w[c]) w[c] = strlen(cells[c]);
     }
     if (markdown) {
-        printf("| bench | case | measure | value | baseline | ratio |\n"
-               "|---|---|---|---:|---:|---:|\n");
+        printf("| bench | case | measure | value | baseline | ratio | better | target | met |\n"
+               "|---|---|---|---:|---:|---:|---|---|---|\n");
         for (size_t i = 0; i < t->n; i++) {
             const row *r = &t->r[i];
-            printf("| %s | %s | %s | %s | %s | %s |\n", r->bench, r->kase, r->measure, r->value,
-                   r->baseline, r->ratio);
+            printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->bench, r->kase,
+                   r->measure, r->value, r->baseline, r->ratio, r->better, r->target, r->met);
         }
         return;
     }
-    printf("%-*s  %-*s  %-*s  %*s  %*s  %*s\n", (int)w[0], head[0], (int)w[1], head[1], (int)w[2],
-           head[2], (int)w[3], head[3], (int)w[4], head[4], (int)w[5], head[5]);
-    for (size_t i = 0; i < t->n; i++) {
-        const row *r = &t->r[i];
-        printf("%-*s  %-*s  %-*s  %*s  %*s  %*s\n", (int)w[0], r->bench, (int)w[1], r->kase,
-               (int)w[2], r->measure, (int)w[3], r->value, (int)w[4], r->baseline, (int)w[5],
-               r->ratio);
+    for (int pass = -1; pass < (int)t->n; pass++) {
+        const row *r = pass >= 0 ? &t->r[pass] : NULL;
+        const char *cells[N] = {
+            r ? r->bench : head[0],  r ? r->kase : head[1],     r ? r->measure : head[2],
+            r ? r->value : head[3],  r ? r->baseline : head[4], r ? r->ratio : head[5],
+            r ? r->better : head[6], r ? r->target : head[7],   r ? r->met : head[8]};
+        for (int c = 0; c < N; c++) {
+            if (c) fputs("  ", stdout);
+            if (c == N - 1)
+                fputs(cells[c], stdout);
+            else if (c >= 3 && c <= 5)
+                printf("%*s", (int)w[c], cells[c]);
+            else
+                printf("%-*s", (int)w[c], cells[c]);
+        }
+        putchar('\n');
     }
 }
 
@@ -677,20 +874,48 @@ int cmd_bench(int argc, char **argv)
         }
         if (optind >= argc) break;
         const char *k = argv[optind++];
-        if (strcmp(k, "dtls") != 0 && strcmp(k, "tls") != 0 && strcmp(k, "udp") != 0 &&
-            strcmp(k, "host") != 0 && strcmp(k, "all") != 0)
-            return cli_usage_error("unknown benchmark '%s' (dtls, tls, udp, host or all)", k);
+        /* Checked against the programs found below: any word of a program's name selects it
+         * ("hmac" runs hmac_cookie). */
         if (nkinds == 8) return cli_usage_error("too many benchmark names");
         kinds[nkinds++] = (char *)k;
     }
 
     char dir[PATH_MAX];
+    if (!find_dir(dir, sizeof dir)) {
+        /* Without programs a name can only be checked against the kinds every build has. */
+        static const char *const known[] = {"dtls", "tls", "udp", "host", "all", "hmac"};
+        for (int k = 0; k < nkinds; k++) {
+            bool ok = false;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                ok |= strcmp(kinds[k], known[i]) == 0;
+            if (!ok)
+                return cli_usage_error("unknown benchmark '%s' (dtls, tls, udp, host, hmac or all)",
+                                       kinds[k]);
+        }
+    }
     if (!find_dir(dir, sizeof dir))
         return cli_fail("no benchmark directory found (looked in $SEALNET_BENCH_DIR, ../bench "
                         "beside sealnet and %s); build with -DSEALNET_BUILD_BENCH=ON",
                         SN_LIBEXEC_DIR);
     size_t count;
     char **names = list_programs(dir, &count);
+    for (int k = 0; k < nkinds; k++) {
+        bool any = false;
+        for (size_t i = 0; i < count; i++)
+            any |= of_kind(names[i], kinds[k]);
+        if (!any) {
+            char known[512] = "";
+            for (size_t i = 0; i < count; i++)
+                append_str(known, sizeof known, i ? ", " : ""),
+                    append_str(known, sizeof known, names[i]);
+            for (size_t i = 0; i < count; i++)
+                free(names[i]);
+            free(names);
+            return cli_usage_error("unknown benchmark '%s': no program in %s has it in its name "
+                                   "(programs: %s; or dtls, tls, udp, host, all)",
+                                   kinds[k], dir, *known ? known : "none");
+        }
+    }
     size_t nsel = 0;
     for (size_t i = 0; i < count; i++)
         if (selected(names[i], kinds, nkinds)) nsel++;

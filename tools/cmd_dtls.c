@@ -19,6 +19,7 @@ static void server_help(void)
            "                           [--max-clients N] [--max-half-open N] [--seconds N]\n"
            "                           [--host] [--metrics ADDR:PORT] [--workers N|auto]\n"
            "                           [--ticket-key-file FILE] [--cookie-secret-file FILE]\n"
+           "                           [--force] [--keylog FILE] [--trace]\n"
            "\n"
            "Runs a DTLS 1.2 server with Godot's loop: a UDP server hands each new address to the\n"
            "DTLS server (stateless cookie exchange), peers not HANDSHAKING are skipped, and every\n"
@@ -42,6 +43,10 @@ static void server_help(void)
            "  --metrics A:P  serve the host's counters in the Prometheus format at\n"
            "                 http://A:P/metrics (implies --host); kill -USR1 prints them\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
+           "  --force        let --save-cert replace an existing file\n"
+           "  --keylog FILE  append session secrets to FILE (NSS key log format, for Wireshark;\n"
+           "                 default: $SSLKEYLOGFILE when set)\n"
+           "  --trace        print every handshake message sent and received\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "  --workers N    N threads on one port, one SO_REUSEPORT socket and TLS context\n"
            "                 each (host API); 'auto': one per CPU (default 1)\n"
@@ -205,10 +210,10 @@ int cmd_dtls_server(int argc, char **argv)
         sn_x509_cert_free(cert);
         return rc;
     }
-    sn_tls_options *opts_srv = sn_tls_options_server(key, cert);
+    sn_tls_options *opts_srv = cli_server_options(&a, key, cert);
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
-    if (!opts_srv) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+    if (!opts_srv) return CLI_FAIL;
     uint8_t secret[32];
     if ((a.ticket_key_file && !cli_load_ticket_keys(opts_srv, a.ticket_key_file)) ||
         (a.cookie_secret_file && !cli_load_cookie_secret(a.cookie_secret_file, secret))) {
@@ -442,96 +447,91 @@ out:
 
 static void client_help(void)
 {
-    printf(
-        "usage: sealnet dtls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
-        "SHA256]\n"
-        "                           [--timeout SEC] [--wait MS] [--idle SEC]\n"
-        "                           [--reconnect N [--interval MS]]\n"
-        "\n"
-        "Connects to a DTLS server, prints the handshake result (protocol and cipher), then\n"
-        "sends every non-empty line read from stdin as one packet and prints every packet\n"
-        "received.\n"
-        "Exits when stdin closes (after --wait ms without traffic, to print the replies) or\n"
-        "when the server disconnects.\n"
-        "\n"
-        "  --ca FILE      trust the certificate(s) in FILE instead of the system CAs\n"
-        "  --insecure     verify nothing (the server's certificate is not checked)\n"
-        "  --name HOST    the name the certificate must carry, also sent as SNI (default: HOST)\n"
-        "  --pin SHA256   accept only a server certificate with this SHA-256 fingerprint\n"
-        "                 (as dtls-server/tls-server print it); with --insecure it replaces\n"
-        "                 CA verification\n"
-        "  --timeout SEC  give up the handshake after SEC seconds (default 10)\n"
-        "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
-        "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
-        "                 0: never); a server that is gone altogether is noticed sooner when\n"
-        "                 packets are being sent (ICMP port unreachable for 2 s)\n"
-        "  --reconnect N  read stdin to its end, then connect N + 1 times from one local port\n"
-        "                 (--interval MS apart, default 200), sending every line and waiting\n"
-        "                 for as many replies each time; prints 'connection K: resumed' or\n"
-        "                 'full' (session resumption) or why it failed; after a failure\n"
-        "                 the next connection uses a new local port\n"
-        "\n"
-        "Exit status: 0 done, 1 handshake or connection failure (reason on stderr), 2 bad\n"
-        "arguments.\n");
+    printf("usage: sealnet dtls-client HOST PORT | HOST:PORT | [IPV6]:PORT\n"
+           "                           [--ca FILE | --insecure] [--name HOST] [--pin SHA256]\n"
+           "                           [--showcerts] [--trace] [--keylog FILE] [--json]\n"
+           "                           [--mtu BYTES] [--timeout SEC] [--wait MS] [--idle SEC]\n"
+           "                           [--reconnect N [--interval MS]]\n"
+           "\n"
+           "Connects to a DTLS 1.2 server, prints the handshake result (protocol, cipher, largest\n"
+           "packet) and the server's certificate fingerprint, then sends every non-empty line\n"
+           "read from stdin as one packet and prints every line of every packet received.\n"
+           "Exits when stdin closes (after --wait ms without traffic, to print the replies) or\n"
+           "when the server disconnects; with piped input it ends with a summary of what was\n"
+           "sent, refused and received. A line longer than a packet is not sent (exit 1).\n"
+           "\n"
+           "%s"
+           "  --mtu BYTES    UDP payload bytes per datagram, 512..65507 (default 1200)\n"
+           "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
+           "                 0: never); a server that is gone altogether is noticed sooner when\n"
+           "                 packets are being sent (ICMP port unreachable for 2 s)\n"
+           "  --reconnect N  read stdin to its end, then connect N + 1 times from one local port\n"
+           "                 (--interval MS apart, default 200), sending every line and waiting\n"
+           "                 for as many replies each time; prints 'connection K: resumed' or\n"
+           "                 'full' (session resumption) or why it failed; after a failure\n"
+           "                 the next connection uses a new local port\n"
+           "\n"
+           "Exit status: 0 done, 1 handshake or connection failure, or a line not sent (reason\n"
+           "on stderr), 2 bad arguments, 130 interrupted (Ctrl-C).\n",
+           cli_client_options_help);
 }
 
 int cmd_dtls_client(int argc, char **argv)
 {
-    cli_client_args a;
-    int rc = cli_parse_client_args(argc, argv, client_help, &a);
+    cli_client c;
+    memset(&c, 0, sizeof c);
+    c.datagram = true;
+    c.kind = "DTLS";
+    int rc = cli_parse_client_args(argc, argv, true, client_help, &c.a);
     if (rc != CLI_CONTINUE) return rc;
-    const char *host = a.host;
-    const long port = a.port;
+    const cli_client_args *a = &c.a;
 
-    sn_tls_options *o = cli_client_options(a.ca, a.insecure, a.name);
+    sn_tls_options *o = cli_client_options(&c);
     if (!o) return CLI_FAIL;
-    if (a.reconnect) { /* one options object: later connections resume the session */
-        rc = cli_reconnect_client(&a, o);
+    if (a->reconnect) { /* one options object: later connections resume the session */
+        rc = cli_reconnect_client(a, o);
         sn_tls_options_free(o);
         return rc;
     }
     rc = CLI_FAIL;
+    bool connected = false;
     sn_dtls_peer *dtls = sn_dtls_peer_new();
     sn_udp_peer *udp = sn_udp_peer_new();
-    if (!dtls || !udp) {
+    cli_lines *in = calloc(1, sizeof *in);
+    char *line = malloc(sizeof in->buf);
+    char *buf = malloc(65536);
+    if (!dtls || !udp || !in || !line || !buf) {
         sn_udp_peer_free(udp);
         cli_fail("out of memory");
         goto out;
     }
-    if (sn_udp_peer_connect_to_host(udp, host, (int)port) != SN_OK) {
+    if (sn_udp_peer_connect_to_host(udp, a->host, (int)a->port) != SN_OK) {
         sn_udp_peer_free(udp);
-        cli_fail("cannot reach %s port %ld: %s", host, port, sn_last_error_message());
+        cli_fail("cannot reach %s port %ld: %s", a->host, a->port, sn_last_error_message());
         goto out;
     }
     sn_dtls_settings set;
     sn_dtls_default_settings(&set);
-    set.handshake_timeout_ms = (int)(a.timeout * 1000);
+    set.handshake_timeout_ms = (int)(a->timeout * 1000);
+    if (a->mtu) set.mtu = (int)a->mtu;
     sn_dtls_peer_set_settings(dtls, &set);
-    if (sn_dtls_peer_connect_to_peer(dtls, udp, a.name ? a.name : host, o) != SN_OK) {
+    cli_install_signals();
+    cli_client_connecting(&c);
+    if (sn_dtls_peer_connect_to_peer(dtls, udp, a->name ? a->name : a->host, o) != SN_OK) {
         cli_fail("cannot start the handshake: %s", sn_last_error_message());
         goto out;
     }
-    cli_install_signals();
-    printf("connecting to %s port %ld (DTLS, %s)\n", host, port,
-           a.insecure ? "certificate not verified"
-           : a.ca     ? "verified against --ca"
-                      : "system CAs");
-    fflush(stdout);
 
-    cli_lines in;
-    memset(&in, 0, sizeof in);
-    bool connected = false;
     uint64_t last_activity = cli_now_ms();
-    char line[65536];
-    char buf[65536];
     size_t pending_len = 0;
     bool have_pending = false;
+    int max_packet = 0;
     while (!cli_stopping()) {
         struct pollfd pfd[2];
         nfds_t nfds = 0;
         int fd = sn_dtls_peer_get_fd(dtls);
         if (fd >= 0) pfd[nfds++] = (struct pollfd){fd, POLLIN, 0};
-        if (!in.eof) pfd[nfds++] = (struct pollfd){0, POLLIN, 0};
+        if (!in->eof && connected) pfd[nfds++] = (struct pollfd){0, POLLIN, 0};
         int t = sn_dtls_peer_next_timeout_ms(dtls);
         poll(pfd, nfds, t >= 0 && t < 50 ? t : 50);
 
@@ -541,61 +541,81 @@ int cmd_dtls_client(int argc, char **argv)
          * "connection refused: nothing is listening on ...". */
         if (st == SN_DTLS_STATUS_HANDSHAKING) continue;
         if (st == SN_DTLS_STATUS_ERROR || st == SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH) {
-            cli_fail("%s: %s", connected ? "connection failed" : "handshake failed",
-                     sn_dtls_peer_get_error_message(dtls));
+            sn_x509_cert *chain = sn_dtls_peer_get_peer_certificate(dtls);
+            cli_client_failed(&c, connected, sn_dtls_peer_get_error_message(dtls), chain);
+            sn_x509_cert_free(chain);
             goto out;
         }
         if (!connected && st == SN_DTLS_STATUS_CONNECTED) {
-            if (!cli_check_pin(&a, sn_dtls_peer_get_peer_fingerprint_sha256(dtls))) goto out;
+            sn_x509_cert *chain = sn_dtls_peer_get_peer_certificate(dtls);
+            max_packet = sn_dtls_peer_get_max_packet_size(dtls);
+            bool ok = cli_client_connected(&c, sn_dtls_peer_get_cipher(dtls),
+                                           sn_dtls_peer_get_peer_fingerprint_sha256(dtls), chain,
+                                           max_packet);
+            sn_x509_cert_free(chain);
+            if (!ok) goto out;
             connected = true;
-            printf("connected: %s, max packet %d bytes\n", sn_dtls_peer_get_cipher(dtls),
-                   sn_dtls_peer_get_max_packet_size(dtls));
-            fflush(stdout);
             last_activity = cli_now_ms();
         }
         size_t len;
-        while (sn_dtls_peer_get_packet(dtls, buf, sizeof buf, &len) == SN_OK) {
-            printf("< ");
-            cli_print_payload(stdout, buf, len);
+        while (sn_dtls_peer_get_packet(dtls, buf, 65536, &len) == SN_OK) {
+            cli_client_received(&c, buf, len, false);
             last_activity = cli_now_ms();
         }
         /* A server that went silent (killed, unplugged, behind a dead route) sends no
          * close_notify and may draw no ICMP either: --idle is the only way to notice. */
-        if (st == SN_DTLS_STATUS_CONNECTED && a.idle > 0 &&
+        if (st == SN_DTLS_STATUS_CONNECTED && a->idle > 0 &&
             sn_dtls_now_ms() - sn_dtls_peer_get_last_packet_time_ms(dtls) >=
-                (uint64_t)a.idle * 1000u) {
-            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a.idle);
+                (uint64_t)a->idle * 1000u) {
+            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a->idle);
             goto out;
         }
         if (st == SN_DTLS_STATUS_DISCONNECTED) {
             const char *why = sn_dtls_peer_get_error_message(dtls);
-            printf("disconnected: %s\n", *why ? why : "closed by the server (close_notify)");
+            cli_client_disconnected(&c, *why ? why : "closed by the server (close_notify)");
             /* The server ended the session (close_notify): not a failure of ours. */
-            rc = CLI_OK;
+            rc = c.refused_long ? CLI_FAIL : CLI_OK;
             goto out;
         }
-        cli_lines_read(&in);
+        cli_lines_read(in);
         for (;;) {
             if (!have_pending) {
-                if (!cli_lines_next(&in, line, sizeof line, &pending_len)) break;
+                bool too_long;
+                if (!cli_lines_next(in, line, &pending_len, &too_long)) break;
+                if (too_long || pending_len > (size_t)max_packet) {
+                    cli_client_refused(&c, in->line_no, pending_len, max_packet);
+                    continue;
+                }
                 if (pending_len == 0) continue; /* an empty line is no packet */
                 have_pending = true;
             }
             sn_err e = sn_dtls_peer_put_packet(dtls, line, pending_len);
-            if (e == SN_ERR_BUSY) break; /* socket full: try again next turn */
+            if (e == SN_ERR_BUSY) {
+                c.busy++;
+                break; /* socket full: the same packet again next turn */
+            }
             have_pending = false;
             last_activity = cli_now_ms();
-            if (e != SN_OK) fprintf(stderr, "not sent: %s\n", sn_last_error_message());
+            if (e != SN_OK) {
+                cli_client_refused(&c, in->line_no, pending_len, max_packet);
+                continue;
+            }
+            c.sent++;
+            c.sent_bytes += pending_len;
         }
-        if (in.eof && !have_pending && in.len == 0 &&
-            cli_now_ms() - last_activity >= (uint64_t)a.wait_ms) {
-            rc = CLI_OK;
+        if (in->eof && !have_pending && in->len == 0 && !in->discarding &&
+            cli_now_ms() - last_activity >= (uint64_t)a->wait_ms) {
+            rc = c.refused_long ? CLI_FAIL : CLI_OK;
             break;
         }
     }
-    if (cli_stopping()) rc = CLI_OK;
+    if (cli_stopping()) rc = cli_client_interrupted(&c, !connected);
 out:
+    if (connected) cli_client_summary(&c);
     sn_dtls_peer_free(dtls); /* close_notify when connected */
     sn_tls_options_free(o);
+    free(in);
+    free(line);
+    free(buf);
     return rc;
 }

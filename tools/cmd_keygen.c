@@ -1,6 +1,8 @@
 /* sealnet keygen: a private key and a self-signed certificate, as PEM files. */
 #include "cli.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
@@ -9,7 +11,7 @@
 
 static void help(void)
 {
-    printf("usage: sealnet keygen [--rsa BITS | --ec CURVE] [--cn NAME] [--days N]\n"
+    printf("usage: sealnet keygen [--rsa BITS | --ec CURVE] [--cn NAME] [--no-san] [--days N]\n"
            "                      --key FILE --cert FILE [--force]\n"
            "\n"
            "Generates a private key and a self-signed certificate (SHA-256, the CN also as a DNS\n"
@@ -17,7 +19,11 @@ static void help(void)
            "\n"
            "  --ec CURVE    EC key on P-256 (default) or P-384\n"
            "  --rsa BITS    RSA key of BITS bits (2048..16384) instead\n"
-           "  --cn NAME     the certificate's common name (default: localhost)\n"
+           "  --cn NAME     the certificate's common name and subjectAltName: a host name or an\n"
+           "                IP address (default: localhost)\n"
+           "  --no-san      allow a --cn that names no host (\"my game\"): the certificate then\n"
+           "                has no subjectAltName and clients can trust it only by pinning its\n"
+           "                fingerprint\n"
            "  --days N      validity from now, in days (default: 365)\n"
            "  --key FILE    where to write the private key (required)\n"
            "  --cert FILE   where to write the certificate (required)\n"
@@ -31,6 +37,33 @@ static bool exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* What the library turns into a subjectAltName: an IP address, or a DNS name (letters, digits,
+ * '-', '_', dots between non-empty labels of at most 63, an optional leading "*."). */
+static bool is_ip(const char *s)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+static bool host_name_or_ip(const char *s)
+{
+    if (is_ip(s)) return true;
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253) return false;
+    if (s[0] == '*' && s[1] == '.') s += 2;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+            continue;
+        }
+        if (!isalnum(c) && c != '-' && c != '_') return false;
+        if (++label > 63) return false;
+    }
+    return label > 0;
 }
 
 /* "CN=<name>" with the characters the strict DN parser treats specially escaped. */
@@ -51,18 +84,15 @@ static bool make_subject(const char *cn, char *out, size_t cap)
 
 int cmd_keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {{"rsa", required_argument, NULL, 'r'},
-                                         {"ec", required_argument, NULL, 'e'},
-                                         {"cn", required_argument, NULL, 'n'},
-                                         {"days", required_argument, NULL, 'd'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"force", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"rsa", required_argument, NULL, 'r'}, {"ec", required_argument, NULL, 'e'},
+        {"cn", required_argument, NULL, 'n'},  {"days", required_argument, NULL, 'd'},
+        {"key", required_argument, NULL, 'k'}, {"cert", required_argument, NULL, 'c'},
+        {"force", no_argument, NULL, 'f'},     {"no-san", no_argument, NULL, 'N'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     long rsa_bits = 0, days = 365;
     const char *curve = NULL, *cn = "localhost", *key_path = NULL, *cert_path = NULL;
-    bool force = false;
+    bool force = false, no_san = false;
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (c) {
@@ -94,6 +124,9 @@ int cmd_keygen(int argc, char **argv)
         case 'f':
             force = true;
             break;
+        case 'N':
+            no_san = true;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -106,6 +139,17 @@ int cmd_keygen(int argc, char **argv)
     if (!key_path || !cert_path) return cli_usage_error("--key FILE and --cert FILE are required");
     if (strcmp(key_path, cert_path) == 0)
         return cli_usage_error("--key and --cert must name different files");
+    /* Clients check the name they connect to against the subjectAltName, which the CN becomes
+     * only when it is a host name or an address: anything else would give a certificate no
+     * client can verify by name, so it takes a deliberate --no-san. */
+    bool names_host = host_name_or_ip(cn);
+    if (!names_host && !no_san)
+        return cli_usage_error(
+            "--cn '%s' is not a host name or IP address, so it cannot be the certificate's "
+            "subjectAltName and clients could not verify it by name; use a host name (e.g. --cn "
+            "game.example), or add --no-san to make it anyway (clients then pin its fingerprint "
+            "with --pin)",
+            cn);
     char subject[512];
     if (!make_subject(cn, subject, sizeof subject)) return cli_usage_error("--cn is too long");
 
@@ -150,6 +194,10 @@ int cmd_keygen(int argc, char **argv)
         snprintf(kind, sizeof kind, "EC %s", curve ? curve : "P-256");
     printf("key:         %s (%s)\n", key_path, kind);
     printf("certificate: %s (%s, valid %ld days)\n", cert_path, subject, days);
+    if (names_host)
+        printf("subjectAltName: %s:%s\n", is_ip(cn) ? "IP" : "DNS", cn);
+    else
+        printf("subjectAltName: none (--no-san): clients must pin the fingerprint below\n");
     if (fp) printf("SHA-256 fingerprint: %s\n", fp);
     sn_free(fp);
     rc = CLI_OK;

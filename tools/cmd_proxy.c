@@ -1108,7 +1108,13 @@ int cmd_proxy(int argc, char **argv)
         }
         addr_port_split(a.connect, false, name, sizeof name, &cport);
         px->server_name = strdup(a.name ? a.name : name);
-        px->copts = cli_client_options(a.ca, a.insecure, a.name);
+        cli_client trust; /* the clients' trust options: --ca, --insecure, --name */
+        memset(&trust, 0, sizeof trust);
+        trust.datagram = true;
+        trust.a.ca = a.ca;
+        trust.a.insecure = a.insecure;
+        trust.a.name = a.name;
+        px->copts = cli_client_options(&trust);
         if (!px->server_name || !px->copts) goto out;
         int bound;
         px->plain_fd = plain_socket(ip, wildcard, port, &bound);

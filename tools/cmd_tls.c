@@ -1,6 +1,7 @@
 /* sealnet tls-server / tls-client: TLS over TCP (Godot: TCPServer + StreamPeerTLS). */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static void server_help(void)
     printf("usage: sealnet tls-server [--port N] [--bind ADDR] [--key FILE --cert FILE]\n"
            "                          [--save-cert FILE] [--echo | --hello] [--idle SEC]\n"
            "                          [--max-clients N] [--seconds N] [--ticket-key-file FILE]\n"
+           "                          [--force] [--keylog FILE] [--trace]\n"
            "\n"
            "Runs a TLS (1.2/1.3) server over TCP. Without --key/--cert it generates an EC P-256\n"
            "key and a self-signed certificate for CN=localhost and prints its SHA-256\n"
@@ -88,6 +90,10 @@ static void server_help(void)
            "  --max-clients N  clients at once; beyond it new connections wait in the kernel's\n"
            "                 queue (default: the descriptor limit less %d)\n"
            "  --save-cert F  write the server's certificate to F (PEM), for clients' --ca\n"
+           "  --force        let --save-cert replace an existing file\n"
+           "  --keylog FILE  append session secrets to FILE (NSS key log format, for Wireshark;\n"
+           "                 default: $SSLKEYLOGFILE when set)\n"
+           "  --trace        print every handshake message sent and received\n"
            "  --seconds N    stop after N seconds (default 0: run until SIGINT/SIGTERM)\n"
            "  --ticket-key-file FILE  session-ticket keys (resumption; docs/scaling.md);\n"
            "                 created with a fresh key when missing\n"
@@ -187,10 +193,10 @@ int cmd_tls_server(int argc, char **argv)
     sn_x509_cert *cert;
     rc = cli_server_credentials(a.key_path, a.cert_path, a.save_cert, &key, &cert);
     if (rc != CLI_OK) return rc;
-    sn_tls_options *o = sn_tls_options_server(key, cert);
+    sn_tls_options *o = cli_server_options(&a, key, cert);
     sn_crypto_key_free(key);
     sn_x509_cert_free(cert);
-    if (!o) return cli_fail("key and certificate unusable: %s", sn_last_error_message());
+    if (!o) return CLI_FAIL;
     if (a.ticket_key_file && !cli_load_ticket_keys(o, a.ticket_key_file)) {
         sn_tls_options_free(o);
         return CLI_FAIL;
@@ -421,43 +427,40 @@ out:
 
 static void client_help(void)
 {
-    printf(
-        "usage: sealnet tls-client HOST PORT [--ca FILE | --insecure] [--name HOST] [--pin "
-        "SHA256]\n"
-        "                          [--timeout SEC] [--wait MS] [--idle SEC]\n"
-        "\n"
-        "Connects over TCP, upgrades to TLS, prints the handshake result (protocol and\n"
-        "cipher), then sends every line read from stdin (with its newline) and prints every\n"
-        "line received. Exits when stdin closes (after --wait ms without traffic, to print\n"
-        "the replies) or when the server disconnects.\n"
-        "\n"
-        "  --ca FILE      trust the certificate(s) in FILE instead of the system CAs\n"
-        "  --insecure     verify nothing (the server's certificate is not checked)\n"
-        "  --name HOST    the name the certificate must carry, also sent as SNI (default: HOST)\n"
-        "  --pin SHA256   accept only a server certificate with this SHA-256 fingerprint\n"
-        "                 (as dtls-server/tls-server print it); with --insecure it replaces\n"
-        "                 CA verification\n"
-        "  --timeout SEC  give up connecting + handshake after SEC seconds each (default 10)\n"
-        "  --wait MS      after stdin closes, wait this long for replies (default 1000)\n"
-        "  --idle SEC     give up when the server has sent nothing for SEC seconds (default\n"
-        "                 0: never)\n"
-        "\n"
-        "Exit status: 0 done, 1 connection or handshake failure (reason on stderr), 2 bad\n"
-        "arguments.\n");
+    printf("usage: sealnet tls-client HOST PORT | HOST:PORT | [IPV6]:PORT\n"
+           "                          [--ca FILE | --insecure] [--name HOST] [--pin SHA256]\n"
+           "                          [--showcerts] [--trace] [--keylog FILE] [--json]\n"
+           "                          [--timeout SEC] [--wait MS] [--idle SEC]\n"
+           "\n"
+           "Connects over TCP, upgrades to TLS (1.2 or 1.3), prints the handshake result\n"
+           "(protocol and cipher) and the server's certificate fingerprint, then sends stdin\n"
+           "as it comes (every line with its newline) and prints every line received, however\n"
+           "the server splits it into records. Exits when stdin closes (after --wait ms without\n"
+           "traffic, to print the replies) or when the server disconnects; with piped input it\n"
+           "ends with a summary of what was sent and received.\n"
+           "\n"
+           "%s"
+           "\n"
+           "--timeout bounds the TCP connect and the handshake separately; --idle SEC gives up\n"
+           "when the server has sent nothing for SEC seconds (default 0: never).\n"
+           "Exit status: 0 done, 1 connection or handshake failure (reason on stderr), 2 bad\n"
+           "arguments, 130 interrupted (Ctrl-C).\n",
+           cli_client_options_help);
 }
 
 int cmd_tls_client(int argc, char **argv)
 {
-    cli_client_args a;
-    int rc = cli_parse_client_args(argc, argv, client_help, &a);
+    cli_client c;
+    memset(&c, 0, sizeof c);
+    c.kind = "TLS";
+    int rc = cli_parse_client_args(argc, argv, false, client_help, &c.a);
     if (rc != CLI_CONTINUE) return rc;
-    if (a.reconnect) return cli_usage_error("--reconnect is a dtls-client option");
-    const char *host = a.host;
-    const long port = a.port;
+    const cli_client_args *a = &c.a;
 
-    sn_tls_options *o = cli_client_options(a.ca, a.insecure, a.name);
+    sn_tls_options *o = cli_client_options(&c);
     if (!o) return CLI_FAIL;
     rc = CLI_FAIL;
+    bool connected = false;
     sn_tls_stream *s = sn_tls_stream_new();
     sn_tcp_peer *tcp = sn_tcp_peer_new();
     if (!s || !tcp) {
@@ -465,32 +468,30 @@ int cmd_tls_client(int argc, char **argv)
         cli_fail("out of memory");
         goto out;
     }
-    sn_tcp_peer_set_connect_timeout_ms(tcp, (int)(a.timeout * 1000));
+    cli_install_signals();
+    cli_client_connecting(&c);
+    sn_tcp_peer_set_connect_timeout_ms(tcp, (int)(a->timeout * 1000));
     sn_tcp_peer_set_no_delay(tcp, true);
-    if (sn_tcp_peer_connect_to_host(tcp, host, (int)port) != SN_OK) {
+    if (sn_tcp_peer_connect_to_host(tcp, a->host, (int)a->port) != SN_OK) {
         sn_tcp_peer_free(tcp);
-        cli_fail("cannot connect to %s port %ld: %s", host, port, sn_last_error_message());
+        if (cli_stopping()) {
+            rc = cli_client_interrupted(&c, true);
+            goto out;
+        }
+        cli_fail("cannot connect to %s port %ld: %s", a->host, a->port, sn_last_error_message());
         goto out;
     }
-    sn_tls_stream_set_handshake_timeout_ms(s, (int)(a.timeout * 1000));
-    if (sn_tls_stream_connect_to_stream(s, tcp, a.name ? a.name : host, o) != SN_OK) {
+    sn_tls_stream_set_handshake_timeout_ms(s, (int)(a->timeout * 1000));
+    if (sn_tls_stream_connect_to_stream(s, tcp, a->name ? a->name : a->host, o) != SN_OK) {
         cli_fail("cannot start TLS: %s", sn_last_error_message());
         goto out;
     }
-    cli_install_signals();
-    printf("connecting to %s port %ld (TLS, %s)\n", host, port,
-           a.insecure ? "certificate not verified"
-           : a.ca     ? "verified against --ca"
-                      : "system CAs");
-    fflush(stdout);
 
-    cli_lines in;
-    memset(&in, 0, sizeof in);
-    line_buf lines;
-    lines.len = 0;
-    bool connected = false;
     uint64_t last_activity = cli_now_ms(), last_heard = last_activity;
-    char line[65537];
+    /* Stdin goes out as it comes: a stream has no packet size, so no line is too long. */
+    char in[16384];
+    size_t in_len = 0, in_pos = 0;
+    bool in_eof = false, ended_with_newline = true;
     char buf[16384];
     bool busy = false; /* reading stopped at the budget: do not sleep */
     while (!cli_stopping()) {
@@ -498,7 +499,7 @@ int cmd_tls_client(int argc, char **argv)
         nfds_t nfds = 0;
         int fd = sn_tcp_peer_get_fd(sn_tls_stream_get_stream(s));
         if (fd >= 0) pfd[nfds++] = (struct pollfd){fd, POLLIN, 0};
-        if (!in.eof && connected) pfd[nfds++] = (struct pollfd){0, POLLIN, 0};
+        if (!in_eof && connected && in_pos == in_len) pfd[nfds++] = (struct pollfd){0, POLLIN, 0};
         poll(pfd, nfds, busy ? 0 : 50);
         busy = false;
 
@@ -506,16 +507,19 @@ int cmd_tls_client(int argc, char **argv)
         sn_tls_status st = sn_tls_stream_get_status(s);
         if (st == SN_TLS_STATUS_HANDSHAKING) continue;
         if (st == SN_TLS_STATUS_ERROR || st == SN_TLS_STATUS_ERROR_HOSTNAME_MISMATCH) {
-            line_buf_add(&lines, "< ", "", 0, true);
-            cli_fail("%s: %s", connected ? "connection failed" : "handshake failed",
-                     sn_tls_stream_get_error_message(s));
+            cli_client_received(&c, "", 0, true);
+            sn_x509_cert *chain = sn_tls_stream_get_peer_certificate(s);
+            cli_client_failed(&c, connected, sn_tls_stream_get_error_message(s), chain);
+            sn_x509_cert_free(chain);
             goto out;
         }
         if (!connected && st == SN_TLS_STATUS_CONNECTED) {
-            if (!cli_check_pin(&a, sn_tls_stream_get_peer_fingerprint_sha256(s))) goto out;
+            sn_x509_cert *chain = sn_tls_stream_get_peer_certificate(s);
+            bool ok = cli_client_connected(&c, sn_tls_stream_get_protocol_description(s),
+                                           sn_tls_stream_get_peer_fingerprint_sha256(s), chain, 0);
+            sn_x509_cert_free(chain);
+            if (!ok) goto out;
             connected = true;
-            printf("connected: %s\n", sn_tls_stream_get_protocol_description(s));
-            fflush(stdout);
             last_activity = last_heard = cli_now_ms();
         }
         /* A bounded turn: a server that streams must not keep the loop from stdin, from
@@ -525,40 +529,63 @@ int cmd_tls_client(int argc, char **argv)
             size_t got = 0, want = budget < sizeof buf ? budget : sizeof buf;
             if (sn_tls_stream_get_partial_data(s, buf, want, &got) != SN_OK || got == 0) break;
             budget -= got;
-            line_buf_add(&lines, "< ", buf, got, false);
+            cli_client_received(&c, buf, got, false);
             last_activity = last_heard = cli_now_ms();
         }
-        if (connected && a.idle > 0 && cli_now_ms() - last_heard >= (uint64_t)a.idle * 1000u) {
-            line_buf_add(&lines, "< ", "", 0, true);
-            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a.idle);
+        if (connected && a->idle > 0 && cli_now_ms() - last_heard >= (uint64_t)a->idle * 1000u) {
+            cli_client_received(&c, "", 0, true);
+            cli_fail("disconnected: the server sent nothing for %ld s (--idle)", a->idle);
             goto out;
         }
         if (budget == 0 || sn_tls_stream_get_available_bytes(s) > 0) busy = true;
         if (sn_tls_stream_get_status(s) == SN_TLS_STATUS_DISCONNECTED) {
-            line_buf_add(&lines, "< ", "", 0, true);
+            cli_client_received(&c, "", 0, true);
             const char *why = sn_tls_stream_get_error_message(s);
-            printf("disconnected: %s\n", *why ? why : "closed by the server (close_notify)");
+            cli_client_disconnected(&c, *why ? why : "closed by the server (close_notify)");
             rc = *why ? CLI_FAIL : CLI_OK;
             goto out;
         }
-        cli_lines_read(&in);
-        size_t len;
-        while (cli_lines_next(&in, line, sizeof line - 1, &len)) {
-            line[len++] = '\n';
-            if (sn_tls_stream_put_data(s, line, len) != SN_OK) {
+        if (in_pos == in_len && !in_eof) {
+            cli_stdin_nonblocking(); /* the loop must go on printing what the server sends */
+            ssize_t n = read(0, in, sizeof in);
+            if (n > 0) {
+                in_len = (size_t)n;
+                in_pos = 0;
+                for (ssize_t i = 0; i < n; i++)
+                    if (in[i] == '\n') c.sent++;
+                ended_with_newline = in[n - 1] == '\n';
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                in_eof = true;
+                if (!ended_with_newline) {
+                    /* The last line goes out with its newline, as every other. */
+                    in[0] = '\n';
+                    in_len = 1;
+                    in_pos = 0;
+                    c.sent++;
+                    ended_with_newline = true;
+                }
+            }
+        }
+        if (in_pos < in_len) {
+            size_t sent = 0;
+            sn_err e = sn_tls_stream_put_partial_data(s, in + in_pos, in_len - in_pos, &sent);
+            if (e != SN_OK && e != SN_ERR_BUSY) {
                 cli_fail("send failed: %s", sn_last_error_message());
                 goto out;
             }
+            in_pos += sent;
+            c.sent_bytes += sent;
             last_activity = cli_now_ms();
         }
-        if (in.eof && in.len == 0 && cli_now_ms() - last_activity >= (uint64_t)a.wait_ms) {
-            line_buf_add(&lines, "< ", "", 0, true);
+        if (in_eof && in_pos == in_len && cli_now_ms() - last_activity >= (uint64_t)a->wait_ms) {
+            cli_client_received(&c, "", 0, true);
             rc = CLI_OK;
             break;
         }
     }
-    if (cli_stopping()) rc = CLI_OK;
+    if (cli_stopping()) rc = cli_client_interrupted(&c, !connected);
 out:
+    if (connected) cli_client_summary(&c);
     sn_tls_stream_free(s); /* close_notify when connected */
     sn_tls_options_free(o);
     return rc;

@@ -60,6 +60,19 @@ SN_API int sn_x509_cert_get_count(const sn_x509_cert *cert);
  * `openssl x509 -noout -fingerprint -sha256` prints it; released with sn_free(). NULL when empty.
  */
 SN_API char *sn_x509_cert_get_fingerprint_sha256(const sn_x509_cert *cert);
+/* What a certificate says, as text (every field NUL-terminated, truncated to fit). */
+typedef struct sn_x509_info {
+    char subject[256];           /* "CN=localhost, O=sealnet" */
+    char issuer[256];            /* the same for the issuer; equal to subject when self-signed */
+    char names[512];             /* subjectAltNames, "DNS:localhost, IP:127.0.0.1"; "" when none */
+    char not_before[32];         /* "2026-12-02 00:48:43 UTC" */
+    char not_after[32];          /* the same form */
+    char fingerprint_sha256[96]; /* "AB:CD:..", as sn_x509_cert_get_fingerprint_sha256 */
+} sn_x509_info;
+/* Fills *out with what certificate `index` of the chain (0: the leaf) says. Errors:
+ * SN_ERR_INVALID_PARAMETER (NULL), SN_ERR_UNCONFIGURED (empty), SN_ERR_PARAMETER_RANGE_ERROR
+ * (index not in 0..count-1). */
+SN_API sn_err sn_x509_cert_get_info(const sn_x509_cert *cert, int index, sn_x509_info *out);
 /* True when key (private or public) is the key of the chain's first certificate. */
 SN_API bool sn_x509_cert_matches_key(const sn_x509_cert *cert, const sn_crypto_key *key);
 

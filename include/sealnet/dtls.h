@@ -150,6 +150,10 @@ SN_API const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *
  * with the same client options to the same name and port, and the server has ticket keys
  * (sn_tls_options_set_ticket_keys). Stays as it was after a disconnect. */
 SN_API bool sn_dtls_peer_is_session_resumed(const sn_dtls_peer *p);
+/* The certificate chain the remote presented (leaf first), once it did: while connected, and
+ * after the session ended, a failed verification included (to show the user what was refused).
+ * A new object, freed with sn_x509_cert_free; NULL when there is none. */
+SN_API sn_x509_cert *sn_dtls_peer_get_peer_certificate(const sn_dtls_peer *p);
 
 #ifdef __cplusplus
 }

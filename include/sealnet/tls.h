@@ -97,6 +97,9 @@ SN_API const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream
  * again with the same client options to the same name and port, and the server has ticket keys
  * (sn_tls_options_set_ticket_keys). False before the handshake is done. */
 SN_API bool sn_tls_stream_is_session_resumed(const sn_tls_stream *s);
+/* The certificate chain the remote presented (leaf first), as sn_dtls_peer_get_peer_certificate:
+ * a new object freed with sn_x509_cert_free, NULL when there is none. */
+SN_API sn_x509_cert *sn_tls_stream_get_peer_certificate(const sn_tls_stream *s);
 
 #ifdef __cplusplus
 }

@@ -88,6 +88,14 @@ typedef struct sn_tls_config_params {
     bool verify_chain;           /* client */
     bool verify_name;            /* client */
     sn_tls_ticket_keys *tickets; /* server: issue and accept session tickets; NULL: none */
+    /* Every NSS key log line ("CLIENT_RANDOM <hex> <hex>", no newline) of every session made
+     * from this config; NULL: none. Needs SN_TLS_CAP_KEYLOG. */
+    void (*keylog)(void *user, const char *line);
+    void *keylog_user;
+    /* Every handshake message, alert and ChangeCipherSpec sent or received, retransmissions
+     * flagged; NULL: none. */
+    sn_tls_trace_fn trace;
+    void *trace_user;
 } sn_tls_config_params;
 
 #define SN_TLS_SAVED_SESSIONS 32
@@ -186,6 +194,13 @@ typedef struct sn_tls_backend {
     /* SHA-256 fingerprint of the certificate the remote presented ("AB:CD:.."), for pinning;
      * SN_ERR_UNAVAILABLE when it presented none. */
     sn_err (*peer_fingerprint)(const sn_tls_session *s, char out[96]);
+    /* The certificate chain the remote presented, leaf first (a new reference), also after a
+     * failed verification; NULL when it presented none. Optional (NULL: the peer certificate
+     * getters return NULL), as is chain_info (NULL: SN_ERR_UNAVAILABLE). A backend that does
+     * not call config params' keylog leaves out SN_TLS_CAP_KEYLOG; trace may be ignored. */
+    sn_tls_chain *(*peer_chain)(const sn_tls_session *s);
+    /* Subject, issuer, names, validity and fingerprint of the chain's certificate `index`. */
+    sn_err (*chain_info)(const sn_tls_chain *chain, int index, sn_x509_info *out);
     /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */
     const char *(*describe)(const sn_tls_session *s);
     /* True once a handshake finished by resuming an earlier session (abbreviated). */

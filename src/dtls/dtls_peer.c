@@ -42,7 +42,8 @@ struct sn_dtls_peer {
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     void *ready_tag;           /* handed to the UDP peer, whichever it is (host: its peer) */
     char message[320];
-    icmp_watch icmp; /* client: ICMP port unreachable streak (nobody_listening) */
+    icmp_watch icmp;          /* client: ICMP port unreachable streak (nobody_listening) */
+    sn_tls_chain *peer_chain; /* what the remote presented, kept when the session goes */
 };
 
 /* --- transport callbacks: the TLS session reads and writes datagrams through the UDP peer --- */
@@ -180,6 +181,13 @@ static void set_error(sn_dtls_peer *p, sn_dtls_status status, const char *fmt, c
 /* Drops the session and the UDP peer but keeps decrypted packets readable. */
 static void release_transport(sn_dtls_peer *p)
 {
+    if (p->tls && sn_tls_backend_get()->peer_chain) { /* optional in a backend */
+        sn_tls_chain *c = sn_tls_backend_get()->peer_chain(p->tls);
+        if (c) {
+            if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
+            p->peer_chain = c;
+        }
+    }
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     sn_udp_peer_free(p->udp);
@@ -259,6 +267,7 @@ void sn_dtls_peer_free(sn_dtls_peer *p)
     sn_dtls_peer_disconnect_from_peer(p);
     clear_queue(p);
     sn_dtls_jar_unref(p->jar);
+    if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
     sn_free(p);
 }
 
@@ -307,6 +316,8 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     memset(&p->stats, 0, sizeof p->stats);
     p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
     p->resumed = false;
+    if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
+    p->peer_chain = NULL;
     p->server = false;
     p->udp = udp;
     sn_udp_peer_set_ready_tag(udp, p->ready_tag);
@@ -637,4 +648,13 @@ const char *sn_dtls_peer_get_peer_fingerprint_sha256(const sn_dtls_peer *p)
 bool sn_dtls_peer_is_session_resumed(const sn_dtls_peer *p)
 {
     return p && p->resumed;
+}
+
+sn_x509_cert *sn_dtls_peer_get_peer_certificate(const sn_dtls_peer *p)
+{
+    if (!p) return NULL;
+    const sn_tls_backend *b = sn_tls_backend_get();
+    sn_tls_chain *c = p->tls && b->peer_chain ? b->peer_chain(p->tls) : NULL;
+    if (!c && p->peer_chain) c = b->chain_ref(p->peer_chain);
+    return c ? sn_x509_cert_wrap(c) : NULL;
 }

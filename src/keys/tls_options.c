@@ -6,7 +6,11 @@
  * options object, so the build is guarded by a mutex and published with release/acquire. */
 #include "keys_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,11 @@ struct sn_tls_options {
     sn_tls_chain *chain;        /* server */
     sn_tls_chain *trusted;      /* client; NULL: the system store */
     char *common_name_override; /* "" when none */
+    sn_tls_keylog_fn keylog;
+    void *keylog_user;
+    FILE *keylog_file; /* sn_tls_options_set_keylog_file; written under `lock` */
+    sn_tls_trace_fn trace;
+    void *trace_user;
     pthread_mutex_t lock;
     _Atomic(sn_tls_config *) config[2]; /* [0] stream, [1] datagram */
     sn_tls_ticket_keys *tickets;        /* server: NULL until ticket keys are set */
@@ -50,6 +59,7 @@ void sn_tls_options_free(sn_tls_options *opts)
     if (opts->trusted) be->chain_unref(opts->trusted);
     sn_tls_ticket_keys_unref(opts->tickets);
     sn_free(opts->common_name_override);
+    if (opts->keylog_file) fclose(opts->keylog_file);
     pthread_mutex_destroy(&opts->lock);
     sn_free(opts);
 }
@@ -163,6 +173,10 @@ sn_tls_config *sn_tls_options_get_config(const sn_tls_options *opts, bool datagr
             p.verify_chain = !(o->unsafe && o->trusted == NULL);
             p.verify_name = !o->unsafe;
         }
+        p.keylog = o->keylog;
+        p.keylog_user = o->keylog_user;
+        p.trace = o->trace;
+        p.trace_user = o->trace_user;
         c = sn_tls_backend_get()->config_new(&p);
         if (c) atomic_store_explicit(&o->config[i], c, memory_order_release);
     }
@@ -224,4 +238,73 @@ void sn_tls_options_get_ticket_stats(const sn_tls_options *opts, sn_tls_ticket_s
     out->resumed = c.resumed;
     out->unknown_key = c.unknown_key;
     out->rejected = c.rejected;
+}
+
+/* Callbacks become part of the backend context, built on first use: later changes could not
+ * reach it, so they are refused rather than ignored. */
+static sn_err check_unused(sn_tls_options *o, const char *what)
+{
+    if (!o) return sn_fail(SN_ERR_INVALID_PARAMETER, "%s: NULL options", what);
+    if (atomic_load_explicit(&o->config[0], memory_order_acquire) ||
+        atomic_load_explicit(&o->config[1], memory_order_acquire))
+        return sn_fail(SN_ERR_LOCKED,
+                       "%s: the options are already in use by a connection; set it before the "
+                       "first connect or setup",
+                       what);
+    return SN_OK;
+}
+
+sn_err sn_tls_options_set_keylog_callback(sn_tls_options *opts, sn_tls_keylog_fn fn, void *user)
+{
+    sn_err e = check_unused(opts, "sn_tls_options_set_keylog_callback");
+    if (e != SN_OK) return e;
+    if (fn && (e = sn_tls_require(SN_TLS_CAP_KEYLOG, "key logging")) != SN_OK) return e;
+    opts->keylog = fn;
+    opts->keylog_user = user;
+    return SN_OK;
+}
+
+static void keylog_to_file(void *user, const char *line)
+{
+    sn_tls_options *o = user;
+    /* Sessions of one options object may run on several threads: one line at a time. */
+    pthread_mutex_lock(&o->lock);
+    if (o->keylog_file) {
+        fputs(line, o->keylog_file);
+        fputc('\n', o->keylog_file);
+        fflush(o->keylog_file);
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+sn_err sn_tls_options_set_keylog_file(sn_tls_options *opts, const char *path)
+{
+    sn_err e = check_unused(opts, "sn_tls_options_set_keylog_file");
+    if (e != SN_OK) return e;
+    if (path && (e = sn_tls_require(SN_TLS_CAP_KEYLOG, "key logging")) != SN_OK) return e;
+    FILE *f = NULL;
+    if (path) {
+        /* Secrets: readable by the owner only, as a private key is. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0 || !(f = fdopen(fd, "a"))) {
+            int err = errno;
+            if (fd >= 0) close(fd);
+            return sn_fail(SN_ERR_CANT_CREATE, "cannot open key log file '%s': %s", path,
+                           strerror(err));
+        }
+    }
+    if (opts->keylog_file) fclose(opts->keylog_file);
+    opts->keylog_file = f;
+    opts->keylog = f ? keylog_to_file : NULL;
+    opts->keylog_user = f ? opts : NULL;
+    return SN_OK;
+}
+
+sn_err sn_tls_options_set_trace_callback(sn_tls_options *opts, sn_tls_trace_fn fn, void *user)
+{
+    sn_err e = check_unused(opts, "sn_tls_options_set_trace_callback");
+    if (e != SN_OK) return e;
+    opts->trace = fn;
+    opts->trace_user = user;
+    return SN_OK;
 }

@@ -131,3 +131,19 @@ bool sn_x509_cert_matches_key(const sn_x509_cert *cert, const sn_crypto_key *key
     sn_tls_key *k = sn_crypto_key_handle(key);
     return c && k && sn_tls_backend_get()->key_matches_chain(k, c);
 }
+
+sn_err sn_x509_cert_get_info(const sn_x509_cert *cert, int index, sn_x509_info *out)
+{
+    if (!cert || !out)
+        return sn_fail(SN_ERR_INVALID_PARAMETER, "sn_x509_cert_get_info: NULL %s",
+                       cert ? "output" : "certificate");
+    if (!cert->handle) return sn_fail(SN_ERR_UNCONFIGURED, "the certificate is empty");
+    int n = sn_tls_backend_get()->chain_count(cert->handle);
+    if (index < 0 || index >= n)
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
+                       "sn_x509_cert_get_info: no certificate %d (the chain has %d)", index, n);
+    const sn_tls_backend *b = sn_tls_backend_get();
+    if (!b->chain_info)
+        return sn_fail(SN_ERR_UNAVAILABLE, "%s cannot describe certificates", b->name);
+    return b->chain_info(cert->handle, index, out);
+}

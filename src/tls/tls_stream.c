@@ -39,6 +39,7 @@ struct sn_tls_stream {
     char description[96];
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     char error[512];
+    sn_tls_chain *peer_chain; /* what the remote presented, kept when the session goes */
 };
 
 static const sn_tls_backend *be(void)
@@ -90,6 +91,13 @@ sn_tls_stream *sn_tls_stream_new(void)
 /* Drops the session and closes the TCP connection; the TCP peer object stays (get_stream). */
 static void release(sn_tls_stream *s)
 {
+    if (s->tls && be()->peer_chain) { /* optional in a backend */
+        sn_tls_chain *c = be()->peer_chain(s->tls);
+        if (c) {
+            if (s->peer_chain) be()->chain_unref(s->peer_chain);
+            s->peer_chain = c;
+        }
+    }
     be()->session_free(s->tls);
     s->tls = NULL;
     s->started = false;
@@ -156,6 +164,7 @@ void sn_tls_stream_free(sn_tls_stream *s)
     sn_tcp_peer_free(s->tcp);
     sn_free(s->rbuf);
     sn_free(s->wbuf);
+    if (s->peer_chain) be()->chain_unref(s->peer_chain);
     sn_free(s);
 }
 
@@ -175,6 +184,8 @@ static sn_err start(sn_tls_stream *s, sn_tcp_peer *tcp, const sn_tls_options *op
     s->tcp = tcp;
     s->rpos = s->rlen = 0;
     s->error[0] = s->description[0] = s->peer_fingerprint[0] = '\0';
+    if (s->peer_chain) be()->chain_unref(s->peer_chain);
+    s->peer_chain = NULL;
     if (!s->rbuf && !(s->rbuf = sn_malloc(SN_TLS_RECORD_MAX))) {
         end_with(s, SN_TLS_STATUS_ERROR, "out of memory");
         return SN_ERR_OUT_OF_MEMORY;
@@ -546,4 +557,12 @@ const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s)
 bool sn_tls_stream_is_session_resumed(const sn_tls_stream *s)
 {
     return s && s->tls && s->status == SN_TLS_STATUS_CONNECTED && be()->session_resumed(s->tls);
+}
+
+sn_x509_cert *sn_tls_stream_get_peer_certificate(const sn_tls_stream *s)
+{
+    if (!s) return NULL;
+    sn_tls_chain *c = s->tls && be()->peer_chain ? be()->peer_chain(s->tls) : NULL;
+    if (!c && s->peer_chain) c = be()->chain_ref(s->peer_chain);
+    return c ? sn_x509_cert_wrap(c) : NULL;
 }

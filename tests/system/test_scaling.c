@@ -60,6 +60,7 @@ static sn_test_proc *start_server(const char *const extra[], int *port)
     argv[n++] = "--echo";
     argv[n++] = "--save-cert";
     argv[n++] = cert;
+    argv[n++] = "--force"; /* every server of a test writes the same file */
     for (int i = 0; extra[i] && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -108,6 +108,8 @@ static const sn_tls_backend openssl_backend = {
     .describe = sn_ossl_describe,
     .peer_fingerprint = sn_ossl_peer_fingerprint,
     .session_resumed = sn_ossl_session_resumed,
+    .peer_chain = sn_ossl_peer_chain,
+    .chain_info = sn_ossl_chain_info,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

@@ -41,6 +41,12 @@ sn_err sn_ossl_chain_fingerprint(const sn_tls_chain *chain, char out[96]);
 /* SHA-256 of one certificate's DER as "AB:CD:..". */
 sn_err sn_ossl_cert_fingerprint(const X509 *cert, char out[96]);
 int sn_ossl_chain_count(const sn_tls_chain *chain);
+/* The subjectAltNames of x as "DNS:a, IP:1.2.3.4" ("" when none). */
+void sn_ossl_cert_names(const X509 *x, char *out, size_t cap);
+void sn_ossl_cert_info(const X509 *x, sn_x509_info *out);
+sn_err sn_ossl_chain_info(const sn_tls_chain *chain, int index, sn_x509_info *out);
+/* A chain holding new references to the certificates of certs; NULL when empty. */
+sn_tls_chain *sn_ossl_chain_from_stack(STACK_OF(X509) * certs);
 sn_tls_chain *sn_ossl_chain_ref(sn_tls_chain *chain);
 void sn_ossl_chain_unref(sn_tls_chain *chain);
 sn_err sn_ossl_random_bytes(void *buf, size_t len);
@@ -68,5 +74,6 @@ size_t sn_ossl_record_overhead(const sn_tls_session *s);
 const char *sn_ossl_describe(const sn_tls_session *s);
 sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96]);
 bool sn_ossl_session_resumed(const sn_tls_session *s);
+sn_tls_chain *sn_ossl_peer_chain(const sn_tls_session *s);
 
 #endif

@@ -551,3 +551,85 @@ int sn_ossl_chain_count(const sn_tls_chain *chain)
 {
     return chain && chain->certs ? sk_X509_num(chain->certs) : 0;
 }
+
+/* "CN=localhost, O=sealnet": RFC 2253 order reversed to the order people read (as openssl x509
+ * -subject prints it), UTF-8 kept. */
+static void name_text(const X509_NAME *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b) return;
+    X509_NAME_print_ex(b, name, 0,
+                       (XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB & ~XN_FLAG_SPC_EQ) |
+                           ASN1_STRFLGS_UTF8_CONVERT);
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    if (n > 0) snprintf(out, cap, "%.*s", (int)n, data);
+    BIO_free(b);
+}
+
+static void time_text(const ASN1_TIME *t, char *out, size_t cap)
+{
+    struct tm tm;
+    out[0] = '\0';
+    if (t && ASN1_TIME_to_tm(t, &tm) == 1) strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+void sn_ossl_cert_names(const X509 *x, char *out, size_t cap)
+{
+    out[0] = '\0';
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    size_t used = 0;
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        char one[300] = "";
+        if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
+            const ASN1_IA5STRING *s = g->d.ia5;
+            snprintf(one, sizeof one, "%s:%.*s",
+                     g->type == GEN_DNS     ? "DNS"
+                     : g->type == GEN_EMAIL ? "email"
+                                            : "URI",
+                     ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
+        } else if (g->type == GEN_IPADD) {
+            const unsigned char *a = ASN1_STRING_get0_data(g->d.ip);
+            char ip[64] = "?";
+            int len = ASN1_STRING_length(g->d.ip);
+            if (len == 4 || len == 16) inet_ntop(len == 4 ? AF_INET : AF_INET6, a, ip, sizeof ip);
+            snprintf(one, sizeof one, "IP:%s", ip);
+        } else {
+            continue;
+        }
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", one);
+        if (n < 0 || (size_t)n >= cap - used) break;
+        used += (size_t)n;
+    }
+    GENERAL_NAMES_free(names);
+}
+
+void sn_ossl_cert_info(const X509 *x, sn_x509_info *out)
+{
+    memset(out, 0, sizeof *out);
+    name_text(X509_get_subject_name(x), out->subject, sizeof out->subject);
+    name_text(X509_get_issuer_name(x), out->issuer, sizeof out->issuer);
+    sn_ossl_cert_names(x, out->names, sizeof out->names);
+    time_text(X509_get0_notBefore(x), out->not_before, sizeof out->not_before);
+    time_text(X509_get0_notAfter(x), out->not_after, sizeof out->not_after);
+    if (sn_ossl_cert_fingerprint(x, out->fingerprint_sha256) != SN_OK)
+        out->fingerprint_sha256[0] = '\0';
+}
+
+sn_err sn_ossl_chain_info(const sn_tls_chain *chain, int index, sn_x509_info *out)
+{
+    if (!chain || index < 0 || index >= sk_X509_num(chain->certs))
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "no certificate %d in the chain", index);
+    sn_ossl_cert_info(sk_X509_value(chain->certs, index), out);
+    return SN_OK;
+}
+
+sn_tls_chain *sn_ossl_chain_from_stack(STACK_OF(X509) * certs)
+{
+    if (!certs || sk_X509_num(certs) == 0) return NULL;
+    STACK_OF(X509) *copy = X509_chain_up_ref(certs);
+    if (!copy) return NULL;
+    return chain_wrap(copy); /* frees copy when it fails */
+}

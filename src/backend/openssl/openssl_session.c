@@ -29,6 +29,10 @@ struct sn_tls_config {
         uint64_t used;
     } saved[SN_TLS_SAVED_SESSIONS];
     uint64_t use_clock;
+    void (*keylog)(void *user, const char *line);
+    void *keylog_user;
+    sn_tls_trace_fn trace;
+    void *trace_user;
 };
 
 struct sn_tls_session {
@@ -47,6 +51,12 @@ struct sn_tls_session {
     char *resume_key;  /* client: identity under which new sessions are saved */
     size_t data_mtu;   /* datagram: largest payload per record, fixed once the handshake is done */
     int peer_alert;    /* fatal alert received (-1: none) */
+    bool retransmitting; /* inside DTLSv1_handle_timeout: what is sent now is sent again */
+    int max_sent_seq;    /* --trace, datagram: highest handshake message_seq sent (-1: none) */
+    STACK_OF(X509) * seen_chain;   /* client: the chain the server presented, kept at verify time */
+    char verify_detail[400];       /* client: what failed verification, with names and dates */
+    unsigned char first_bytes[24]; /* stream, before the handshake ends: what the remote sent */
+    size_t first_len;
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -110,6 +120,13 @@ static int io_read(BIO *bio, char *buf, int cap)
     sn_tls_session *s = BIO_get_data(bio);
     BIO_clear_retry_flags(bio);
     long n = s->io.recv(s->io.user, buf, (size_t)cap);
+    if (n > 0 && !s->datagram && !s->established && s->first_len < sizeof s->first_bytes) {
+        /* Kept to name what a remote that does not speak TLS sent instead. */
+        size_t take = sizeof s->first_bytes - s->first_len;
+        if ((size_t)n < take) take = (size_t)n;
+        memcpy(s->first_bytes + s->first_len, buf, take);
+        s->first_len += take;
+    }
     if (n >= 0) return (int)n;
     if (n == SN_TLS_IO_WOULD_BLOCK) {
         BIO_set_retry_read(bio);
@@ -154,13 +171,126 @@ static void info_callback(const SSL *ssl, int where, int ret)
     if (s && (ret >> 8) == SSL3_AL_FATAL) s->peer_alert = ret & 0xff;
 }
 
+static void trace_message(const sn_tls_session *s, bool sent, bool again, const char *content,
+                          const char *message, size_t length)
+{
+    sn_tls_trace_event ev = {sent, (s->retransmitting || again) && sent, content, message, length,
+                             s};
+    s->config->trace(s->config->trace_user, &ev);
+}
+
+static const char *handshake_name(int type)
+{
+    switch (type) {
+    case 0:
+        return "HelloRequest";
+    case 1:
+        return "ClientHello";
+    case 2:
+        return "ServerHello";
+    case 3:
+        return "HelloVerifyRequest";
+    case 4:
+        return "NewSessionTicket";
+    case 5:
+        return "EndOfEarlyData";
+    case 8:
+        return "EncryptedExtensions";
+    case 11:
+        return "Certificate";
+    case 12:
+        return "ServerKeyExchange";
+    case 13:
+        return "CertificateRequest";
+    case 14:
+        return "ServerHelloDone";
+    case 15:
+        return "CertificateVerify";
+    case 16:
+        return "ClientKeyExchange";
+    case 20:
+        return "Finished";
+    case 24:
+        return "KeyUpdate";
+    default:
+        return "unknown handshake message";
+    }
+}
+
+static void alert_name(int desc, char *out, size_t cap);
+
+/* SSL_set_msg_callback: one call per handshake message, alert and ChangeCipherSpec. */
+static void msg_callback(int write_p, int version, int content_type, const void *buf, size_t len,
+                         SSL *ssl, void *arg)
+{
+    SN_UNUSED(version), SN_UNUSED(arg);
+    sn_tls_session *s = session_of(ssl);
+    if (!s || !s->config->trace) return;
+    const unsigned char *b = buf;
+    if (content_type == SSL3_RT_HANDSHAKE && len >= 1) {
+        /* DTLS numbers handshake messages (message_seq, bytes 4-5 of the 12-byte header): one
+         * sent with a number already sent is a retransmission, whichever call fired the timer. */
+        bool again = false;
+        if (s->datagram && write_p && len >= 12) {
+            int seq = b[4] << 8 | b[5];
+            again = seq <= s->max_sent_seq;
+            if (!again) s->max_sent_seq = seq;
+        }
+        trace_message(s, write_p != 0, again, "handshake", handshake_name(b[0]), len);
+    } else if (content_type == SSL3_RT_ALERT && len >= 2) {
+        char name[64], text[96];
+        alert_name(b[1], name, sizeof name);
+        snprintf(text, sizeof text, "%s (%s)", name, b[0] == SSL3_AL_FATAL ? "fatal" : "warning");
+        trace_message(s, write_p != 0, false, "alert", text, len);
+    } else if (content_type == SSL3_RT_CHANGE_CIPHER_SPEC) {
+        trace_message(s, write_p != 0, false, "change_cipher_spec", "ChangeCipherSpec", len);
+    }
+}
+
+static void keylog_callback(const SSL *ssl, const char *line)
+{
+    sn_tls_session *s = session_of(ssl);
+    if (s && s->config->keylog) s->config->keylog(s->config->keylog_user, line);
+}
+
+/* What failed verification, for the message: the certificate's dates when it is out of its
+ * validity period, its names when it does not name the host. */
+static void note_verify_failure(sn_tls_session *s, X509_STORE_CTX *store)
+{
+    int err = X509_STORE_CTX_get_error(store);
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    if (!cert) cert = X509_STORE_CTX_get0_cert(store);
+    if (!cert) return;
+    sn_x509_info info;
+    sn_ossl_cert_info(cert, &info);
+    if (err == X509_V_ERR_CERT_HAS_EXPIRED)
+        snprintf(s->verify_detail, sizeof s->verify_detail, "%.150s expired on %s", info.subject,
+                 info.not_after);
+    else if (err == X509_V_ERR_CERT_NOT_YET_VALID)
+        snprintf(s->verify_detail, sizeof s->verify_detail, "%.150s is not valid before %s",
+                 info.subject, info.not_before);
+    else if (err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+             err == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+             err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+             err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+        snprintf(s->verify_detail, sizeof s->verify_detail, "%.150s, issued by %.150s",
+                 info.subject, info.issuer);
+}
+
 /* Chain first, name second: a name mismatch is reported only for an otherwise valid chain. */
 static int verify_certificate(X509_STORE_CTX *store, void *arg)
 {
     SN_UNUSED(arg);
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     sn_tls_session *s = ssl ? session_of(ssl) : NULL;
+    if (s && !s->seen_chain) {
+        /* OpenSSL keeps the server's chain only when it verifies: keep it to show what was
+         * refused. */
+        STACK_OF(X509) *untrusted = X509_STORE_CTX_get0_untrusted(store);
+        s->seen_chain = untrusted ? X509_chain_up_ref(untrusted) : NULL;
+    }
     int ok = X509_verify_cert(store);
+    if (ok <= 0 && s) note_verify_failure(s, store);
     if (ok <= 0 || !s || !s->config->verify_name || !s->hostname) return ok;
     X509 *leaf = X509_STORE_CTX_get0_cert(store);
     int match = X509_check_ip_asc(leaf, s->hostname, 0);
@@ -168,6 +298,16 @@ static int verify_certificate(X509_STORE_CTX *store, void *arg)
         match = X509_check_host(leaf, s->hostname, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
     if (match == 1) return 1;
     s->name_mismatch = true;
+    char names[300];
+    sn_ossl_cert_names(leaf, names, sizeof names);
+    if (names[0]) {
+        snprintf(s->verify_detail, sizeof s->verify_detail, "it names %.300s", names);
+    } else {
+        sn_x509_info info;
+        sn_ossl_cert_info(leaf, &info);
+        snprintf(s->verify_detail, sizeof s->verify_detail,
+                 "it has no subjectAltName, only the subject %.200s", info.subject);
+    }
     X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
     return 0;
 }
@@ -347,6 +487,8 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
     else
         SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU);
     SSL_CTX_set_info_callback(ctx, info_callback);
+    if (p->keylog) SSL_CTX_set_keylog_callback(ctx, keylog_callback);
+    if (p->trace) SSL_CTX_set_msg_callback(ctx, msg_callback);
 
     if (p->server) {
         if (!p->key || !p->chain || sk_X509_num(p->chain->certs) < 1)
@@ -395,6 +537,10 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
     c->verify_name = !p->server && p->verify_chain && p->verify_name;
     c->tickets = p->server ? sn_tls_ticket_keys_ref(p->tickets) : NULL;
     pthread_mutex_init(&c->lock, NULL);
+    c->keylog = p->keylog;
+    c->keylog_user = p->keylog_user;
+    c->trace = p->trace;
+    c->trace_user = p->trace_user;
     atomic_init(&c->refs, 1);
     return c;
 }
@@ -436,6 +582,7 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
     s->datagram = c->datagram;
     s->server = c->server;
     s->peer_alert = -1;
+    s->max_sent_seq = -1;
     if (s->datagram && s->params.mtu == 0) s->params.mtu = 1200;
     if (params->hostname && *params->hostname && !(s->hostname = sn_strdup(params->hostname))) {
         sn_free(s);
@@ -486,6 +633,7 @@ void sn_ossl_session_free(sn_tls_session *s)
     if (!s) return;
     SSL_free(s->ssl);
     sn_free(s->resume_key);
+    if (s->seen_chain) sk_X509_pop_free(s->seen_chain, X509_free);
     sn_ossl_config_unref(s->config);
     sn_free(s->hostname);
     sn_free(s);
@@ -496,6 +644,42 @@ static void alert_name(int desc, char *out, size_t cap)
     snprintf(out, cap, "%s", SSL_alert_desc_string_long(desc));
     for (char *p = out; *p; p++)
         if (*p == ' ') *p = '_';
+}
+
+/* Reasons OpenSSL gives when the first bytes from the remote are not a TLS record. */
+static bool not_tls(unsigned long code)
+{
+    if (ERR_GET_LIB(code) != ERR_LIB_SSL) return false;
+    int r = ERR_GET_REASON(code);
+    return r == SSL_R_WRONG_VERSION_NUMBER || r == SSL_R_UNKNOWN_PROTOCOL ||
+           r == SSL_R_PACKET_LENGTH_TOO_LONG || r == SSL_R_HTTP_REQUEST ||
+           r == SSL_R_HTTPS_PROXY_REQUEST || r == SSL_R_RECORD_LENGTH_MISMATCH ||
+           r == SSL_R_WRONG_SSL_VERSION;
+}
+
+/* "\"HTTP/1.1 400 B\"" for text, "16 03 01 .." in hex otherwise. */
+static void quote_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
+{
+    bool text = true;
+    for (size_t i = 0; i < n; i++)
+        if (!(b[i] >= 0x20 && b[i] < 0x7f) && b[i] != '\r' && b[i] != '\n') text = false;
+    size_t used = 0;
+    out[0] = '\0';
+    if (text) {
+        used = (size_t)snprintf(out, cap, "\"");
+        for (size_t i = 0; i < n && used + 4 < cap; i++) {
+            if (b[i] == '\r' || b[i] == '\n') {
+                out[used++] = '\\';
+                out[used++] = b[i] == '\r' ? 'r' : 'n';
+            } else {
+                out[used++] = (char)b[i];
+            }
+        }
+        snprintf(out + used, cap - used, "\"...");
+        return;
+    }
+    for (size_t i = 0; i < n && used + 4 < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%02x", i ? " " : "bytes ", b[i]);
 }
 
 /* Turns a failed OpenSSL call into a sticky failure with a message naming the cause. */
@@ -524,12 +708,14 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
     if (enforced && s->name_mismatch) {
         s->failure = SN_TLS_FAIL_HOSTNAME;
         snprintf(s->message, sizeof s->message,
-                 "certificate verify failed: hostname mismatch (certificate does not name '%s')",
-                 s->hostname ? s->hostname : "");
+                 "certificate verify failed: hostname mismatch (certificate does not name "
+                 "'%s'%s%.200s)",
+                 s->hostname ? s->hostname : "", s->verify_detail[0] ? "; " : "", s->verify_detail);
     } else if (verify != X509_V_OK) {
         s->failure = SN_TLS_FAIL_VERIFY;
-        snprintf(s->message, sizeof s->message, "certificate verify failed: %s",
-                 X509_verify_cert_error_string(verify));
+        snprintf(s->message, sizeof s->message, "certificate verify failed: %s%s%.200s%s",
+                 X509_verify_cert_error_string(verify), s->verify_detail[0] ? " (" : "",
+                 s->verify_detail, s->verify_detail[0] ? ")" : "");
     } else if (s->peer_alert >= 0) {
         char name[64];
         alert_name(s->peer_alert, name, sizeof name);
@@ -549,6 +735,19 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
             snprintf(s->message, sizeof s->message,
                      "connection closed without close_notify: the stream was truncated");
         }
+    } else if (in_handshake && not_tls(code) && s->first_len > 0) {
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        /* OpenSSL stopped at the 5-byte record header: what follows, if it is here already,
+         * says more ("HTTP/1.1 400 Bad Request", "SSH-2.0-..."). The session is over anyway. */
+        if (s->first_len < sizeof s->first_bytes) {
+            long n = s->io.recv(s->io.user, s->first_bytes + s->first_len,
+                                sizeof s->first_bytes - s->first_len);
+            if (n > 0) s->first_len += (size_t)n;
+        }
+        char got[96];
+        quote_bytes(s->first_bytes, s->first_len, got, sizeof got);
+        snprintf(s->message, sizeof s->message, "the %s does not speak TLS (got %s)",
+                 s->server ? "client" : "server", got);
     } else {
         s->failure = SN_TLS_FAIL_PROTOCOL;
         snprintf(s->message, sizeof s->message, "TLS %s failed: %s",
@@ -677,7 +876,9 @@ int64_t sn_ossl_next_timeout_ms(sn_tls_session *s)
 sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s)
 {
     if (s->failure) return SN_TLS_FAILED;
+    s->retransmitting = true;
     int rc = (int)DTLSv1_handle_timeout(s->ssl);
+    s->retransmitting = false;
     if (rc >= 0) return SN_TLS_OK;
     return fail(s, rc, !s->established);
 }
@@ -709,4 +910,25 @@ sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96])
 bool sn_ossl_session_resumed(const sn_tls_session *s)
 {
     return s && s->established && SSL_session_reused(s->ssl) == 1;
+}
+
+sn_tls_chain *sn_ossl_peer_chain(const sn_tls_session *s)
+{
+    if (!s) return NULL;
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
+    if (s->server) {
+        /* A server's view of the chain leaves the leaf out: put it back in front. */
+        X509 *leaf = SSL_get0_peer_certificate(s->ssl);
+        if (!leaf) return NULL;
+        STACK_OF(X509) *all = sk_X509_new_null();
+        if (!all) return NULL;
+        sk_X509_push(all, leaf);
+        for (int i = 0; chain && i < sk_X509_num(chain); i++)
+            sk_X509_push(all, sk_X509_value(chain, i));
+        sn_tls_chain *c = sn_ossl_chain_from_stack(all);
+        sk_X509_free(all);
+        return c;
+    }
+    if (!chain || sk_X509_num(chain) == 0) chain = s->seen_chain;
+    return sn_ossl_chain_from_stack(chain);
 }

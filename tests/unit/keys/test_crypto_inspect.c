@@ -1,0 +1,83 @@
+/* What a certificate says (sn_x509_cert_get_info) and the options' key log and trace setters:
+ * fields, errors, the key log file's mode. The end-to-end use (a key log equal to openssl
+ * s_server's, a trace with retransmissions) is in tests/system/test_cli_options.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sealnet/sealnet.h>
+
+#include "testutil.h"
+
+static void info_of_a_generated_certificate(void **state)
+{
+    (void)state;
+    sn_crypto_key *k = sn_crypto_generate_ec("P-256");
+    sn_x509_cert *c = sn_crypto_generate_self_signed_certificate(
+        k, "CN=game.example,O=Studio", "20250102030405", "20350607080910");
+    assert_non_null(c);
+    sn_x509_info info;
+    assert_int_equal(sn_x509_cert_get_info(c, 0, &info), SN_OK);
+    assert_string_equal(info.subject, "CN=game.example, O=Studio");
+    assert_string_equal(info.issuer, info.subject); /* self-signed */
+    assert_string_equal(info.names, "DNS:game.example");
+    assert_string_equal(info.not_before, "2025-01-02 03:04:05 UTC");
+    assert_string_equal(info.not_after, "2035-06-07 08:09:10 UTC");
+    char *fp = sn_x509_cert_get_fingerprint_sha256(c);
+    assert_string_equal(info.fingerprint_sha256, fp);
+    sn_free(fp);
+
+    assert_int_equal(sn_x509_cert_get_info(c, 1, &info), SN_ERR_PARAMETER_RANGE_ERROR);
+    assert_int_equal(sn_x509_cert_get_info(c, -1, &info), SN_ERR_PARAMETER_RANGE_ERROR);
+    assert_int_equal(sn_x509_cert_get_info(NULL, 0, &info), SN_ERR_INVALID_PARAMETER);
+    assert_int_equal(sn_x509_cert_get_info(c, 0, NULL), SN_ERR_INVALID_PARAMETER);
+    sn_x509_cert *empty = sn_x509_cert_new();
+    assert_int_equal(sn_x509_cert_get_info(empty, 0, &info), SN_ERR_UNCONFIGURED);
+    sn_x509_cert_free(empty);
+
+    /* An IP address as CN is an IP subjectAltName. */
+    sn_x509_cert *ip = sn_crypto_generate_self_signed_certificate(k, "CN=127.0.0.1", NULL, NULL);
+    assert_int_equal(sn_x509_cert_get_info(ip, 0, &info), SN_OK);
+    assert_string_equal(info.names, "IP:127.0.0.1");
+    sn_x509_cert_free(ip);
+    sn_x509_cert_free(c);
+    sn_crypto_key_free(k);
+}
+
+static void keylog_and_trace_setters(void **state)
+{
+    (void)state;
+    char *dir = sn_test_tmpdir();
+    char *path = sn_test_path(dir, "keys.log");
+    sn_tls_options *o = sn_tls_options_client_unsafe(NULL);
+    assert_int_equal(sn_tls_options_set_keylog_file(NULL, path), SN_ERR_INVALID_PARAMETER);
+    assert_int_equal(sn_tls_options_set_keylog_file(o, "/nonexistent/dir/keys.log"),
+                     SN_ERR_CANT_CREATE);
+    assert_non_null(strstr(sn_last_error_message(), "/nonexistent/dir/keys.log"));
+    assert_int_equal(sn_tls_options_set_keylog_file(o, path), SN_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600); /* secrets: the owner's only */
+    assert_int_equal(sn_tls_options_set_keylog_file(o, NULL), SN_OK); /* off again */
+    assert_int_equal(sn_tls_options_set_keylog_callback(o, NULL, NULL), SN_OK);
+    assert_int_equal(sn_tls_options_set_trace_callback(NULL, NULL, NULL), SN_ERR_INVALID_PARAMETER);
+    assert_int_equal(sn_tls_options_set_trace_callback(o, NULL, NULL), SN_OK);
+    sn_tls_options_free(o);
+    sn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(info_of_a_generated_certificate),
+        cmocka_unit_test(keylog_and_trace_setters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
