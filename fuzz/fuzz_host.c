@@ -59,6 +59,7 @@ enum { ID_NONE = 0, ID_CONNECTED = 1, ID_DEAD = 2 };
 /* What one host has told the program, to check the next events and its counters against. */
 typedef struct tracker {
     sn_host *h;
+    int key; /* the config bytes it was made with; -1: free slot */
     const char *name;
     uint8_t state[MAX_IDS];
     uint32_t just_died[64];
@@ -68,7 +69,17 @@ typedef struct tracker {
     int max_half_open, max_peers;
 } tracker;
 
-static tracker srv, cli;
+/* Hosts live across inputs (one pair per config, a few configs cached): creating a host per
+ * input costs more than most inputs do (its receive batch, the DTLS server's state). Every
+ * input ends with all peers gone and the network empty, so the next starts from the same
+ * state, only later on the clock. */
+enum { CACHED = 6 };
+static tracker servers[CACHED], clients[CACHED];
+static unsigned lru[CACHED];
+static unsigned lru_clock;
+static tracker *srv_t, *cli_t;
+#define srv (*srv_t)
+#define cli (*cli_t)
 static int debug;
 
 static void setup(void)
@@ -93,6 +104,11 @@ static void check_stats(tracker *t)
 {
     sn_host_stats st;
     sn_host_get_stats(t->h, &st);
+    if (debug)
+        fprintf(stderr, "%s: half-open %llu handshaking %llu connected %llu peers %zu\n", t->name,
+                (unsigned long long)st.incoming_half_open_now,
+                (unsigned long long)st.peers_handshaking_now,
+                (unsigned long long)st.peers_connected_now, sn_host_get_peers(t->h, NULL, 0));
     FUZZ_CHECK(st.incoming_half_open_now <= (uint64_t)t->max_half_open);
     FUZZ_CHECK(st.peers_handshaking_now + st.peers_connected_now <= (uint64_t)t->max_peers);
     FUZZ_CHECK(st.peers_connected_now == sn_host_peer_count(t->h, SN_HOST_PEER_CONNECTED));
@@ -122,8 +138,8 @@ static bool service_once(tracker *t)
         return false;
     }
     FUZZ_CHECK(ev.peer && ev.peer_id == sn_host_peer_get_id(ev.peer));
-    FUZZ_CHECK(ev.peer_id > 0 && ev.peer_id < MAX_IDS);
-    uint8_t *s = &t->state[ev.peer_id];
+    FUZZ_CHECK(ev.peer_id > 0);
+    uint8_t *s = &t->state[ev.peer_id % MAX_IDS]; /* this input's ids: fewer than MAX_IDS */
     if (debug)
         fprintf(stderr, "%s: %s peer %u (%s) %s\n", t->name, sn_host_event_type_string(ev.type),
                 ev.peer_id, sn_host_peer_is_outgoing(ev.peer) ? "out" : "in",
@@ -243,8 +259,10 @@ static sn_host *new_host(const uint8_t cfgb[2], bool server)
 
 static void tracker_start(tracker *t, sn_host *h, const char *name, const uint8_t cfgb[2])
 {
+    sn_host_free(t->h);
     memset(t, 0, sizeof *t);
     t->h = h;
+    t->key = cfgb[0] << 8 | cfgb[1];
     t->name = name;
     t->max_half_open = 1 + (cfgb[0] & 7);
     t->max_peers = 1 + ((cfgb[0] >> 3) & 15);
@@ -287,6 +305,38 @@ static void send_with_cookie(int k, const sn_test_addr *to, const uint8_t *ch, s
         sn_test_net_inject(&sources[k], to, ch, len);
 }
 
+/* Back to a host with no peer and an empty network: every peer is disconnected (its events
+ * delivered and checked), then time passes beyond every timer. */
+static void end_input(const uint8_t cfgb[2])
+{
+    sn_test_net_fail_sends(0);
+    for (int round = 0; round < 8; round++) {
+        sn_host_peer *list[64];
+        size_t n = sn_host_get_peers(srv.h, list, 64);
+        for (size_t i = 0; i < n && i < 64; i++)
+            sn_host_peer_disconnect(list[i]);
+        size_t m = cli.h ? sn_host_get_peers(cli.h, list, 64) : 0;
+        for (size_t i = 0; i < m && i < 64; i++)
+            sn_host_peer_disconnect(list[i]);
+        pump();
+        sn_test_net_reset();
+        if (!sn_host_get_peers(srv.h, NULL, 0) && (!cli.h || !sn_host_get_peers(cli.h, NULL, 0)))
+            break;
+    }
+    size_t left =
+        sn_host_get_peers(srv.h, NULL, 0) + (cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0);
+    if (left) { /* should not happen; start afresh rather than carry state over */
+        if (debug) fprintf(stderr, "%zu peers left: new hosts\n", left);
+        tracker_start(&srv, new_host(cfgb, true), "server", cfgb);
+        sn_host_free(cli.h);
+        memset(&cli, 0, sizeof cli);
+    }
+    sn_test_clock_advance(120000); /* pending datagrams, cookies: all stale */
+    drain_events(&srv);
+    drain_events(&cli);
+    sn_test_net_reset();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!server_opts) setup();
@@ -294,8 +344,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t cfgb[2];
     if (!fuzz_u8(&r, &cfgb[0]) || !fuzz_u8(&r, &cfgb[1])) return 0;
 
-    tracker_start(&srv, new_host(cfgb, true), "server", cfgb);
-    memset(&cli, 0, sizeof cli);
+    cfgb[0] &= 0x7f; /* the bits new_host reads */
+    cfgb[1] &= 0x3f;
+    int key = cfgb[0] << 8 | cfgb[1], slot = -1;
+    for (int i = 0; i < CACHED && slot < 0; i++)
+        if (servers[i].h && servers[i].key == key) slot = i;
+    if (slot < 0) { /* least recently used, or free */
+        slot = 0;
+        for (int i = 1; i < CACHED; i++)
+            if (lru[i] < lru[slot]) slot = i;
+        tracker_start(&servers[slot], new_host(cfgb, true), "server", cfgb);
+        sn_host_free(clients[slot].h);
+        memset(&clients[slot], 0, sizeof clients[slot]);
+    }
+    lru[slot] = ++lru_clock;
+    srv_t = &servers[slot];
+    cli_t = &clients[slot];
+    memset(srv.state, 0, sizeof srv.state);
+    memset(cli.state, 0, sizeof cli.state);
     const sn_test_addr server_addr = fuzz_addr(1, sn_host_get_port(srv.h));
     drain_events(&srv);
     mem_base = fuzz_mem_live();
@@ -390,8 +456,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (kind != 0 && kind != 10 && kind != 13 && kind != 14 && kind != 15) pump();
     }
     pump();
-    sn_host_free(cli.h);
-    sn_host_free(srv.h);
-    sn_test_net_reset();
+    end_input(cfgb);
     return 0;
 }
