@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all deps demo test bench install clean fuzz valgrind docs format
+.PHONY: all deps demo test bench install clean fuzz soak valgrind docs format
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
@@ -35,6 +35,10 @@ install: all
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+# Thousands of clients churning against a host server; SOAK_SECONDS (default 600) long.
+soak: all
+	@scripts/soak.sh $(BUILD)
 
 valgrind: all
 	@scripts/deps.sh valgrind
