@@ -127,44 +127,8 @@ static inline sn_test_addr fuzz_addr(int x, int port)
     return sn_test_addr_v4(127, 0, 0, (uint8_t)x, (uint16_t)port);
 }
 
-/* A DTLS ClientHello with the cookie replaced by `cookie`: record, handshake and fragment lengths
- * rewritten. Returns the new length, 0 when `ch` is not a single-fragment ClientHello. */
-static inline size_t fuzz_splice_cookie(const uint8_t *ch, size_t len, const uint8_t *cookie,
-                                        size_t cookie_len, uint8_t *out, size_t cap)
-{
-    if (len < 13 + 12 + 2 + 32 + 1 || ch[0] != 22 || ch[13] != 1) return 0;
-    size_t record_len = (size_t)ch[11] << 8 | ch[12];
-    if (13 + record_len > len) record_len = len - 13;
-    size_t at = 13 + 12 + 2 + 32;
-    size_t sid = ch[at];
-    if (sid > 32 || at + 1 + sid + 1 > 13 + record_len) return 0;
-    size_t cookie_at = at + 1 + sid, old = ch[cookie_at];
-    if (cookie_at + 1 + old > 13 + record_len) return 0;
-    size_t tail = 13 + record_len - (cookie_at + 1 + old);
-    size_t n = cookie_at + 1 + cookie_len + tail;
-    if (n > cap || cookie_len > 255) return 0;
-    memcpy(out, ch, cookie_at);
-    out[cookie_at] = (uint8_t)cookie_len;
-    memcpy(out + cookie_at + 1, cookie, cookie_len);
-    memcpy(out + cookie_at + 1 + cookie_len, ch + cookie_at + 1 + old, tail);
-    size_t rec = n - 13, body = rec - 12;
-    out[11] = (uint8_t)(rec >> 8), out[12] = (uint8_t)rec;
-    out[14] = (uint8_t)(body >> 16), out[15] = (uint8_t)(body >> 8), out[16] = (uint8_t)body;
-    out[19] = out[20] = out[21] = 0; /* fragment offset */
-    out[22] = (uint8_t)(body >> 16), out[23] = (uint8_t)(body >> 8), out[24] = (uint8_t)body;
-    return n;
-}
-
-/* The cookie of a HelloVerifyRequest datagram; false when d is not one. */
-static inline bool fuzz_hvr_cookie(const uint8_t *d, size_t len, const uint8_t **cookie,
-                                   size_t *cookie_len)
-{
-    if (len < 13 + 12 + 3 || d[0] != 22 || d[13] != 3) return false;
-    size_t n = d[13 + 12 + 2];
-    if (13 + 12 + 3 + n > len) return false;
-    *cookie = d + 13 + 12 + 3;
-    *cookie_len = n;
-    return true;
-}
+/* The DTLS wire helpers live in tests/support (test_net.h), shared with the tests. */
+#define fuzz_splice_cookie sn_test_dtls_splice_cookie
+#define fuzz_hvr_cookie    sn_test_dtls_hvr_cookie
 
 #endif

@@ -26,6 +26,7 @@ typedef struct bucket {
 } bucket;
 
 static bucket table[TABLE];
+static uint16_t used[TABLE]; /* indices of the buckets in use, so a reset touches only those */
 static size_t total_queued, used_buckets;
 static size_t limit_per_dest = 256, limit_total = 8192;
 static int fail_errno;
@@ -126,7 +127,7 @@ static bucket *find(const sn_test_addr *to, bool create)
             if (!create || used_buckets >= TABLE * 3 / 4) return NULL;
             b->used = true;
             b->to = *to;
-            used_buckets++;
+            used[used_buckets++] = (uint16_t)i;
             return b;
         }
         if (sn_test_addr_equal(&b->to, to)) return b;
@@ -243,10 +244,11 @@ static long net_recv(void *user, int fd, void *buf, size_t cap, struct sockaddr 
     for (;;) {
         bucket *b = NULL;
         if (is_any(&self)) {
-            for (size_t i = 0; i < TABLE && !b; i++)
-                if (table[i].used && table[i].head && table[i].to.port == self.port &&
-                    (family == AF_INET6 || is_v4(&table[i].to)))
-                    b = &table[i];
+            for (size_t k = 0; k < used_buckets && !b; k++) {
+                bucket *c = &table[used[k]];
+                if (c->head && c->to.port == self.port && (family == AF_INET6 || is_v4(&c->to)))
+                    b = c;
+            }
         } else {
             b = find(&self, false);
         }
@@ -278,9 +280,8 @@ static long net_recv(void *user, int fd, void *buf, size_t cap, struct sockaddr 
 
 void sn_test_net_reset(void)
 {
-    for (size_t i = 0; i < TABLE; i++) {
-        bucket *b = &table[i];
-        if (!b->used) continue;
+    for (size_t k = 0; k < used_buckets; k++) {
+        bucket *b = &table[used[k]];
         dgram *d;
         while ((d = dequeue(b)))
             free(d);
@@ -349,4 +350,46 @@ void sn_test_net_fail_sends(int err)
 void sn_test_net_get_stats(sn_test_net_stats *out)
 {
     *out = stats;
+}
+
+/* ---- DTLS wire helpers ---- */
+
+/* A DTLS ClientHello with the cookie replaced by `cookie`: record, handshake and fragment lengths
+ * rewritten. Returns the new length, 0 when `ch` is not a single-fragment ClientHello. */
+size_t sn_test_dtls_splice_cookie(const uint8_t *ch, size_t len, const uint8_t *cookie,
+                                  size_t cookie_len, uint8_t *out, size_t cap)
+{
+    if (len < 13 + 12 + 2 + 32 + 1 || ch[0] != 22 || ch[13] != 1) return 0;
+    size_t record_len = (size_t)ch[11] << 8 | ch[12];
+    if (13 + record_len > len) record_len = len - 13;
+    size_t at = 13 + 12 + 2 + 32;
+    size_t sid = ch[at];
+    if (sid > 32 || at + 1 + sid + 1 > 13 + record_len) return 0;
+    size_t cookie_at = at + 1 + sid, old = ch[cookie_at];
+    if (cookie_at + 1 + old > 13 + record_len) return 0;
+    size_t tail = 13 + record_len - (cookie_at + 1 + old);
+    size_t n = cookie_at + 1 + cookie_len + tail;
+    if (n > cap || cookie_len > 255) return 0;
+    memcpy(out, ch, cookie_at);
+    out[cookie_at] = (uint8_t)cookie_len;
+    memcpy(out + cookie_at + 1, cookie, cookie_len);
+    memcpy(out + cookie_at + 1 + cookie_len, ch + cookie_at + 1 + old, tail);
+    size_t rec = n - 13, body = rec - 12;
+    out[11] = (uint8_t)(rec >> 8), out[12] = (uint8_t)rec;
+    out[14] = (uint8_t)(body >> 16), out[15] = (uint8_t)(body >> 8), out[16] = (uint8_t)body;
+    out[19] = out[20] = out[21] = 0; /* fragment offset */
+    out[22] = (uint8_t)(body >> 16), out[23] = (uint8_t)(body >> 8), out[24] = (uint8_t)body;
+    return n;
+}
+
+/* The cookie of a HelloVerifyRequest datagram; false when d is not one. */
+bool sn_test_dtls_hvr_cookie(const uint8_t *d, size_t len, const uint8_t **cookie,
+                             size_t *cookie_len)
+{
+    if (len < 13 + 12 + 3 || d[0] != 22 || d[13] != 3) return false;
+    size_t n = d[13 + 12 + 2];
+    if (13 + 12 + 3 + n > len) return false;
+    *cookie = d + 13 + 12 + 3;
+    *cookie_len = n;
+    return true;
 }

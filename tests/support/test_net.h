@@ -65,4 +65,15 @@ void sn_test_net_fail_sends(int err);
 
 void sn_test_net_get_stats(sn_test_net_stats *out);
 
+/* ---- DTLS wire helpers for scripted clients ---- */
+
+/* A DTLS ClientHello with its cookie replaced by `cookie`: record, handshake and fragment
+ * lengths rewritten. Returns the new length, 0 when `ch` is not a single-fragment ClientHello or
+ * the result does not fit in cap. */
+size_t sn_test_dtls_splice_cookie(const uint8_t *ch, size_t len, const uint8_t *cookie,
+                                  size_t cookie_len, uint8_t *out, size_t cap);
+/* The cookie of a HelloVerifyRequest datagram (pointing into d); false when d is not one. */
+bool sn_test_dtls_hvr_cookie(const uint8_t *d, size_t len, const uint8_t **cookie,
+                             size_t *cookie_len);
+
 #endif
