@@ -62,8 +62,9 @@ fi
 
 # No kernel networking inside the targets (in-memory network, manual clock: fuzz_common.h), so
 # what bounds executions/s is the sanitizers' allocator: no fill of fresh blocks (ASan still
-# poisons them) and a small quarantine (use-after-free is still caught within 16 MB of frees).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_malloc_fill_size=0:quarantine_size_mb=16}
+# poisons them), a small quarantine (use-after-free is still caught within 16 MB of frees) and
+# 10-frame allocation stacks in reports.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_malloc_fill_size=0:quarantine_size_mb=16:malloc_context_size=10}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 summary=""
