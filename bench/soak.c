@@ -18,8 +18,7 @@
  *            (utime + stime) over the packets it handled (application packets and keepalives,
  *            both directions; handshakes cost CPU too but are not packets here) and prints a
  *            row. The server also reports its malloc'd bytes in use (heap, mallinfo2: sealnet
- *            and OpenSSL) and sealnet's own live blocks (lib, sn_allocations_live), which tell
- *            a leak from allocator fragmentation when RSS moves.
+ *            and OpenSSL), which tells a leak from allocator fragmentation when RSS moves.
  *
  * Verdict: the peer count swings with the churn (a killed process leaves its sessions until
  * the server's idle timeout, while its replacement connects anew), and memory with it. So the
@@ -55,8 +54,7 @@
 typedef struct shared {
     volatile sn_host_stats server;
     volatile int server_port;
-    volatile unsigned long long heap_bytes; /* server: malloc'd bytes in use (mallinfo2) */
-    volatile unsigned long long lib_bytes;  /* server: sealnet's own blocks (sn_allocations_live) */
+    volatile unsigned long long heap_bytes;        /* server: malloc'd bytes in use (mallinfo2) */
     volatile unsigned long long echoes[MAX_PROCS]; /* echoes received, per client slot */
     volatile unsigned long long connects[MAX_PROCS];
 } shared;
@@ -121,7 +119,6 @@ static int run_server(int port_pipe)
             sn_host_get_stats(h, &st);
             memcpy((void *)&sh->server, &st, sizeof st);
             sh->heap_bytes = mallinfo2().uordblks;
-            sh->lib_bytes = sn_allocations_live();
             last_copy = t;
         }
     }
@@ -374,8 +371,8 @@ int main(int argc, char **argv)
         long rss = rss_kib(server);
         int fds = fd_count(server);
         double dp = (double)(pkts - last_pkts);
-        printf("%6.0f %9ld %9llu %8llu %4d %6llu %5llu %7.0f %7.1f %8llu %8llu %8llu %8.0f\n",
-               t - start, rss, sh->heap_bytes / 1024, sh->lib_bytes / 1024, fds,
+        printf("%6.0f %9ld %9llu %4d %6llu %5llu %7.0f %7.1f %8llu %8llu %8llu %8.0f\n", t - start,
+               rss, sh->heap_bytes / 1024, fds,
                (unsigned long long)(st.peers_connected_now + st.peers_handshaking_now),
                (unsigned long long)st.incoming_half_open_now, dp / interval,
                dp > 0 ? (cpu - last_cpu) * 1e6 / dp : 0.0,
