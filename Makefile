@@ -17,7 +17,7 @@ deps:
 demo: all
 	@scripts/demo.sh $(BUILD)
 
-# Sanitizer build, every CTest test, then a ~30 s smoke run of each fuzz target (clang).
+# Sanitizer build, every CTest test, then a ~24 s smoke run of the fuzz targets (clang).
 test:
 	@scripts/deps.sh test
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON \

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (fuzz/fuzz_*.c) with clang and runs them.
 #
 #   scripts/fuzz.sh SECONDS     run every target for SECONDS each (default 60)
-#   scripts/fuzz.sh --smoke     build and run all targets for ~30 s in total (CI); non-zero exit on
+#   scripts/fuzz.sh --smoke     build and run all targets for ~24 s in total (CI); non-zero exit on
 #                               any crash, leak, timeout or sanitizer report
 #   scripts/fuzz.sh --seeds     regenerate the DTLS seed corpora from a real handshake
 #   scripts/fuzz.sh --only NAME SECONDS   one target
@@ -56,7 +56,7 @@ for src in fuzz/fuzz_*.c; do
 done
 [ ${#targets[@]} -gt 0 ] || { echo "fuzz.sh: no target '$only'" >&2; exit 2; }
 if [ $smoke = 1 ]; then
-    secs=$((30 / ${#targets[@]}))
+    secs=$((24 / ${#targets[@]}))
     [ $secs -ge 3 ] || secs=3
 fi
 
