@@ -335,9 +335,9 @@ int main(int argc, char **argv)
     printf("soak: %d clients in %d processes against a host server on 127.0.0.1:%d for %d s "
            "(warm-up %d s, sample every %d s)\n",
            per * procs, procs, port, seconds, warmup, interval);
-    printf("%6s %9s %9s %8s %4s %6s %5s %7s %7s %8s %8s %8s %8s\n", "t(s)", "RSS(KiB)", "heap(KiB)",
-           "lib(KiB)", "fds", "peers", "half", "pkts/s", "us/pkt", "hs_done", "timeouts",
-           "vanished", "echoes/s");
+    printf("%6s %9s %9s %4s %6s %5s %7s %7s %8s %8s %8s %8s\n", "t(s)", "RSS(KiB)", "heap(KiB)",
+           "fds", "peers", "half", "pkts/s", "us/pkt", "hs_done", "timeouts", "vanished",
+           "echoes/s");
 
     double start = now_s(), next_sample = start + interval;
     double next_kill = start + warmup / 2.0 + rnd(&seed, 15, 25);
