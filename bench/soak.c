@@ -3,11 +3,15 @@
  * memory or descriptors keep growing after the warm-up.
  *
  *   build/bench/soak [--seconds S (600)] [--clients N (2000)] [--procs P (4)]
- *                    [--interval S (10)] [--warmup S (60)]
+ *                    [--interval S (10)] [--warmup S (60)] [--trim S (5; 0: never)]
  *
  * Processes (so each side's CPU and memory are its own, and a client can really vanish):
  *   server   one sn_host with server options on 127.0.0.1, echoing every RECEIVE, idle timeout
- *            10 s, keepalive 1 s; it copies its sn_host_stats into shared memory as it runs.
+ *            10 s, keepalive 1 s; it copies its sn_host_stats into shared memory as it runs,
+ *            and gives free heap pages back every --trim seconds (malloc_trim(0), as a
+ *            long-running server may): without it RSS tracks glibc's high-water mark and
+ *            fragmentation, which kept growing for minutes under this churn while the heap in
+ *            use stayed flat (the heap column shows it either way).
  *   clients  P processes, each one client-only sn_host holding N/P connections. Every client
  *            loops: connect (staggered), exchange (a 64-byte packet every 100-1000 ms, echoes
  *            counted) for 2-10 s, idle (keepalives only) for 5-20 s, then disconnects cleanly
@@ -83,6 +87,8 @@ static unsigned rnd(unsigned *seed, unsigned lo, unsigned hi)
 
 /* ---- server -------------------------------------------------------------------------------- */
 
+static double trim_every = 5; /* seconds between malloc_trim(0) in the server; 0: never */
+
 static int run_server(int port_pipe)
 {
     sn_crypto_key *key = sn_crypto_generate_ec("P-256");
@@ -108,12 +114,18 @@ static int run_server(int port_pipe)
     if (write(port_pipe, &port, sizeof port) != sizeof port) return 2;
     close(port_pipe);
     sn_host_event ev;
-    double last_copy = 0;
+    double last_copy = 0, last_trim = now_s();
     while (!stop) {
         int r = sn_host_service(h, &ev, 50);
         if (r < 0) break;
         if (r > 0 && ev.type == SN_HOST_EVENT_RECEIVE) sn_host_peer_send(ev.peer, ev.data, ev.len);
         double t = now_s();
+        if (trim_every > 0 && t - last_trim > trim_every) {
+            /* A long-running server gives free heap pages back; without this, RSS shows glibc's
+             * high-water mark and fragmentation rather than what is allocated. */
+            malloc_trim(0);
+            last_trim = t;
+        }
         if (t - last_copy > 0.2) {
             sn_host_stats st;
             sn_host_get_stats(h, &st);
@@ -288,9 +300,11 @@ int main(int argc, char **argv)
             interval = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup"))
             warmup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--trim"))
+            trim_every = atof(argv[i + 1]);
         else {
             fprintf(stderr, "usage: soak [--seconds S] [--clients N] [--procs P] [--interval S] "
-                            "[--warmup S]\n");
+                            "[--warmup S] [--trim S]\n");
             return 2;
         }
     }
