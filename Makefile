@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all deps demo test bench install clean fuzz valgrind docs format
+.PHONY: all deps demo test bench install clean fuzz soak valgrind docs format
 
 all: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
@@ -25,7 +25,7 @@ demo:
 	 { cat $(DEMO_LOG); echo "make demo: the build failed (log: $(DEMO_LOG))" >&2; exit 1; }
 	@scripts/demo.sh $(BUILD)
 
-# Sanitizer build, every CTest test, then a ~30 s smoke run of each fuzz target (clang).
+# Sanitizer build, every CTest test, then a ~24 s smoke run of the fuzz targets (clang).
 test:
 	@scripts/deps.sh test
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON -DSEALNET_BUILD_TESTS=ON \
@@ -43,6 +43,10 @@ install: all
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+# Thousands of clients churning against a host server; SOAK_SECONDS (default 600) long.
+soak: all
+	@scripts/soak.sh $(BUILD)
 
 valgrind: all
 	@scripts/deps.sh valgrind

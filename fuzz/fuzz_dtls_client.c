@@ -1,5 +1,5 @@
 /* fuzz_dtls_client: a DTLS client (sn_dtls_peer over a connected sn_udp_peer) fed arbitrary
- * server flights from a fake server socket.
+ * server flights from a fake server address on the in-memory network (fuzz_common.h).
  *
  * Control byte:
  *   bit 0  verify against a trusted certificate (the harness's own) instead of verifying nothing
@@ -9,14 +9,15 @@
  * Then datagrams as in fuzz_common.h; each goes to the client, which is polled after each. */
 #include "fuzz_common.h"
 
-static int server_fd, server_port;
+enum { SERVER_PORT = 4433 }; /* nothing is bound there: the harness plays the server */
+
 static sn_tls_options *unsafe_opts, *trusting_opts;
+static sn_test_addr server_addr;
 
 static void setup(void)
 {
-    server_fd = fuzz_udp_socket("127.0.0.1", 0);
-    FUZZ_CHECK(server_fd >= 0);
-    server_port = fuzz_local_port(server_fd);
+    fuzz_platform_init();
+    server_addr = fuzz_addr(1, SERVER_PORT);
     sn_crypto_key *key = sn_crypto_generate_ec("P-256");
     sn_x509_cert *cert =
         key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
@@ -29,7 +30,7 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (server_fd <= 0) setup();
+    if (!unsafe_opts) setup();
     static int debug = -1;
     if (debug < 0) debug = getenv("FUZZ_DEBUG") != NULL;
     fuzz_reader r = {data, data + size};
@@ -37,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fuzz_u8(&r, &ctl)) return 0;
 
     sn_udp_peer *u = sn_udp_peer_new();
-    FUZZ_CHECK(u && sn_udp_peer_connect_to_host(u, "127.0.0.1", server_port) == SN_OK);
-    int client_port = sn_udp_peer_get_local_port(u);
+    FUZZ_CHECK(u && sn_udp_peer_connect_to_host(u, "127.0.0.1", SERVER_PORT) == SN_OK);
+    sn_test_addr client_addr = fuzz_addr(1, sn_udp_peer_get_local_port(u));
     sn_dtls_peer *c = sn_dtls_peer_new();
     FUZZ_CHECK(c);
     sn_dtls_settings s;
@@ -52,16 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *d;
     size_t len;
     while (fuzz_datagram(&r, &d, &len)) {
-        fuzz_drain(server_fd); /* what the client said: not needed */
+        sn_test_net_reset(); /* what the client said: not needed */
         /* One poll does not always finish with what an earlier (malformed) datagram left in
          * the TLS library's buffers: settle first, so that `before` is the state this datagram
          * meets. */
         for (int k = 0; len == 0 && k < 3; k++)
             sn_dtls_peer_poll(c);
         sn_dtls_status before = sn_dtls_peer_get_status(c);
-        if (!fuzz_send_to(server_fd, client_port, d, len)) continue;
-        /* Loopback delivery is immediate; poll until the datagram has been consumed. */
-        fuzz_wait(sn_dtls_peer_get_fd(c) >= 0 ? sn_dtls_peer_get_fd(c) : server_fd, 0);
+        if (!sn_test_net_inject(&server_addr, &client_addr, d, len)) continue;
         sn_dtls_peer_poll(c);
         sn_dtls_status st = sn_dtls_peer_get_status(c);
         FUZZ_CHECK(st <= SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH);
@@ -85,6 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)sn_dtls_peer_get_cipher(c);
     }
     sn_dtls_peer_free(c);
-    fuzz_drain(server_fd);
+    sn_test_net_reset();
     return 0;
 }

@@ -1,5 +1,5 @@
 /* fuzz_dtls_server: a DTLS server fed arbitrary datagrams through the public API
- * (loopback socket -> sn_udp_server -> sn_dtls_server_take_connection -> sn_dtls_peer_poll),
+ * (in-memory network -> sn_udp_server -> sn_dtls_server_take_connection -> sn_dtls_peer_poll),
  * run like the Godot seed server.
  *
  * Control byte:
@@ -7,23 +7,25 @@
  *          HelloVerifyRequest the server answers with, puts that (valid) cookie into the
  *          template and sends it again, so the rest of the input reaches OpenSSL's handshake
  *          state machine behind a HANDSHAKING peer instead of stopping at the cookie check.
- *   bits 1-2  number of source sockets (1..4); datagram i leaves from socket i % n.
+ *   bits 1-2  number of source addresses (1..4); datagram i comes from source i % n.
  *   bit 3  small MTU (512, the floor) for the peers.
- * Then datagrams as in fuzz_common.h. */
+ * Then datagrams as in fuzz_common.h. No sockets carry them (fuzz_common.h): each datagram is
+ * in the server's queue when it is polled, so one step handles it. */
 #include "fuzz_common.h"
+#include "test_dtls_server.h"
 
 enum { SOURCES = 4, MAX_PEERS = 16 };
 
 static sn_udp_server *udp;
 static sn_dtls_server *dtls;
-static int port;
-static int sources[SOURCES];
+static sn_test_addr server_addr;
+static sn_test_addr sources[SOURCES];
 static sn_dtls_peer *peers[MAX_PEERS];
 static int npeers;
-static uint64_t sent_total;
 
 static void setup(void)
 {
+    fuzz_platform_init();
     sn_crypto_key *key = sn_crypto_generate_ec("P-256");
     sn_x509_cert *cert =
         key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
@@ -34,36 +36,29 @@ static void setup(void)
     FUZZ_CHECK(sn_udp_server_listen(udp, 0, "127.0.0.1") == SN_OK);
     FUZZ_CHECK(sn_dtls_server_setup(dtls, opts) == SN_OK);
     sn_udp_server_set_max_pending_connections(udp, 64);
-    port = sn_udp_server_get_local_port(udp);
+    server_addr = fuzz_addr(1, sn_udp_server_get_local_port(udp));
     /* The server keeps its own references: everything else can go. */
     sn_tls_options_free(opts);
     sn_x509_cert_free(cert);
     sn_crypto_key_free(key);
-    for (int i = 0; i < SOURCES; i++) {
-        char ip[16];
-        snprintf(ip, sizeof ip, "127.0.0.%d", 1 + i);
-        sources[i] = fuzz_udp_socket(ip, 0);
-        FUZZ_CHECK(sources[i] >= 0);
-    }
+    for (int i = 0; i < SOURCES; i++)
+        sources[i] = fuzz_addr(1 + i, 40000 + i);
+}
+
+/* A taken peer that was not kept: a cookie exchange or a refusal, with its reason. */
+static void check_dropped(sn_dtls_peer *p, void *user)
+{
+    (void)user;
+    sn_dtls_status st = sn_dtls_peer_get_status(p);
+    FUZZ_CHECK(st == SN_DTLS_STATUS_HANDSHAKING || st == SN_DTLS_STATUS_ERROR);
+    FUZZ_CHECK(st == SN_DTLS_STATUS_HANDSHAKING || *sn_dtls_peer_get_error_message(p));
 }
 
 /* One frame of the seed server: poll, take every new connection, poll every peer. */
 static void server_step(void)
 {
-    FUZZ_CHECK(sn_udp_server_poll(udp) == SN_OK);
-    while (sn_udp_server_is_connection_available(udp)) {
-        sn_dtls_peer *p = sn_dtls_server_take_connection(dtls, sn_udp_server_take_connection(udp));
-        FUZZ_CHECK(p);
-        sn_dtls_status st = sn_dtls_peer_get_status(p);
-        FUZZ_CHECK(st == SN_DTLS_STATUS_HANDSHAKING || st == SN_DTLS_STATUS_ERROR);
-        FUZZ_CHECK(st == SN_DTLS_STATUS_HANDSHAKING || *sn_dtls_peer_get_error_message(p));
-        if (st == SN_DTLS_STATUS_HANDSHAKING && npeers < MAX_PEERS)
-            peers[npeers++] = p;
-        else
-            sn_dtls_peer_free(p);
-    }
+    sn_test_dtls_server_step(udp, dtls, peers, &npeers, MAX_PEERS, check_dropped, NULL);
     for (int i = 0; i < npeers; i++) {
-        sn_dtls_peer_poll(peers[i]);
         sn_dtls_status st = sn_dtls_peer_get_status(peers[i]);
         FUZZ_CHECK(st <= SN_DTLS_STATUS_ERROR_HOSTNAME_MISMATCH);
         uint8_t buf[2048];
@@ -73,46 +68,28 @@ static void server_step(void)
     }
 }
 
-/* Steps until the UDP server has read everything sent (bounded). */
-static void settle(void)
-{
-    for (int tries = 0; tries < 100; tries++) {
-        server_step();
-        sn_udp_server_stats st;
-        sn_udp_server_get_stats(udp, &st);
-        if (st.datagrams_received >= sent_total) return;
-        fuzz_wait(sn_udp_server_get_fd(udp), 2);
-    }
-}
-
 static void send_from(int k, const uint8_t *d, size_t len)
 {
-    if (fuzz_send_to(sources[k], port, d, len)) sent_total++;
+    sn_test_net_inject(&sources[k], &server_addr, d, len);
 }
 
-/* Sends the template, waits for the HelloVerifyRequest and sends the template with its cookie. */
+/* Sends the template, reads the HelloVerifyRequest and sends the template with its cookie. */
 static void cookie_exchange(const uint8_t *ch, size_t len)
 {
     send_from(0, ch, len);
+    server_step();
     uint8_t buf[2048], spliced[4096];
-    for (int tries = 0; tries < 50; tries++) {
-        server_step();
-        ssize_t n;
-        while ((n = fuzz_recv(sources[0], buf, sizeof buf)) >= 0) {
-            const uint8_t *cookie;
-            size_t cookie_len;
-            if (!fuzz_hvr_cookie(buf, (size_t)n, &cookie, &cookie_len)) continue;
-            size_t m = fuzz_splice_cookie(ch, len, cookie, cookie_len, spliced, sizeof spliced);
-            if (m) send_from(0, spliced, m);
-            settle(); /* the HANDSHAKING peer exists before the rest of the input */
-            return;
-        }
-        /* Everything sent has been read and handled, and the answer (sent synchronously on
-         * loopback) is not there: none is coming. */
-        sn_udp_server_stats st;
-        sn_udp_server_get_stats(udp, &st);
-        if (st.datagrams_received >= sent_total) return;
-        fuzz_wait(sn_udp_server_get_fd(udp), 1);
+    long n;
+    while ((n = sn_test_net_take(&sources[0], buf, sizeof buf, NULL)) >= 0) {
+        const uint8_t *cookie;
+        size_t cookie_len;
+        if (!fuzz_hvr_cookie(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf, &cookie,
+                             &cookie_len))
+            continue;
+        size_t m = fuzz_splice_cookie(ch, len, cookie, cookie_len, spliced, sizeof spliced);
+        if (m) send_from(0, spliced, m);
+        server_step(); /* the HANDSHAKING peer exists before the rest of the input */
+        return;
     }
 }
 
@@ -147,18 +124,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(sn_dtls_peer_get_status(peers[k]) == before[k]);
         }
     }
-    settle();
-    for (int i = 0; i < SOURCES; i++)
-        fuzz_drain(sources[i]);
+    server_step();
+    sn_udp_server_stats st;
+    /* Everything sent to the server was read: nothing is lost on the way. */
+    FUZZ_CHECK(sn_test_net_queued_to(&server_addr) == 0);
 
     for (int i = 0; i < npeers; i++)
         sn_dtls_peer_free(peers[i]);
     npeers = 0;
     while (sn_udp_server_is_connection_available(udp))
         sn_udp_peer_free(sn_udp_server_take_connection(udp));
-    sn_udp_server_stats st;
     sn_udp_server_get_stats(udp, &st);
     FUZZ_CHECK(st.taken_now == 0 && st.pending_now == 0);
+    sn_test_net_reset(); /* what the server said to the sources */
     if (getenv("FUZZ_DEBUG")) {
         sn_dtls_server_stats ds;
         sn_dtls_server_get_stats(dtls, &ds);

@@ -1,6 +1,7 @@
 /* fuzz_udp_route: the UDP server's receive-and-route path, through the public API.
  *
- * One sn_udp_server on 127.0.0.1 and a pool of sender sockets on 127.0.0.1-4. The input is a
+ * One sn_udp_server on 127.0.0.1 and a pool of sender addresses on 127.0.0.1-4 (fake endpoints
+ * of the in-memory network, fuzz_common.h). The input is a
  * program of operations: send a datagram from sender k, poll, take a connection, free a taken
  * peer, read/answer on a taken peer, change limits. After every input the harness drains the
  * socket and checks the server's books: every datagram sent was received, and every datagram
@@ -11,25 +12,25 @@ enum { SENDERS = 16, MAX_TAKEN = 32 };
 
 static sn_udp_server *server;
 static int port;
-static int senders[SENDERS];
+static sn_test_addr server_addr;
+static sn_test_addr senders[SENDERS];
 static int sender_port[SENDERS];
 static sn_udp_peer *taken[MAX_TAKEN];
 static int ntaken;
-static uint64_t sent_total; /* datagrams the kernel accepted, since the server started */
+static uint64_t sent_total; /* datagrams the network accepted, since the server started */
 static int max_pending = 16;
 
 static void setup(void)
 {
+    fuzz_platform_init();
     server = sn_udp_server_new();
     FUZZ_CHECK(server && sn_udp_server_listen(server, 0, "127.0.0.1") == SN_OK);
     sn_udp_server_set_recv_buffer_size(server, 4 << 20);
     port = sn_udp_server_get_local_port(server);
+    server_addr = fuzz_addr(1, port);
     for (int i = 0; i < SENDERS; i++) {
-        char ip[16];
-        snprintf(ip, sizeof ip, "127.0.0.%d", 1 + i % 4);
-        senders[i] = fuzz_udp_socket(ip, 0);
-        FUZZ_CHECK(senders[i] >= 0);
-        sender_port[i] = fuzz_local_port(senders[i]);
+        sender_port[i] = 50000 + i;
+        senders[i] = fuzz_addr(1 + i % 4, sender_port[i]);
     }
 }
 
@@ -43,8 +44,8 @@ static bool from_pool(const char *ip, int p)
     return false;
 }
 
-/* Polls until the server has read every datagram sent so far (loopback delivers at once; the
- * wait only covers scheduling), then checks the counters. */
+/* Polls until the server has read every datagram sent so far (the poll limits may need several
+ * polls), then checks the counters. */
 static void drain_and_check(void)
 {
     sn_udp_server_stats st;
@@ -52,7 +53,6 @@ static void drain_and_check(void)
         FUZZ_CHECK(sn_udp_server_poll(server) == SN_OK);
         sn_udp_server_get_stats(server, &st);
         if (st.datagrams_received >= sent_total) break;
-        fuzz_wait(sn_udp_server_get_fd(server), 5);
     }
     sn_udp_server_get_stats(server, &st);
     FUZZ_CHECK(st.datagrams_received == sent_total);
@@ -105,9 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!fuzz_u8(&r, &a) || !fuzz_u8(&r, &b)) break;
             size_t len = (op & 0x80) ? (size_t)b * 32 : b;
             if (len > (size_t)(r.end - r.p)) len = (size_t)(r.end - r.p);
-            if (fuzz_send_to(senders[a % SENDERS], port, r.p, len)) sent_total++;
+            if (sn_test_net_inject(&senders[a % SENDERS], &server_addr, r.p, len)) sent_total++;
             r.p += len;
-            /* Keep the kernel buffer from overflowing: a loss would break the accounting. */
+            /* Keep the network's queue from overflowing: a loss would break the accounting. */
             if (++unpolled >= 16) {
                 drain_and_check();
                 unpolled = 0;
@@ -179,8 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sn_udp_server_set_queue_limits(server, 256, 256 * 1024);
     sn_udp_server_set_poll_limits(server, 64, 1024);
     sn_udp_server_set_max_datagram_size(server, 65535);
-    for (int i = 0; i < SENDERS; i++)
-        fuzz_drain(senders[i]);
+    sn_test_net_reset(); /* the answers sent to the senders */
     sn_udp_server_stats st;
     sn_udp_server_get_stats(server, &st);
     FUZZ_CHECK(st.pending_now == 0 && st.taken_now == 0);

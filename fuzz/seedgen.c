@@ -8,7 +8,50 @@
  * data and close_notify. The seeds are built from those, in the input format of each target. */
 #include "fuzz_common.h"
 
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+/* seedgen records a real exchange over loopback sockets (the targets themselves use none). */
+static int fuzz_udp_socket(const char *ip, int port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int fuzz_local_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    if (getsockname(fd, (struct sockaddr *)&a, &l) != 0) return 0;
+    return ntohs(a.sin_port);
+}
+
+static bool fuzz_send_to(int fd, int port, const void *d, size_t len)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sendto(fd, d, len, 0, (struct sockaddr *)&a, sizeof a) == (ssize_t)len;
+}
+
+static ssize_t fuzz_recv(int fd, void *buf, size_t cap)
+{
+    return recv(fd, buf, cap, MSG_DONTWAIT);
+}
+
+static bool fuzz_wait(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, ms) > 0;
+}
 
 enum { MAX_REC = 64 };
 typedef struct rec {

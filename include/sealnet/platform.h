@@ -49,8 +49,8 @@ SN_API sn_err sn_set_allocator(const sn_allocator *a);
 /* True when the TLS backend's allocations also go through the allocator set last. */
 SN_API bool sn_allocator_covers_backend(void);
 
-/* Bytes' worth of blocks sealnet itself holds right now (its own allocations, not the
- * backend's); for tests and leak checks. */
+/* How many blocks sealnet itself holds right now (its own allocations, not the backend's);
+ * for tests and leak checks. */
 SN_API size_t sn_allocations_live(void);
 
 #ifdef __cplusplus

@@ -54,6 +54,14 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
         sn_dtls_peer_free(dp); /* HelloVerifyRequest sent, or not a ClientHello */
         return;
     }
+    if (h->n_half_open >= (size_t)h->cfg.max_half_open) {
+        /* The peek above saw only the first datagram: a cookie hello queued behind junk
+         * opened a session anyway. The cap holds where the session is created (found by
+         * fuzz_host, fuzz/regressions/fuzz_host/junk_then_cookie). */
+        h->st.dropped_half_open++;
+        sn_dtls_peer_free(dp);
+        return;
+    }
     sn_host_peer *p = sn_host_new_peer(h, false);
     if (!p) {
         sn_dtls_peer_free(dp);

@@ -1,5 +1,6 @@
 /* Test support for the DTLS tests: see dtls_fixture.h. */
 #include "dtls_fixture.h"
+#include "test_dtls_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -99,26 +100,20 @@ bool fx_server_start(fx_server *s, const sn_tls_options *opts, const sn_dtls_set
     return s->port > 0;
 }
 
+static void fx_dropped(sn_dtls_peer *p, void *user)
+{
+    fx_server *s = user;
+    if (sn_dtls_peer_get_status(p) != SN_DTLS_STATUS_HANDSHAKING) {
+        s->not_handshaking++;
+        snprintf(s->last_refused, sizeof s->last_refused, "%s", sn_dtls_peer_get_error_message(p));
+    } else {
+        s->overflow++;
+    }
+}
+
 void fx_server_step(fx_server *s)
 {
-    sn_udp_server_poll(s->udp);
-    while (sn_udp_server_is_connection_available(s->udp)) {
-        sn_dtls_peer *p =
-            sn_dtls_server_take_connection(s->dtls, sn_udp_server_take_connection(s->udp));
-        if (sn_dtls_peer_get_status(p) != SN_DTLS_STATUS_HANDSHAKING) {
-            s->not_handshaking++;
-            snprintf(s->last_refused, sizeof s->last_refused, "%s",
-                     sn_dtls_peer_get_error_message(p));
-            sn_dtls_peer_free(p);
-        } else if (s->npeers == FX_MAX_PEERS) {
-            s->overflow++;
-            sn_dtls_peer_free(p);
-        } else {
-            s->peers[s->npeers++] = p;
-        }
-    }
-    for (int i = 0; i < s->npeers; i++)
-        sn_dtls_peer_poll(s->peers[i]);
+    sn_test_dtls_server_step(s->udp, s->dtls, s->peers, &s->npeers, FX_MAX_PEERS, fx_dropped, s);
 }
 
 void fx_server_stop(fx_server *s)

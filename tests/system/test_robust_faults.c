@@ -16,6 +16,7 @@
 
 #include "testutil.h"
 #include "core.h" /* sn_malloc */
+#include "test_dtls_server.h"
 #include "test_robust_util.h"
 
 static rb_fixture fx;
@@ -225,20 +226,12 @@ static void full_send_buffer_is_busy_not_a_crash(void **state)
     assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_HANDSHAKING);
     g_busy_fd = -1;
     sn_dtls_peer *sp = NULL;
+    int nsp = 0;
     uint64_t end = sn_test_now_ms() + 3000;
     while (sn_test_now_ms() < end &&
            (!sp || sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_CONNECTED ||
             sn_dtls_peer_get_status(sp) != SN_DTLS_STATUS_CONNECTED)) {
-        sn_udp_server_poll(srv);
-        while (sn_udp_server_is_connection_available(srv)) {
-            sn_dtls_peer *p =
-                sn_dtls_server_take_connection(ds, sn_udp_server_take_connection(srv));
-            if (!sp && sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING)
-                sp = p;
-            else
-                sn_dtls_peer_free(p);
-        }
-        sn_dtls_peer_poll(sp);
+        sn_test_dtls_server_step(srv, ds, &sp, &nsp, 1, NULL, NULL);
         sn_dtls_peer_poll(c);
         sn_test_sleep_ms(1);
     }

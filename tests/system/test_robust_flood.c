@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "test_dtls_server.h"
 #include "test_robust_util.h"
 
 static rb_fixture fx;
@@ -69,25 +70,19 @@ static void server_close(server *s)
     sn_tls_options_free(s->opts);
 }
 
+static void count_dropped(sn_dtls_peer *p, void *user)
+{
+    server *s = user;
+    s->error_peers++;
+    if (strstr(sn_dtls_peer_get_error_message(p), "HelloVerifyRequest")) s->hvr_peers++;
+}
+
 static void server_step(server *s)
 {
-    sn_udp_server_poll(s->udp);
-    while (sn_udp_server_is_connection_available(s->udp)) {
-        sn_dtls_peer *p =
-            sn_dtls_server_take_connection(s->dtls, sn_udp_server_take_connection(s->udp));
-        assert_non_null(p);
-        if (sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING && s->npeers < s->cap) {
-            s->peers[s->npeers++] = p;
-            continue;
-        }
-        s->error_peers++;
-        if (strstr(sn_dtls_peer_get_error_message(p), "HelloVerifyRequest")) s->hvr_peers++;
-        sn_dtls_peer_free(p);
-    }
+    sn_test_dtls_server_step(s->udp, s->dtls, s->peers, &s->npeers, s->cap, count_dropped, s);
     s->connected = 0;
     for (int i = 0; i < s->npeers; i++) {
         sn_dtls_peer *p = s->peers[i];
-        sn_dtls_peer_poll(p);
         sn_dtls_status st = sn_dtls_peer_get_status(p);
         if (st == SN_DTLS_STATUS_CONNECTED) {
             s->connected++;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "test_dtls_server.h"
 #include "test_robust_util.h"
 
 static rb_fixture fx;
@@ -243,20 +244,12 @@ static void oversize_datagram_at_dtls_client_is_dropped(void **state)
 static sn_dtls_peer *connect_pair(sn_udp_server *udp, sn_dtls_server *dtls, sn_dtls_peer *c)
 {
     sn_dtls_peer *sp = NULL;
+    int nsp = 0;
     uint64_t end = sn_test_now_ms() + 3000;
     while (sn_test_now_ms() < end &&
            (!sp || sn_dtls_peer_get_status(sp) != SN_DTLS_STATUS_CONNECTED ||
             sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_CONNECTED)) {
-        sn_udp_server_poll(udp);
-        while (sn_udp_server_is_connection_available(udp)) {
-            sn_dtls_peer *p =
-                sn_dtls_server_take_connection(dtls, sn_udp_server_take_connection(udp));
-            if (!sp && sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING)
-                sp = p;
-            else
-                sn_dtls_peer_free(p);
-        }
-        sn_dtls_peer_poll(sp);
+        sn_test_dtls_server_step(udp, dtls, &sp, &nsp, 1, NULL, NULL);
         sn_dtls_peer_poll(c);
         sn_test_sleep_ms(1);
     }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "test_dtls_server.h"
 #include "test_robust_util.h"
 
 static sn_crypto_key *g_key;
@@ -96,17 +97,8 @@ static void relay_pump(env *e)
 static void step(env *e)
 {
     relay_pump(e);
-    sn_udp_server_poll(e->udp);
-    while (sn_udp_server_is_connection_available(e->udp)) {
-        sn_dtls_peer *p =
-            sn_dtls_server_take_connection(e->dtls, sn_udp_server_take_connection(e->udp));
-        if (sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING && e->npeers < MAXP)
-            e->peers[e->npeers++] = p;
-        else
-            sn_dtls_peer_free(p);
-    }
+    sn_test_dtls_server_step(e->udp, e->dtls, e->peers, &e->npeers, MAXP, NULL, NULL);
     for (int i = 0; i < e->npeers; i++) {
-        sn_dtls_peer_poll(e->peers[i]);
         uint8_t buf[256];
         size_t len;
         while (sn_dtls_peer_get_packet(e->peers[i], buf, sizeof buf, &len) == SN_OK)

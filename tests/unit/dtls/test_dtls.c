@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "test_dtls_server.h"
 #include "testutil.h"
 #include <sealnet/sealnet.h>
 
@@ -78,18 +79,7 @@ static int teardown(void **state)
 /* One frame of the seed server loop: take new connections, keep the handshaking ones. */
 static void server_step(env *e)
 {
-    sn_udp_server_poll(e->udp);
-    while (sn_udp_server_is_connection_available(e->udp)) {
-        sn_dtls_peer *p =
-            sn_dtls_server_take_connection(e->dtls, sn_udp_server_take_connection(e->udp));
-        if (sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING &&
-            e->npeers < MAX_SERVER_PEERS)
-            e->peers[e->npeers++] = p;
-        else
-            sn_dtls_peer_free(p);
-    }
-    for (int i = 0; i < e->npeers; i++)
-        sn_dtls_peer_poll(e->peers[i]);
+    sn_test_dtls_server_step(e->udp, e->dtls, e->peers, &e->npeers, MAX_SERVER_PEERS, NULL, NULL);
 }
 
 static sn_dtls_peer *connect_client(env *e, const char *hostname, const sn_tls_options *opts,

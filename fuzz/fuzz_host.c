@@ -1,0 +1,465 @@
+/* fuzz_host: a host server (sn_host with server options) driven by a fuzzed script of datagrams
+ * from many source addresses, clock jumps and program actions, with its invariants checked
+ * after every step. No sockets carry anything and time moves only when the script says
+ * (fuzz_common.h), so each input replays the same way.
+ *
+ * Input: two config bytes, then operations (low 4 bits of an op byte; arguments follow):
+ *   config 0: max_half_open 1..8 (bits 0-2), max_peers 1..16 (bits 3-6)
+ *   config 1: keepalive off/100/250/1000 ms (bits 0-1), idle timeout never/500/3000/30000 ms
+ *             (bits 2-3), mtu 512 (bit 4), handshake timeout 1 s (bit 5)
+ *   0, 14, 15  datagram: source byte, 2-byte length, bytes — from one of 32 addresses
+ *              (8 IPs x 4 ports)
+ *   1  get a cookie: source byte, datagram (a ClientHello template): sent, the host
+ *      serviced, the cookie of its HelloVerifyRequest to that source kept
+ *   13 hello with cookie: source byte, datagram (a ClientHello template): sent with the
+ *      source's cookie spliced in — so the rest of the script meets half-open sessions
+ *   2  clock: byte t: advance t*10 ms (t < 128) or (t-128)*500 ms
+ *   3  service rounds: byte n: 1 + n%8 extra rounds
+ *   4  a real client (a second, client-only host in this process) connects
+ *   5  the server sends to one of its peers: index byte, length byte
+ *   6  the server broadcasts: length byte
+ *   7  the server disconnects one of its peers: index byte
+ *   8  a real client sends to the server: index byte, length byte
+ *   9  a real client disconnects: index byte
+ *   10 replay: source byte: what the host sent to that source goes back to the host, as sent
+ *   11 the network fails every send (EPERM) for one service round
+ *   12 per-peer keepalive: index byte, interval byte (x10 ms)
+ *
+ * Operations 2, 3, 4 and 11 service the hosts until the network is quiet, and so does the end
+ * of the input; the others only queue datagrams or act, so a script can put several things in
+ * one service call (junk before a hello, as an attacker would; a send then a kick).
+ *
+ * Invariants (abort on violation): per peer id, CONNECT < RECEIVE* < DISCONNECT and nothing after
+ * DISCONNECT (outgoing peers may end without CONNECT); the event's handle is live for CONNECT and
+ * RECEIVE and gone one service call after DISCONNECT; incoming half-open <= max_half_open;
+ * handshaking + connected <= max_peers; counters agree with the events delivered and the sends
+ * made; memory held <= a fixed part + a bound per peer (FUZZ_SESSION_BOUND, bytes). */
+#include "fuzz_common.h"
+
+enum {
+    SOURCES = 32,
+    MAX_IDS = 8192,
+    MAX_CLIENTS = 2, /* each costs a full handshake: the bulk of an input's time */
+    MAX_ROUNDS = 16,
+};
+
+/* Memory a server-side peer may hold in the worst case the script can build (queued datagrams,
+ * the TLS library's session and buffers; a half-open one measured about 60 KiB), what an
+ * outgoing peer of the client host may hold (it has a socket of its own with its receive
+ * batch), and what the hosts hold besides their peers. */
+static size_t session_bound = 128 * 1024;
+static const size_t client_session_bound = 1024 * 1024;
+static const size_t fixed_bound = 256 * 1024;
+static size_t mem_base; /* after the server host's first service: its receive buffers exist */
+
+static sn_tls_options *server_opts, *client_opts;
+static sn_test_addr sources[SOURCES];
+
+enum { ID_NONE = 0, ID_CONNECTED = 1, ID_DEAD = 2 };
+
+/* What one host has told the program, to check the next events and its counters against. */
+typedef struct tracker {
+    sn_host *h;
+    int key; /* the config bytes it was made with; -1: free slot */
+    const char *name;
+    uint8_t state[MAX_IDS];
+    uint32_t just_died[64];
+    int njust_died;
+    uint64_t connects, receives, bytes, disconnects;
+    uint64_t sends_ok, bytes_sent_ok;
+    int max_half_open, max_peers;
+} tracker;
+
+/* Hosts live across inputs (one pair per config, a few configs cached): creating a host per
+ * input costs more than most inputs do (its receive batch, the DTLS server's state). Every
+ * input ends with all peers gone and the network empty, so the next starts from the same
+ * state, only later on the clock. */
+enum { CACHED = 6 };
+static tracker servers[CACHED], clients[CACHED];
+static unsigned lru[CACHED];
+static unsigned lru_clock;
+static tracker *srv_t, *cli_t;
+#define srv (*srv_t)
+#define cli (*cli_t)
+static int debug;
+
+static void setup(void)
+{
+    fuzz_platform_init();
+    debug = getenv("FUZZ_DEBUG") != NULL;
+    const char *b = getenv("FUZZ_SESSION_BOUND");
+    if (b) session_bound = (size_t)strtoull(b, NULL, 10);
+    sn_crypto_key *key = sn_crypto_generate_ec("P-256");
+    sn_x509_cert *cert =
+        key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
+    server_opts = cert ? sn_tls_options_server(key, cert) : NULL;
+    client_opts = sn_tls_options_client_unsafe(NULL);
+    FUZZ_CHECK(server_opts && client_opts);
+    sn_x509_cert_free(cert);
+    sn_crypto_key_free(key);
+    for (int i = 0; i < SOURCES; i++)
+        sources[i] = fuzz_addr(10 + i % 8, 30000 + i / 8);
+}
+
+static void check_stats(tracker *t)
+{
+    sn_host_stats st;
+    sn_host_get_stats(t->h, &st);
+    if (debug)
+        fprintf(stderr, "%s: half-open %llu handshaking %llu connected %llu peers %zu\n", t->name,
+                (unsigned long long)st.incoming_half_open_now,
+                (unsigned long long)st.peers_handshaking_now,
+                (unsigned long long)st.peers_connected_now, sn_host_get_peers(t->h, NULL, 0));
+    FUZZ_CHECK(st.incoming_half_open_now <= (uint64_t)t->max_half_open);
+    FUZZ_CHECK(st.peers_handshaking_now + st.peers_connected_now <= (uint64_t)t->max_peers);
+    FUZZ_CHECK(st.peers_connected_now == sn_host_peer_count(t->h, SN_HOST_PEER_CONNECTED));
+    FUZZ_CHECK(st.peers_handshaking_now == sn_host_peer_count(t->h, SN_HOST_PEER_HANDSHAKING));
+    FUZZ_CHECK(st.incoming_half_open_now <= st.peers_handshaking_now);
+    FUZZ_CHECK(st.disconnects == t->disconnects);
+    FUZZ_CHECK(st.packets_received == t->receives);
+    FUZZ_CHECK(st.bytes_received == t->bytes);
+    FUZZ_CHECK(st.handshakes_completed >= t->connects);
+    FUZZ_CHECK(st.handshakes_completed + st.handshakes_failed <= st.handshakes_started);
+    FUZZ_CHECK(st.packets_sent == t->sends_ok);
+    FUZZ_CHECK(st.bytes_sent == t->bytes_sent_ok);
+}
+
+/* One service call and the checks of what it returned. True when it gave an event. */
+static bool service_once(tracker *t)
+{
+    sn_host_event ev;
+    int r = sn_host_service(t->h, &ev, 0);
+    FUZZ_CHECK(r == 0 || r == 1);
+    /* Handles of peers whose DISCONNECT came at the previous call are gone now. */
+    for (int i = 0; i < t->njust_died; i++)
+        FUZZ_CHECK(sn_host_find_peer(t->h, t->just_died[i]) == NULL);
+    t->njust_died = 0;
+    if (r == 0) {
+        FUZZ_CHECK(ev.type == SN_HOST_EVENT_NONE);
+        return false;
+    }
+    FUZZ_CHECK(ev.peer && ev.peer_id == sn_host_peer_get_id(ev.peer));
+    FUZZ_CHECK(ev.peer_id > 0);
+    uint8_t *s = &t->state[ev.peer_id % MAX_IDS]; /* this input's ids: fewer than MAX_IDS */
+    if (debug)
+        fprintf(stderr, "%s: %s peer %u (%s) %s\n", t->name, sn_host_event_type_string(ev.type),
+                ev.peer_id, sn_host_peer_is_outgoing(ev.peer) ? "out" : "in",
+                ev.message ? ev.message : "");
+    switch (ev.type) {
+    case SN_HOST_EVENT_CONNECT:
+        FUZZ_CHECK(*s == ID_NONE);
+        FUZZ_CHECK(sn_host_find_peer(t->h, ev.peer_id) == ev.peer);
+        *s = ID_CONNECTED;
+        t->connects++;
+        break;
+    case SN_HOST_EVENT_RECEIVE:
+        FUZZ_CHECK(*s == ID_CONNECTED);
+        FUZZ_CHECK(sn_host_find_peer(t->h, ev.peer_id) == ev.peer);
+        FUZZ_CHECK(ev.data || ev.len == 0);
+        t->receives++;
+        t->bytes += ev.len;
+        break;
+    case SN_HOST_EVENT_DISCONNECT:
+        FUZZ_CHECK(*s == ID_CONNECTED || (*s == ID_NONE && sn_host_peer_is_outgoing(ev.peer)));
+        FUZZ_CHECK(ev.message);
+        FUZZ_CHECK(ev.reason >= SN_HOST_DISCONNECT_CLOSED && ev.reason <= SN_HOST_DISCONNECT_ERROR);
+        FUZZ_CHECK(sn_host_peer_get_state(ev.peer) == SN_HOST_PEER_DISCONNECTED);
+        *s = ID_DEAD;
+        t->disconnects++;
+        if (t->njust_died < 64) t->just_died[t->njust_died++] = ev.peer_id;
+        break;
+    default:
+        FUZZ_CHECK(!"unknown event type");
+    }
+    return true;
+}
+
+/* Services a host until it has nothing to say (bounded); the number of events. */
+static int drain_events(tracker *t)
+{
+    if (!t->h || (!t->njust_died && !sn_host_get_peers(t->h, NULL, 0) && t == cli_t)) return 0;
+    int n = 0;
+    while (n < 256 && service_once(t))
+        n++;
+    service_once(t); /* one more: the dead handles are checked and freed */
+    check_stats(t);
+    return n;
+}
+
+static void check_memory(void)
+{
+    size_t peers = sn_host_get_peers(srv.h, NULL, 0);
+    size_t outgoing = cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0;
+    /* What the previous input left to free (peers die at the next service call) may go
+     * during this one: the base follows memory down. */
+    if (fuzz_mem_live() < mem_base) mem_base = fuzz_mem_live();
+    size_t live = fuzz_mem_live() - mem_base;
+    if (debug)
+        fprintf(stderr, "memory: %zu bytes over the base, %zu server peers, %zu client peers\n",
+                live, peers, outgoing);
+    FUZZ_CHECK(live <= fixed_bound + peers * session_bound + outgoing * client_session_bound);
+}
+
+/* Services both hosts until the network is quiet (bounded): datagrams in flight between the
+ * server and the real clients get there and are answered. */
+static void pump(void)
+{
+    for (int round = 0; round < MAX_ROUNDS; round++) {
+        sn_test_net_stats before, after;
+        sn_test_net_get_stats(&before);
+        int events = drain_events(&srv) + drain_events(&cli);
+        sn_test_net_get_stats(&after);
+        if (!events && after.delivered == before.delivered && after.sent == before.sent) break;
+    }
+    check_memory();
+}
+
+static sn_host_peer *pick(sn_host *h, uint8_t idx)
+{
+    if (!h) return NULL;
+    sn_host_peer *list[64];
+    size_t n = sn_host_get_peers(h, list, 64);
+    if (n > 64) n = 64;
+    return n ? list[idx % n] : NULL;
+}
+
+static void send_from_host(tracker *t, sn_host_peer *p, size_t len)
+{
+    static uint8_t payload[2048];
+    if (!p) return;
+    for (size_t i = 0; i < len; i++)
+        payload[i] = (uint8_t)(i * 7 + 1);
+    sn_err e = sn_host_peer_send(p, payload, len);
+    FUZZ_CHECK(e == SN_OK || e == SN_ERR_UNCONFIGURED || e == SN_ERR_BUSY ||
+               e == SN_ERR_PARAMETER_RANGE_ERROR || e == SN_ERR_INVALID_PARAMETER ||
+               e == SN_ERR_CONNECTION_ERROR);
+    if (e == SN_OK) {
+        t->sends_ok++;
+        t->bytes_sent_ok += len;
+    }
+}
+
+static sn_host *new_host(const uint8_t cfgb[2], bool server)
+{
+    sn_host_config c;
+    sn_host_default_config(&c);
+    if (server) {
+        c.server_options = server_opts;
+        c.bind_address = "127.0.0.1";
+    }
+    c.max_half_open = 1 + (cfgb[0] & 7);
+    c.max_peers = 1 + ((cfgb[0] >> 3) & 15);
+    static const int ka[4] = {0, 100, 250, 1000};
+    static const int idle[4] = {0, 500, 3000, 30000};
+    c.keepalive_interval_ms = ka[cfgb[1] & 3];
+    c.idle_timeout_ms = idle[(cfgb[1] >> 2) & 3];
+    if (cfgb[1] & 16) c.mtu = 512;
+    if (cfgb[1] & 32) c.handshake_timeout_ms = 1000;
+    c.recv_buffer_size = 0;
+    sn_host *h = sn_host_create(&c);
+    FUZZ_CHECK(h);
+    return h;
+}
+
+static void tracker_start(tracker *t, sn_host *h, const char *name, const uint8_t cfgb[2])
+{
+    sn_host_free(t->h);
+    memset(t, 0, sizeof *t);
+    t->h = h;
+    t->key = cfgb[0] << 8 | cfgb[1];
+    t->name = name;
+    t->max_half_open = 1 + (cfgb[0] & 7);
+    t->max_peers = 1 + ((cfgb[0] >> 3) & 15);
+}
+
+/* Cookies the host gave each source (its HelloVerifyRequests), to splice into hellos. */
+static uint8_t cookies[SOURCES][255];
+static uint8_t cookie_lens[SOURCES];
+
+/* Sends the template from source k, services the host and keeps the cookie it answered with
+ * (everything else the host sent to k is dropped). */
+static void get_cookie(int k, const sn_test_addr *to, const uint8_t *ch, size_t len)
+{
+    sn_test_net_inject(&sources[k], to, ch, len);
+    drain_events(&srv);
+    uint8_t buf[2048];
+    long n;
+    while ((n = sn_test_net_take(&sources[k], buf, sizeof buf, NULL)) >= 0) {
+        const uint8_t *cookie;
+        size_t cookie_len;
+        if (fuzz_hvr_cookie(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf, &cookie,
+                            &cookie_len) &&
+            cookie_len <= sizeof cookies[k]) {
+            memcpy(cookies[k], cookie, cookie_len);
+            cookie_lens[k] = (uint8_t)cookie_len;
+        }
+    }
+}
+
+/* Sends the template from source k with the cookie k was given (as is when it has none). */
+static void send_with_cookie(int k, const sn_test_addr *to, const uint8_t *ch, size_t len)
+{
+    uint8_t spliced[4096];
+    size_t m = cookie_lens[k] ? fuzz_splice_cookie(ch, len, cookies[k], cookie_lens[k], spliced,
+                                                   sizeof spliced)
+                              : 0;
+    if (m)
+        sn_test_net_inject(&sources[k], to, spliced, m);
+    else
+        sn_test_net_inject(&sources[k], to, ch, len);
+}
+
+/* Back to a host with no peer and an empty network: every peer is disconnected (its events
+ * delivered and checked), then time passes beyond every timer. */
+static void end_input(const uint8_t cfgb[2])
+{
+    sn_test_net_fail_sends(0);
+    for (int round = 0; round < 8; round++) {
+        sn_host_peer *list[64];
+        size_t n = sn_host_get_peers(srv.h, list, 64);
+        for (size_t i = 0; i < n && i < 64; i++)
+            sn_host_peer_disconnect(list[i]);
+        size_t m = cli.h ? sn_host_get_peers(cli.h, list, 64) : 0;
+        for (size_t i = 0; i < m && i < 64; i++)
+            sn_host_peer_disconnect(list[i]);
+        pump();
+        sn_test_net_reset();
+        if (!sn_host_get_peers(srv.h, NULL, 0) && (!cli.h || !sn_host_get_peers(cli.h, NULL, 0)))
+            break;
+    }
+    size_t left =
+        sn_host_get_peers(srv.h, NULL, 0) + (cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0);
+    if (left) { /* should not happen; start afresh rather than carry state over */
+        if (debug) fprintf(stderr, "%zu peers left: new hosts\n", left);
+        tracker_start(&srv, new_host(cfgb, true), "server", cfgb);
+        sn_host_free(cli.h);
+        memset(&cli, 0, sizeof cli);
+    }
+    sn_test_clock_advance(120000); /* pending datagrams, cookies: all stale */
+    drain_events(&srv);
+    drain_events(&cli);
+    sn_test_net_reset();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!server_opts) setup();
+    fuzz_reader r = {data, data + size};
+    uint8_t cfgb[2];
+    if (!fuzz_u8(&r, &cfgb[0]) || !fuzz_u8(&r, &cfgb[1])) return 0;
+
+    cfgb[0] &= 0x7f; /* the bits new_host reads */
+    cfgb[1] &= 0x3f;
+    int key = cfgb[0] << 8 | cfgb[1], slot = -1;
+    for (int i = 0; i < CACHED && slot < 0; i++)
+        if (servers[i].h && servers[i].key == key) slot = i;
+    if (slot < 0) { /* least recently used, or free */
+        slot = 0;
+        for (int i = 1; i < CACHED; i++)
+            if (lru[i] < lru[slot]) slot = i;
+        tracker_start(&servers[slot], new_host(cfgb, true), "server", cfgb);
+        sn_host_free(clients[slot].h);
+        memset(&clients[slot], 0, sizeof clients[slot]);
+    }
+    lru[slot] = ++lru_clock;
+    srv_t = &servers[slot];
+    cli_t = &clients[slot];
+    memset(srv.state, 0, sizeof srv.state);
+    memset(cli.state, 0, sizeof cli.state);
+    const sn_test_addr server_addr = fuzz_addr(1, sn_host_get_port(srv.h));
+    drain_events(&srv);
+    mem_base = fuzz_mem_live();
+    int nclients = 0;
+    memset(cookie_lens, 0, sizeof cookie_lens);
+
+    uint8_t op, a, b;
+    const uint8_t *d;
+    size_t len;
+    while (fuzz_u8(&r, &op)) {
+        switch (op & 15) {
+        case 0:
+        case 14:
+        case 15:
+            if (!fuzz_u8(&r, &a) || !fuzz_datagram(&r, &d, &len)) break;
+            sn_test_net_inject(&sources[a % SOURCES], &server_addr, d, len);
+            break;
+        case 1:
+            if (!fuzz_u8(&r, &a) || !fuzz_datagram(&r, &d, &len)) break;
+            get_cookie(a % SOURCES, &server_addr, d, len);
+            break;
+        case 13:
+            if (!fuzz_u8(&r, &a) || !fuzz_datagram(&r, &d, &len)) break;
+            send_with_cookie(a % SOURCES, &server_addr, d, len);
+            break;
+        case 2:
+            if (!fuzz_u8(&r, &a)) break;
+            sn_test_clock_advance(a < 128 ? (uint64_t)a * 10 : (uint64_t)(a - 128) * 500);
+            break;
+        case 3:
+            if (!fuzz_u8(&r, &a)) break;
+            for (int k = 0; k <= a % 8; k++)
+                pump();
+            break;
+        case 4:
+            if (nclients >= MAX_CLIENTS) break;
+            if (!cli.h) tracker_start(&cli, new_host(cfgb, false), "client", cfgb);
+            if (sn_host_connect(cli.h, "127.0.0.1", sn_host_get_port(srv.h), "localhost",
+                                client_opts))
+                nclients++;
+            break;
+        case 5:
+            if (!fuzz_u8(&r, &a) || !fuzz_u8(&r, &b)) break;
+            send_from_host(&srv, pick(srv.h, a), (size_t)b * 4);
+            break;
+        case 6: {
+            if (!fuzz_u8(&r, &b)) break;
+            static uint8_t payload[1024];
+            memset(payload, b, sizeof payload);
+            int n = sn_host_broadcast(srv.h, payload, (size_t)b * 4, NULL);
+            FUZZ_CHECK(n >= 0);
+            srv.sends_ok += (uint64_t)n;
+            srv.bytes_sent_ok += (uint64_t)n * b * 4;
+            break;
+        }
+        case 7:
+            if (!fuzz_u8(&r, &a)) break;
+            if (pick(srv.h, a)) sn_host_peer_disconnect(pick(srv.h, a));
+            break;
+        case 8:
+            if (!fuzz_u8(&r, &a) || !fuzz_u8(&r, &b)) break;
+            send_from_host(&cli, pick(cli.h, a), (size_t)b * 4);
+            break;
+        case 9:
+            if (!fuzz_u8(&r, &a)) break;
+            if (pick(cli.h, a)) sn_host_peer_disconnect(pick(cli.h, a));
+            break;
+        case 10: {
+            if (!fuzz_u8(&r, &a)) break;
+            uint8_t buf[4096];
+            long n;
+            const sn_test_addr *src = &sources[a % SOURCES];
+            for (int k = 0; k < 8 && (n = sn_test_net_take(src, buf, sizeof buf, NULL)) >= 0; k++)
+                sn_test_net_inject(src, &server_addr, buf,
+                                   (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+            break;
+        }
+        case 11:
+            sn_test_net_fail_sends(EPERM);
+            drain_events(&srv);
+            drain_events(&cli);
+            sn_test_net_fail_sends(0);
+            break;
+        case 12:
+            if (!fuzz_u8(&r, &a) || !fuzz_u8(&r, &b)) break;
+            if (pick(srv.h, a)) sn_host_peer_set_keepalive_interval_ms(pick(srv.h, a), b * 10);
+            break;
+        }
+        /* Datagrams queue up until an operation that makes the program act: a script can put
+         * several in one poll (junk before a hello, as an attacker would). */
+        int kind = op & 15;
+        if (kind == 2 || kind == 3 || kind == 4 || kind == 11) pump();
+    }
+    pump();
+    end_input(cfgb);
+    return 0;
+}
