@@ -10,6 +10,15 @@ typedef struct packet {
     uint8_t data[];
 } packet;
 
+/* A client's current streak of ICMP port unreachable answers (see nobody_listening). */
+typedef struct icmp_watch {
+    const sn_udp_peer *udp; /* the UDP peer and connection attempt the streak belongs to */
+    uint64_t attempt_ms;
+    uint64_t seen;     /* refusals the UDP peer had counted when last looked at */
+    uint64_t since_ms; /* when the streak's first refusal was seen (0: no streak) */
+    uint64_t heard;    /* traffic counter at the streak's start: any change ends the streak */
+} icmp_watch;
+
 struct sn_dtls_peer {
     sn_dtls_status status;
     sn_udp_peer *udp;
@@ -32,6 +41,7 @@ struct sn_dtls_peer {
     char peer_fingerprint[96]; /* of the remote's certificate, once connected */
     void *ready_tag;           /* handed to the UDP peer, whichever it is (host: its peer) */
     char message[320];
+    icmp_watch icmp; /* client: ICMP port unreachable streak (nobody_listening) */
 };
 
 /* --- transport callbacks: the TLS session reads and writes datagrams through the UDP peer --- */
@@ -384,20 +394,44 @@ static void read_all(sn_dtls_peer *p)
     }
 }
 
-/* A client whose hellos keep coming back as ICMP port unreachable, with nothing received at
- * all, is talking to a closed port: say so now instead of after the handshake timeout. Two
- * refusals (the hello and its first retransmission) leave a server that is just starting a
- * second's grace. */
+/* How long ICMP port unreachable answers must keep coming before a client believes them. */
+#define SN_DTLS_ICMP_PERSIST_MS 2000
+
+/* A client whose datagrams keep drawing ICMP port unreachable is talking to a closed port: a
+ * handshake to a server that is not there, or a session whose server went away. ICMP is not
+ * authenticated (anyone on the path can forge one) and a server that is restarting draws a few,
+ * so a refusal counts only as part of a streak: the streak starts at the first refusal, ends at
+ * any authenticated traffic (a decrypted packet once connected; during the handshake, where
+ * nothing is authenticated yet, any datagram at all), and ends the connection when a refusal
+ * still comes SN_DTLS_ICMP_PERSIST_MS after its first: across the hello's retransmissions, or
+ * across the program's sends. */
 static bool nobody_listening(sn_dtls_peer *p)
 {
-    if (p->server) return false;
+    if (p->server || !p->udp) return false;
+    icmp_watch *w = &p->icmp;
+    if (w->udp != p->udp || w->attempt_ms != p->handshake_started_ms)
+        *w = (icmp_watch){.udp = p->udp, .attempt_ms = p->handshake_started_ms};
     sn_udp_peer_stats st;
     sn_udp_peer_get_stats(p->udp, &st);
-    if (st.icmp_refused < 2 || st.datagrams_received > 0) return false;
+    bool connected = p->status == SN_DTLS_STATUS_CONNECTED;
+    uint64_t heard = connected ? p->stats.packets_received : st.datagrams_received;
+    if (w->since_ms && heard != w->heard) w->since_ms = 0;
+    if (st.icmp_refused == w->seen) return false;
+    w->seen = st.icmp_refused;
+    uint64_t now = sn_now_ms();
+    if (!w->since_ms) {
+        w->since_ms = now ? now : 1;
+        w->heard = heard;
+        return false;
+    }
+    if (now - w->since_ms < SN_DTLS_ICMP_PERSIST_MS) return false;
     char where[SN_IP_STRLEN + 16];
     snprintf(where, sizeof where, "%s:%d", p->ip, p->port);
-    set_error(p, SN_DTLS_STATUS_ERROR,
-              "connection refused: nothing is listening on %s (ICMP port unreachable)", where);
+    if (connected)
+        set_error(p, SN_DTLS_STATUS_ERROR, "%s", "the server went away (ICMP port unreachable)");
+    else
+        set_error(p, SN_DTLS_STATUS_ERROR,
+                  "connection refused: nothing is listening on %s (ICMP port unreachable)", where);
     release_transport(p);
     return true;
 }
@@ -435,6 +469,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         sn_log(SN_LOG_INFO, "dtls peer %s:%d connected (%s)", p->ip, p->port, p->cipher);
     }
     if (p->status != SN_DTLS_STATUS_CONNECTED) return;
+    if (nobody_listening(p)) return;
     /* The last flight may still need retransmitting after the handshake is done; a session that
      * cannot resend it is dead, and says why rather than staying CONNECTED. */
     if (b->next_timeout_ms(p->tls) == 0 && b->handle_timeout(p->tls) == SN_TLS_FAILED) {

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dtls_fixture.h"
 #include "testutil.h"
 #include <sealnet/sealnet.h>
 
@@ -347,15 +353,137 @@ static void closed_port_fails_fast_with_a_reason(void **state)
     assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
     uint64_t start = sn_test_now_ms();
     while (sn_dtls_peer_get_status(c) == SN_DTLS_STATUS_HANDSHAKING &&
-           sn_test_now_ms() - start < 5000) {
+           sn_test_now_ms() - start < 8000) {
         sn_dtls_peer_poll(c);
         sn_test_sleep_ms(5);
     }
+    uint64_t took = sn_test_now_ms() - start;
     assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_ERROR);
     assert_non_null(strstr(sn_dtls_peer_get_error_message(c), "connection refused"));
-    assert_true(sn_test_now_ms() - start < 3000); /* long before the 30 s handshake timeout */
+    assert_non_null(strstr(sn_dtls_peer_get_error_message(c), "ICMP"));
+    /* Not on the first refusals (one forged ICMP message must not end an attempt): only when
+     * they persist across the hello's retransmissions for 2 s; and long before the 30 s
+     * handshake timeout. */
+    if (took < 2000 || took >= 6000) fail_msg("refused after %llu ms", (unsigned long long)took);
     sn_dtls_peer_free(c);
     sn_tls_options_free(opts);
+}
+
+/* A connected client whose server vanished (its socket closed: the kernel answers with ICMP
+ * port unreachable) says so once its sends have kept drawing refusals for 2 s, not before. */
+static void server_gone_reported_after_icmp_persists(void **state)
+{
+    env *e = *state;
+    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
+    sn_dtls_peer *c = connect_client(e, "localhost", opts, NULL);
+    run_until_settled(e, &c, 1, 10000);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_CONNECTED);
+    sn_udp_server_stop(e->udp); /* the server process is gone: nothing listens on the port */
+    uint64_t start = sn_test_now_ms(), next_send = start, flipped = 0;
+    while (sn_test_now_ms() - start < 8000) {
+        uint64_t now = sn_test_now_ms();
+        if (now >= next_send) {
+            sn_err r = sn_dtls_peer_put_packet(c, "anyone?", 7);
+            if (r != SN_OK) break; /* not connected any more */
+            next_send = now + 100;
+        }
+        sn_dtls_peer_poll(c);
+        if (sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_CONNECTED) {
+            flipped = sn_test_now_ms() - start;
+            break;
+        }
+        sn_test_sleep_ms(5);
+    }
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_ERROR);
+    assert_string_equal(sn_dtls_peer_get_error_message(c),
+                        "the server went away (ICMP port unreachable)");
+    if (flipped < 2000) fail_msg("gave up after %llu ms", (unsigned long long)flipped);
+    assert_int_equal(sn_dtls_peer_put_packet(c, "x", 1), SN_ERR_UNCONFIGURED);
+    sn_dtls_peer_free(c);
+    sn_tls_options_free(opts);
+}
+
+/* Steps the server (echoing every packet back), the relay and the client once. */
+static void echo_world_step(env *e, fx_relay *r, sn_dtls_peer *c)
+{
+    fx_relay_step(r);
+    server_step(e);
+    for (int i = 0; i < e->npeers; i++) {
+        char buf[2048];
+        size_t len;
+        while (sn_dtls_peer_get_packet(e->peers[i], buf, sizeof buf, &len) == SN_OK)
+            sn_dtls_peer_put_packet(e->peers[i], buf, len);
+    }
+    fx_relay_step(r);
+    sn_dtls_peer_poll(c);
+    sn_test_sleep_ms(2);
+}
+
+/* One ICMP port unreachable for the client, as a forged message (or a blip) would cause: the
+ * relay's front socket closes, one client datagram is refused, the port opens again. */
+static void one_refusal(fx_relay *r, sn_dtls_peer *c)
+{
+    close(r->front_fd);
+    assert_int_equal(sn_dtls_peer_put_packet(c, "lost", 4), SN_OK);
+    for (int i = 0; i < 20; i++) {
+        sn_dtls_peer_poll(c);
+        sn_test_sleep_ms(2);
+    }
+    r->front_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)r->port)};
+    assert_int_equal(bind(r->front_fd, (struct sockaddr *)&a, sizeof a), 0);
+}
+
+/* Runs the echo world for ms, the client sending every 100 ms; returns the echoes it read. */
+static int chat_for(env *e, fx_relay *r, sn_dtls_peer *c, int ms)
+{
+    int echoes = 0;
+    uint64_t end = sn_test_now_ms() + (uint64_t)ms, next_send = 0;
+    while (sn_test_now_ms() < end) {
+        if (sn_test_now_ms() >= next_send) {
+            assert_int_equal(sn_dtls_peer_put_packet(c, "ping", 4), SN_OK);
+            next_send = sn_test_now_ms() + 100;
+        }
+        echo_world_step(e, r, c);
+        char buf[64];
+        size_t len;
+        while (sn_dtls_peer_get_packet(c, buf, sizeof buf, &len) == SN_OK)
+            echoes++;
+        if (sn_dtls_peer_get_status(c) != SN_DTLS_STATUS_CONNECTED)
+            fail_msg("client lost the session: %s", sn_dtls_peer_get_error_message(c));
+    }
+    return echoes;
+}
+
+/* ICMP is not authenticated: two refusals 2.5 s apart, with authenticated echoes in between,
+ * leave the session up (each refusal starts a new streak that the echoes end). */
+static void spoofed_icmp_does_not_end_a_session(void **state)
+{
+    env *e = *state;
+    fx_relay r;
+    assert_true(fx_relay_start(&r, sn_udp_server_get_local_port(e->udp), 1));
+    sn_udp_peer *udp = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", r.port), SN_OK);
+    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
+    sn_dtls_peer *c = sn_dtls_peer_new();
+    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
+    uint64_t start = sn_test_now_ms();
+    while (sn_dtls_peer_get_status(c) == SN_DTLS_STATUS_HANDSHAKING &&
+           sn_test_now_ms() - start < 10000)
+        echo_world_step(e, &r, c);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_CONNECTED);
+    assert_true(chat_for(e, &r, c, 300) > 0);
+    one_refusal(&r, c);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_CONNECTED);
+    assert_true(chat_for(e, &r, c, 2500) > 10);
+    one_refusal(&r, c);
+    assert_true(chat_for(e, &r, c, 700) > 2);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_CONNECTED);
+    sn_dtls_peer_free(c);
+    sn_tls_options_free(opts);
+    fx_relay_stop(&r);
 }
 
 static void misuse_is_refused_with_reasons(void **state)
@@ -448,6 +576,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(handshake_times_out_against_silence, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_port_fails_fast_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(server_gone_reported_after_icmp_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(spoofed_icmp_does_not_end_a_session, setup, teardown),
         cmocka_unit_test_setup_teardown(misuse_is_refused_with_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(many_clients_and_a_silent_one, setup, teardown),
     };
