@@ -55,6 +55,11 @@ typedef struct sn_dtls_peer_stats {
     uint64_t dropped_invalid;    /* datagrams screened out before decryption: empty, unknown
                                     record type, protected record shorter than its overhead */
     uint64_t send_busy;          /* datagrams that could not be sent (socket buffer full) */
+    uint64_t dropped_screened;   /* handshake records kept from the session: oversized or
+                                    unexpected handshake messages, next-epoch records beyond
+                                    the bound, HelloVerifyRequests beyond the bound, plaintext
+                                    alerts superseded by the peer's next datagram (see
+                                    docs/hostile-inputs.md) */
 } sn_dtls_peer_stats;
 
 /* Fills *out with the defaults listed above. */

@@ -40,6 +40,17 @@ size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint
  * out) and frees udp. Used by a host that is full. */
 void sn_dtls_server_refuse(sn_udp_peer *udp);
 
+/* dtls_server.c: asked once a ClientHello's cookie is proven, just before a session would be
+ * created for it: the one point where a connection starts to hold memory, whatever else the
+ * address queued before or after the hello. False drops the hello unanswered (the client
+ * retransmits). The host enforces its half-open limits here. */
+typedef bool (*sn_dtls_admit_fn)(void *user, const sn_addr *addr);
+void sn_dtls_server_set_admit(sn_dtls_server *s, sn_dtls_admit_fn fn, void *user);
+
+/* dtls_peer.c: the remote proved a restart (a new cookie-carrying ClientHello from the same
+ * address and port) and this session ended because of it. */
+bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p);
+
 /* Cookie = time || nonce || HMAC(secret, time || nonce || address || port)[0..23]. The address
  * is normalised so an IPv4 client has one identity whether seen as v4 or v4-mapped v6. */
 void sn_dtls_make_cookie(const uint8_t secret[SN_DTLS_SECRET_LEN], uint32_t time_s, uint32_t nonce,

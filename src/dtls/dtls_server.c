@@ -9,7 +9,16 @@ struct sn_dtls_server {
     sn_dtls_cookie_jar *jar; /* shared with the peers, for ClientHellos on their address */
     sn_dtls_settings settings;
     sn_dtls_server_stats stats;
+    sn_dtls_admit_fn admit; /* NULL: every cookie-proven hello gets a session */
+    void *admit_user;
 };
+
+void sn_dtls_server_set_admit(sn_dtls_server *s, sn_dtls_admit_fn fn, void *user)
+{
+    if (!s) return;
+    s->admit = fn;
+    s->admit_user = user;
+}
 
 sn_dtls_server *sn_dtls_server_new(void)
 {
@@ -109,6 +118,11 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
             continue;
         }
         if (sn_dtls_jar_check(s->jar, &addr, hello.cookie, hello.cookie_len)) {
+            if (s->admit && !s->admit(s->admit_user, &addr)) {
+                sn_udp_peer_free(udp);
+                return sn_dtls_peer_new_failed("no room for another half-open handshake "
+                                               "(dropped; the client retransmits)");
+            }
             s->stats.handshakes_started++;
             /* The hello's fields point into the queued datagram, which stays queued: the
              * session reads it as its first datagram. */

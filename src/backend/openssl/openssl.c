@@ -107,6 +107,7 @@ static const sn_tls_backend openssl_backend = {
     .record_overhead = sn_ossl_record_overhead,
     .describe = sn_ossl_describe,
     .peer_fingerprint = sn_ossl_peer_fingerprint,
+    .peer_next_epoch_possible = sn_ossl_peer_next_epoch_possible,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

@@ -67,5 +67,6 @@ size_t sn_ossl_max_payload(const sn_tls_session *s);
 size_t sn_ossl_record_overhead(const sn_tls_session *s);
 const char *sn_ossl_describe(const sn_tls_session *s);
 sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96]);
+bool sn_ossl_peer_next_epoch_possible(const sn_tls_session *s);
 
 #endif
