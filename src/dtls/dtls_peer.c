@@ -43,15 +43,17 @@ struct sn_dtls_peer {
     char message[320];
     icmp_watch icmp; /* client: ICMP port unreachable streak (nobody_listening) */
     /* Handshake screening (screen_records): what an unauthenticated peer may make us hold. */
-    uint16_t hello_seq;     /* server: message_seq of the opening ClientHello */
-    int hvr_seen;           /* client: HelloVerifyRequests in this handshake */
-    bool hvr_exceeded;      /* client: more than SN_DTLS_MAX_HVR: fail at the next poll */
-    int early_epoch;        /* server: next-epoch records passed during the handshake */
-    uint8_t held_alert[64]; /* a plaintext alert received during the handshake, held back */
-    size_t held_len;        /* 0: none held */
-    uint64_t held_ms;       /* when it was first held */
-    bool release_alert;     /* the peer stayed silent: hand the alert to the session */
-    char screen_note[160];  /* what screening dropped that explains a later failure */
+    uint16_t hello_seq;             /* server: message_seq of the opening ClientHello */
+    int hvr_seen;                   /* client: HelloVerifyRequests in this handshake */
+    bool hvr_exceeded;              /* client: more than SN_DTLS_MAX_HVR: fail at the next poll */
+    int early_epoch;                /* server: next-epoch records passed during the handshake */
+    uint8_t held_alert[64];         /* a plaintext alert received during the handshake, held back */
+    size_t held_len;                /* 0: none held */
+    uint64_t held_ms;               /* when it was first held */
+    bool release_alert;             /* the peer stayed silent: hand the alert to the session */
+    char screen_note[160];          /* what screening dropped that explains a later failure */
+    sn_dtls_half_table *half_table; /* server: its server's half-open table, while half-open */
+    sn_dtls_half_entry half;
 };
 
 /* Handshake limits (docs/hostile-inputs.md). A handshake is unauthenticated until its Finished
@@ -313,9 +315,25 @@ static void set_error(sn_dtls_peer *p, sn_dtls_status status, const char *fmt, c
     sn_log(SN_LOG_INFO, "dtls peer %s:%d: %s", p->ip, p->port, p->message);
 }
 
+void sn_dtls_peer_join_half(sn_dtls_peer *p, sn_dtls_half_table *t, const sn_addr *addr)
+{
+    p->half_table = sn_dtls_half_ref(t);
+    sn_dtls_half_add(t, &p->half, addr, p->handshake_started_ms);
+}
+
+/* The handshake is over (connected, failed, evicted, freed): out of the half-open table. */
+static void leave_half(sn_dtls_peer *p)
+{
+    if (!p->half_table) return;
+    sn_dtls_half_remove(p->half_table, &p->half);
+    sn_dtls_half_unref(p->half_table);
+    p->half_table = NULL;
+}
+
 /* Drops the session and the UDP peer but keeps decrypted packets readable. */
 static void release_transport(sn_dtls_peer *p)
 {
+    leave_half(p);
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     sn_udp_peer_free(p->udp);
@@ -589,6 +607,23 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (!p || !p->tls) return;
     const sn_tls_backend *b = sn_tls_backend_get();
     sn_udp_peer_pump(p->udp);
+    if (p->status == SN_DTLS_STATUS_HANDSHAKING && p->half_table) {
+        if (atomic_load(&p->half.evicted)) {
+            set_error(p, SN_DTLS_STATUS_ERROR, "%s",
+                      "evicted: a newer handshake needed the slot (half-open limit)");
+            release_transport(p);
+            return;
+        }
+        if (sn_dtls_half_under_pressure(p->half_table) &&
+            SN_DTLS_PRESSURE_TIMEOUT_MS < p->handshake_timeout_ms &&
+            sn_now_ms() - p->handshake_started_ms >= SN_DTLS_PRESSURE_TIMEOUT_MS) {
+            sn_dtls_half_count_pressure_timeout(p->half_table);
+            set_error(p, SN_DTLS_STATUS_ERROR, "%s",
+                      "half-open handshake timed out (the server is under pressure)");
+            release_transport(p);
+            return;
+        }
+    }
     if (p->status == SN_DTLS_STATUS_HANDSHAKING) {
         if (p->held_len && sn_now_ms() - p->held_ms >= SN_DTLS_ALERT_GRACE_MS)
             p->release_alert = true;
@@ -627,6 +662,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             return;
         }
         p->status = SN_DTLS_STATUS_CONNECTED;
+        leave_half(p);
         p->last_packet_ms = sn_now_ms();
         snprintf(p->cipher, sizeof p->cipher, "%s", b->describe(p->tls));
         if (b->peer_fingerprint(p->tls, p->peer_fingerprint) != SN_OK) p->peer_fingerprint[0] = 0;

@@ -167,9 +167,9 @@ void sn_host_default_config(sn_host_config *out)
     sn_dtls_settings dtls; /* one source for the defaults the two layers share */
     sn_dtls_default_settings(&dtls);
     out->max_peers = 4096;
-    out->max_half_open = 256;
-    out->max_half_open_per_source = 64;
-    out->pressure_handshake_timeout_ms = 5000;
+    out->max_half_open = dtls.max_half_open;
+    out->max_half_open_per_source = dtls.max_half_open_per_source;
+    out->pressure_handshake_timeout_ms = SN_DTLS_PRESSURE_TIMEOUT_MS;
     out->idle_timeout_ms = 30000;
     out->handshake_timeout_ms = dtls.handshake_timeout_ms;
     out->keepalive_interval_ms = 1000;

@@ -21,28 +21,12 @@
 
 #include <string.h>
 
-/* A half-open handshake younger than this is never evicted: a client a round trip away (up to
- * a second) finishes within it, so a burst of legitimate clients larger than a limit cannot
- * evict each other in turn forever; the newcomer is dropped instead and retransmits. */
-#define EVICT_MIN_AGE_MS 1000
+/* Nothing younger than this is evicted (a client a round trip away finishes within it). */
+#define EVICT_MIN_AGE_MS SN_DTLS_EVICT_MIN_AGE_MS
 
 static void source_key(const sn_addr *addr, uint8_t out[9])
 {
-    memset(out, 0, 9);
-    if (addr->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&addr->ss;
-        out[0] = 4;
-        memcpy(out + 1, &a->sin_addr, 4);
-        return;
-    }
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&addr->ss;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) { /* the same client as its IPv4 form */
-        out[0] = 4;
-        memcpy(out + 1, a->sin6_addr.s6_addr + 12, 4);
-        return;
-    }
-    out[0] = 6;
-    memcpy(out + 1, a->sin6_addr.s6_addr, 8); /* the /64 */
+    sn_dtls_half_key(addr, out); /* the same sources as a classic server's */
 }
 
 static size_t source_slot(const sn_host *h, const uint8_t key[9])

@@ -804,6 +804,190 @@ static void test_restart_reported_as_restart(void **state)
     sn_host_free(srv);
 }
 
+/* ---- the classic server path (sn_dtls_server, Godot's loop) ------------------------------- */
+
+/* Godot's server loop: take connections, poll every peer, free the ones that ended. */
+typedef struct classic {
+    sn_udp_server *udp;
+    sn_dtls_server *dtls;
+    int port;
+    sn_dtls_peer **peers;
+    int n, cap;
+    int connected;
+} classic;
+
+static void classic_start(classic *c, const sn_dtls_settings *set)
+{
+    memset(c, 0, sizeof *c);
+    c->udp = sn_udp_server_new();
+    c->dtls = sn_dtls_server_new();
+    assert_int_equal(sn_udp_server_listen(c->udp, 0, "127.0.0.1"), SN_OK);
+    sn_udp_server_set_max_pending_connections(c->udp, 1024);
+    assert_int_equal(sn_dtls_server_set_settings(c->dtls, set), SN_OK);
+    assert_int_equal(sn_dtls_server_setup(c->dtls, server_opts), SN_OK);
+    c->port = sn_udp_server_get_local_port(c->udp);
+    c->cap = 4096;
+    c->peers = calloc((size_t)c->cap, sizeof *c->peers);
+}
+
+static void classic_step(classic *c)
+{
+    sn_udp_server_poll(c->udp);
+    while (sn_udp_server_is_connection_available(c->udp)) {
+        sn_dtls_peer *p =
+            sn_dtls_server_take_connection(c->dtls, sn_udp_server_take_connection(c->udp));
+        if (sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING && c->n < c->cap)
+            c->peers[c->n++] = p;
+        else
+            sn_dtls_peer_free(p);
+    }
+    for (int i = 0; i < c->n;) {
+        sn_dtls_peer *p = c->peers[i];
+        sn_dtls_status before = sn_dtls_peer_get_status(p);
+        sn_dtls_peer_poll(p);
+        sn_dtls_status st = sn_dtls_peer_get_status(p);
+        if (before == SN_DTLS_STATUS_HANDSHAKING && st == SN_DTLS_STATUS_CONNECTED) c->connected++;
+        if (st != SN_DTLS_STATUS_HANDSHAKING && st != SN_DTLS_STATUS_CONNECTED) {
+            sn_dtls_peer_free(p);
+            c->peers[i] = c->peers[--c->n];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void classic_stop(classic *c)
+{
+    for (int i = 0; i < c->n; i++)
+        sn_dtls_peer_free(c->peers[i]);
+    free(c->peers);
+    sn_dtls_server_free(c->dtls);
+    sn_udp_server_free(c->udp);
+}
+
+/* A cookie round trip against the classic server (stepped meanwhile). */
+static int classic_cookie(classic *c, const char *ip, uint8_t cookie[32])
+{
+    int fd = raw_socket_on(ip);
+    raw_send(fd, c->port, hello, hello_len);
+    uint8_t buf[2048];
+    uint64_t end = sn_test_now_ms() + WAIT_MS;
+    for (;;) {
+        classic_step(c);
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (is_hvr(buf, r)) break;
+        if (sn_test_now_ms() > end) fail_msg("no HelloVerifyRequest for %s", ip);
+        sn_test_sleep_ms(1);
+    }
+    memcpy(cookie, buf + 28, 32);
+    return fd;
+}
+
+/* The classic server had no half-open cap at all (defect 9): now max_half_open holds whatever
+ * each address queued, a source's limit holds, and after a second the oldest is evicted for a
+ * newcomer (the evicted peer turns ERROR at its next poll and the loop frees it). */
+static void test_classic_server_half_open_limits(void **state)
+{
+    (void)state;
+    enum { ATTACKERS = 40, CAP = 4 };
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.max_half_open = CAP;
+    set.max_half_open_per_source = 3;
+    classic c;
+    classic_start(&c, &set);
+    int fds[ATTACKERS];
+    uint8_t cookies[ATTACKERS][32];
+    for (int i = 0; i < ATTACKERS; i++)
+        fds[i] = classic_cookie(&c, i % 2 ? "127.0.0.6" : "127.0.0.7", cookies[i]);
+    for (int i = 0; i < ATTACKERS; i++) {
+        raw_send(fds[i], c.port, "junk", 4);
+        raw_send(fds[i], c.port, hello, hello_len);
+        send_cookie_hello(fds[i], c.port, cookies[i]);
+    }
+    sn_dtls_server_stats st;
+    for (int k = 0; k < 50; k++) {
+        classic_step(&c);
+        sn_dtls_server_get_stats(c.dtls, &st);
+        assert_true(st.half_open_now <= CAP);
+        sn_test_sleep_ms(5);
+    }
+    sn_dtls_server_get_stats(c.dtls, &st);
+    print_message("classic cap %d (3 per source): half-open %llu, started %llu, dropped %llu\n",
+                  CAP, (unsigned long long)st.half_open_now,
+                  (unsigned long long)st.handshakes_started,
+                  (unsigned long long)st.half_open_dropped);
+    assert_int_equal(st.half_open_now, CAP);
+    assert_int_equal(st.handshakes_started, CAP);
+    assert_int_equal(st.half_open_dropped, ATTACKERS - CAP);
+    /* A second later a newcomer from a third address evicts the oldest. */
+    sn_test_sleep_ms(1100);
+    uint8_t cookie[32];
+    int late = classic_cookie(&c, "127.0.0.8", cookie);
+    send_cookie_hello(late, c.port, cookie);
+    for (int k = 0; k < 20; k++) {
+        classic_step(&c);
+        sn_test_sleep_ms(2);
+    }
+    sn_dtls_server_get_stats(c.dtls, &st);
+    assert_int_equal(st.half_open_evicted, 1);
+    assert_int_equal(st.half_open_now, CAP);
+    assert_int_equal(c.n, CAP); /* the evicted peer failed and the loop freed it */
+    close(late);
+    for (int i = 0; i < ATTACKERS; i++)
+        close(fds[i]);
+    classic_stop(&c);
+}
+
+/* A legitimate client reaches a classic server at default settings while 50 addresses open 100
+ * silent cookie-proven handshakes per second (before: the table had no bound and the loop's
+ * CPU grew with it; now 256 at most, the oldest evicted). */
+static void test_classic_server_legit_client_under_flood(void **state)
+{
+    (void)state;
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    classic c;
+    classic_start(&c, &set);
+    flood f = {.port = c.port, .nips = 50, .rate = 100};
+    f.next_ms = sn_test_now_ms();
+    uint64_t warm = sn_test_now_ms() + 4000;
+    while (sn_test_now_ms() < warm) {
+        flood_step(&f);
+        classic_step(&c);
+        sn_test_sleep_ms(1);
+    }
+    sn_dtls_server_stats st;
+    sn_dtls_server_get_stats(c.dtls, &st);
+    uint64_t before = st.half_open_now;
+    uint64_t t0 = sn_test_now_ms();
+    sn_dtls_peer *cl = fx_client_connect(c.port, "localhost", client_opts, NULL);
+    assert_non_null(cl);
+    while (sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_HANDSHAKING &&
+           sn_test_now_ms() - t0 < 12000) {
+        flood_step(&f);
+        classic_step(&c);
+        sn_dtls_peer_poll(cl);
+        sn_test_sleep_ms(1);
+    }
+    uint64_t took = sn_test_now_ms() - t0;
+    sn_dtls_server_get_stats(c.dtls, &st);
+    print_message("classic server, 50-address flood at 100/s: half-open %llu before the client, "
+                  "evicted %llu; client: %s after %llu ms\n",
+                  (unsigned long long)before, (unsigned long long)st.half_open_evicted,
+                  sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED
+                      ? "connected"
+                      : sn_dtls_peer_get_error_message(cl),
+                  (unsigned long long)took);
+    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_CONNECTED);
+    assert_true(before >= 192 && st.half_open_now <= 256);
+    assert_true(st.half_open_evicted > 0);
+    assert_true(took < 5000);
+    sn_dtls_peer_free(cl);
+    flood_stop(&f);
+    classic_stop(&c);
+}
+
 /* ---- setup ----------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -848,6 +1032,8 @@ int main(void)
         cmocka_unit_test(test_restart_reported_as_restart),
         cmocka_unit_test(test_legit_clients_one_address_flood),
         cmocka_unit_test(test_legit_clients_fifty_address_flood),
+        cmocka_unit_test(test_classic_server_half_open_limits),
+        cmocka_unit_test(test_classic_server_legit_client_under_flood),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

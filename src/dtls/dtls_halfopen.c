@@ -1,0 +1,176 @@
+/* The classic DTLS server's half-open table (sn_dtls_settings max_half_open,
+ * max_half_open_per_source): the server peers taken from one sn_dtls_server whose handshake is
+ * still in progress, oldest first. The same policy as the host's (docs/host.md, "Half-open
+ * handshakes"), for programs that run Godot's loop themselves:
+ * - checked when a cookie-proven ClientHello would get a session, whatever else was queued;
+ * - per source (/32, /64): at the limit that source's oldest is evicted, the whole table: the
+ *   oldest is evicted; nothing younger than SN_DTLS_EVICT_MIN_AGE_MS is, the newcomer is
+ *   dropped unanswered instead (it retransmits);
+ * - under pressure (at least half full) handshakes get SN_DTLS_PRESSURE_TIMEOUT_MS at most.
+ * The program owns its peers and may poll them on other threads: eviction only raises a flag
+ * that the peer acts on at its next poll (ERROR "evicted ..."), and a peer leaves the table
+ * under the table's mutex before it is freed, so the table never points at freed memory.
+ * The table is refcounted: peers may outlive their server. */
+#include "dtls_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+struct sn_dtls_half_table {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    int max, per_source;
+    sn_dtls_half_entry *head, *tail;
+    atomic_size_t n;
+    atomic_uint_fast64_t evicted, dropped, pressure_timeouts;
+};
+
+void sn_dtls_half_key(const sn_addr *addr, uint8_t out[9])
+{
+    memset(out, 0, 9);
+    if (addr->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&addr->ss;
+        out[0] = 4;
+        memcpy(out + 1, &a->sin_addr, 4);
+        return;
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&addr->ss;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+        out[0] = 4;
+        memcpy(out + 1, a->sin6_addr.s6_addr + 12, 4);
+        return;
+    }
+    out[0] = 6;
+    memcpy(out + 1, a->sin6_addr.s6_addr, 8);
+}
+
+sn_dtls_half_table *sn_dtls_half_new(void)
+{
+    sn_dtls_half_table *t = sn_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    atomic_init(&t->refs, 1);
+    return t;
+}
+
+sn_dtls_half_table *sn_dtls_half_ref(sn_dtls_half_table *t)
+{
+    if (t) atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+void sn_dtls_half_unref(sn_dtls_half_table *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+    pthread_mutex_destroy(&t->mu);
+    sn_free(t);
+}
+
+void sn_dtls_half_set_limits(sn_dtls_half_table *t, int max, int per_source)
+{
+    pthread_mutex_lock(&t->mu);
+    t->max = max;
+    t->per_source = per_source;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void unlink_locked(sn_dtls_half_table *t, sn_dtls_half_entry *e)
+{
+    if (!e->linked) return;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        t->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        t->tail = e->prev;
+    e->prev = e->next = NULL;
+    e->linked = false;
+    atomic_fetch_sub(&t->n, 1);
+}
+
+static void evict_locked(sn_dtls_half_table *t, sn_dtls_half_entry *e)
+{
+    atomic_store(&e->evicted, true);
+    unlink_locked(t, e);
+    atomic_fetch_add(&t->evicted, 1);
+}
+
+bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ok = true;
+    if (t->max > 0 || t->per_source > 0) {
+        uint8_t key[9];
+        sn_dtls_half_key(addr, key);
+        size_t from_source = 0;
+        sn_dtls_half_entry *oldest = NULL;
+        for (sn_dtls_half_entry *e = t->head; e; e = e->next) {
+            if (memcmp(e->key, key, sizeof key) != 0) continue;
+            if (!oldest) oldest = e;
+            from_source++;
+        }
+        if (t->per_source > 0 && oldest && from_source >= (size_t)t->per_source) {
+            if (oldest->started_ms + SN_DTLS_EVICT_MIN_AGE_MS > now)
+                ok = false;
+            else
+                evict_locked(t, oldest);
+        }
+        if (ok && t->max > 0 && atomic_load(&t->n) >= (size_t)t->max) {
+            if (!t->head || t->head->started_ms + SN_DTLS_EVICT_MIN_AGE_MS > now)
+                ok = false;
+            else
+                evict_locked(t, t->head);
+        }
+        if (!ok) atomic_fetch_add(&t->dropped, 1);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+void sn_dtls_half_add(sn_dtls_half_table *t, sn_dtls_half_entry *e, const sn_addr *addr,
+                      uint64_t now)
+{
+    pthread_mutex_lock(&t->mu);
+    sn_dtls_half_key(addr, e->key);
+    e->started_ms = now;
+    e->prev = t->tail;
+    e->next = NULL;
+    if (t->tail)
+        t->tail->next = e;
+    else
+        t->head = e;
+    t->tail = e;
+    e->linked = true;
+    atomic_fetch_add(&t->n, 1);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void sn_dtls_half_remove(sn_dtls_half_table *t, sn_dtls_half_entry *e)
+{
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    unlink_locked(t, e);
+    pthread_mutex_unlock(&t->mu);
+}
+
+bool sn_dtls_half_under_pressure(const sn_dtls_half_table *t)
+{
+    return t && t->max > 0 && atomic_load(&t->n) * 2 >= (size_t)t->max;
+}
+
+void sn_dtls_half_count_pressure_timeout(sn_dtls_half_table *t)
+{
+    if (t) atomic_fetch_add(&t->pressure_timeouts, 1);
+}
+
+void sn_dtls_half_stats(const sn_dtls_half_table *t, sn_dtls_server_stats *out)
+{
+    if (!t) return;
+    out->half_open_now = atomic_load(&t->n);
+    out->half_open_evicted = atomic_load(&t->evicted);
+    out->half_open_dropped = atomic_load(&t->dropped);
+    out->half_open_pressure_timeouts = atomic_load(&t->pressure_timeouts);
+}
