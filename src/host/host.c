@@ -62,6 +62,7 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     h->n_handshaking++;
     if (have_addr) sn_host_halfopen_add(h, p, &addr);
     h->n_half_open++;
+    sn_host_halfopen_added(h);
     h->st.handshakes_started++;
     sn_host_after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }

@@ -120,6 +120,15 @@ uint64_t sn_host_halfopen_deadline(const sn_host *h, const sn_host_peer *p)
     return p->started_ms + (uint64_t)t;
 }
 
+void sn_host_halfopen_added(sn_host *h)
+{
+    /* Only when this handshake tipped the table into pressure: the timers of those already in
+     * it were set for the full timeout, so bring them forward once (O(half the table)). */
+    if (!under_pressure(h) || (h->n_half_open - 1) * 2 >= (size_t)h->cfg.max_half_open) return;
+    for (sn_host_peer *p = h->half_head; p; p = p->half_next)
+        sn_host_heap_earlier(h, p, sn_host_halfopen_deadline(h, p));
+}
+
 static void evict(sn_host *h, sn_host_peer *victim, const char *why)
 {
     sn_dtls_peer_disconnect_from_peer(victim->dtls); /* frees its session now */

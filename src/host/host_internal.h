@@ -134,6 +134,9 @@ void sn_host_halfopen_free(sn_host *h);
 bool sn_host_halfopen_admit(void *host, const sn_addr *addr);
 /* A new incoming half-open peer from addr (p->started_ms set) joins the table. */
 void sn_host_halfopen_add(sn_host *h, sn_host_peer *p, const sn_addr *addr);
+/* After n_half_open grew by one: when that began pressure, the shorter deadline applies to
+ * the handshakes already in the table too. */
+void sn_host_halfopen_added(sn_host *h);
 /* p leaves the table (connected, failed, evicted); nothing when it is not in it. */
 void sn_host_halfopen_remove(sn_host *h, sn_host_peer *p);
 /* The handshake deadline of an incoming half-open peer: shorter while the table is under

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "test_hooks.h"
 
 #include <sealnet/host.h>
 
@@ -804,6 +805,60 @@ static void test_restart_reported_as_restart(void **state)
     sn_host_free(srv);
 }
 
+/* ---- shorter half-open timeouts under pressure (on the injected clock) -------------------- */
+
+/* With the table at least half full, a half-open handshake ends at
+ * pressure_handshake_timeout_ms instead of handshake_timeout_ms, oldest first, until the table
+ * is below half again; below half, they keep their full timeout. */
+static void test_pressure_shortens_half_open_timeout(void **state)
+{
+    (void)state;
+    enum { CAP = 8, OPEN = 6 };
+    sn_test_clock_install(7000000);
+    sn_host_config c;
+    sn_host_default_config(&c);
+    c.max_half_open = CAP;
+    c.handshake_timeout_ms = 20000;
+    c.pressure_handshake_timeout_ms = 500;
+    sn_host *srv = server_host(&c);
+    int port = sn_host_get_port(srv);
+    served s = {0};
+    int fds[OPEN];
+    uint64_t t0 = sn_test_clock_now_ms();
+    for (int i = 0; i < OPEN; i++) {
+        uint8_t cookie[32];
+        fds[i] = prove_cookie(srv, &s, port, "127.0.0.9", cookie);
+        send_cookie_hello(fds[i], port, cookie);
+        for (int k = 0; k < 5; k++) {
+            serve(srv, &s);
+            sn_test_sleep_ms(1);
+        }
+    }
+    sn_host_stats st;
+    sn_host_get_stats(srv, &st);
+    assert_int_equal(st.incoming_half_open_now, OPEN);
+    uint64_t first_end = 0;
+    for (int k = 0; k < 150; k++) { /* 1.5 s of injected time */
+        serve(srv, &s);
+        sn_host_get_stats(srv, &st);
+        if (!first_end && st.half_open_pressure_timeouts) first_end = sn_test_clock_now_ms();
+        sn_test_clock_advance(10);
+    }
+    print_message("under pressure: %d half-open, %llu ended at %llu ms of injected time, %llu "
+                  "left with their full timeout\n",
+                  OPEN, (unsigned long long)st.half_open_pressure_timeouts,
+                  (unsigned long long)(first_end - t0),
+                  (unsigned long long)st.incoming_half_open_now);
+    /* 6, 5, 4 are at least half of 8: three end; 3 is below half: those stay. */
+    assert_int_equal(st.half_open_pressure_timeouts, OPEN - (CAP / 2 - 1));
+    assert_int_equal(st.incoming_half_open_now, CAP / 2 - 1);
+    assert_true(first_end - t0 >= 500 && first_end - t0 <= 500 + 10);
+    for (int i = 0; i < OPEN; i++)
+        close(fds[i]);
+    sn_host_free(srv);
+    sn_test_clock_remove();
+}
+
 /* ---- the classic server path (sn_dtls_server, Godot's loop) ------------------------------- */
 
 /* Godot's server loop: take connections, poll every peer, free the ones that ended. */
@@ -1016,6 +1071,13 @@ static int group_teardown(void **state)
     return 0;
 }
 
+static int remove_clock(void **state)
+{
+    (void)state;
+    sn_test_clock_remove();
+    return 0;
+}
+
 int main(void)
 {
     /* Before anything allocates: OpenSSL binds its allocator at its first allocation. */
@@ -1032,6 +1094,7 @@ int main(void)
         cmocka_unit_test(test_restart_reported_as_restart),
         cmocka_unit_test(test_legit_clients_one_address_flood),
         cmocka_unit_test(test_legit_clients_fifty_address_flood),
+        cmocka_unit_test_teardown(test_pressure_shortens_half_open_timeout, remove_clock),
         cmocka_unit_test(test_classic_server_half_open_limits),
         cmocka_unit_test(test_classic_server_legit_client_under_flood),
     };
