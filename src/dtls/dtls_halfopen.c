@@ -4,8 +4,9 @@
  * handshakes"), for programs that run Godot's loop themselves:
  * - checked when a cookie-proven ClientHello would get a session, whatever else was queued;
  * - per source (/32, /64): at the limit that source's oldest is evicted, the whole table: the
- *   oldest is evicted; nothing younger than SN_DTLS_EVICT_MIN_AGE_MS is, the newcomer is
- *   dropped unanswered instead (it retransmits);
+ *   oldest is evicted; nothing younger than SN_DTLS_EVICT_MIN_AGE_MS is evicted for age: then
+ *   the source holding the most slots gives one up if it holds more than the newcomer's
+ *   (crowding_locked), else the newcomer is dropped unanswered (it retransmits);
  * - under pressure (at least half full) handshakes get SN_DTLS_PRESSURE_TIMEOUT_MS at most.
  * The program owns its peers and may poll them on other threads: eviction only raises a flag
  * that the peer acts on at its next poll (ERROR "evicted ..."), and a peer leaves the table
@@ -98,6 +99,31 @@ static void evict_locked(sn_dtls_half_table *t, sn_dtls_half_entry *e)
     atomic_fetch_add(&t->evicted, 1);
 }
 
+/* The table is full of handshakes too young to evict: among the sources of the oldest
+ * CROWDING_SAMPLE entries, the one holding the most slots gives up its oldest when it holds
+ * more than the newcomer's source would (mine + 1), as in the host (host_halfopen.c). */
+#define CROWDING_SAMPLE 16
+static sn_dtls_half_entry *crowding_locked(sn_dtls_half_table *t, size_t mine)
+{
+    sn_dtls_half_entry *victim = NULL;
+    size_t best = mine + 1;
+    int k = 0;
+    for (sn_dtls_half_entry *s = t->head; s && k < CROWDING_SAMPLE; s = s->next, k++) {
+        size_t c = 0;
+        sn_dtls_half_entry *first = NULL;
+        for (sn_dtls_half_entry *e = t->head; e; e = e->next) {
+            if (memcmp(e->key, s->key, sizeof e->key) != 0) continue;
+            if (!first) first = e;
+            c++;
+        }
+        if (c > best) {
+            best = c;
+            victim = first;
+        }
+    }
+    return victim;
+}
+
 bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now)
 {
     pthread_mutex_lock(&t->mu);
@@ -119,10 +145,15 @@ bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now
                 evict_locked(t, oldest);
         }
         if (ok && t->max > 0 && atomic_load(&t->n) >= (size_t)t->max) {
-            if (!t->head || t->head->started_ms + SN_DTLS_EVICT_MIN_AGE_MS > now)
-                ok = false;
+            sn_dtls_half_entry *victim = NULL;
+            if (t->head && t->head->started_ms + SN_DTLS_EVICT_MIN_AGE_MS <= now)
+                victim = t->head;
             else
-                evict_locked(t, t->head);
+                victim = crowding_locked(t, from_source);
+            if (victim)
+                evict_locked(t, victim);
+            else
+                ok = false;
         }
         if (!ok) atomic_fetch_add(&t->dropped, 1);
     }

@@ -9,9 +9,10 @@
  * - the whole table: at max_half_open, the oldest half-open handshake (anyone's) is evicted for
  *   the new one, so a legitimate client gets in and finishes long before a flood at the
  *   table's rate can push it out;
- * - nothing younger than EVICT_MIN_AGE_MS is evicted: then the newcomer is dropped unanswered
- *   (it retransmits), so only a flood of more than max_half_open cookie-proven handshakes per
- *   second can still crowd clients out;
+ * - nothing younger than EVICT_MIN_AGE_MS is evicted for age: when the whole table is that
+ *   young (a flood of more than max_half_open cookie-proven handshakes per second), the source
+ *   holding the most slots gives one up if it holds more than the newcomer's (fairness,
+ *   crowding_source), else the newcomer is dropped unanswered and retransmits;
  * - under pressure (the table at least half full), a half-open handshake gets only
  *   pressure_handshake_timeout_ms instead of handshake_timeout_ms.
  * Sources sit in a hash table of chains (seeded hash, so an attacker cannot aim collisions);
@@ -120,6 +121,43 @@ uint64_t sn_host_halfopen_deadline(const sn_host *h, const sn_host_peer *p)
     return p->started_ms + (uint64_t)t;
 }
 
+/* Half-open handshakes from the source `key`; *oldest gets the first of them. The walk is
+ * bounded by the source's own count plus hash collisions. */
+static size_t source_count(const sn_host *h, const uint8_t key[9], sn_host_peer **oldest)
+{
+    size_t n = 0;
+    *oldest = NULL;
+    for (sn_host_peer *t = h->src_buckets[source_slot(h, key)]; t; t = t->src_next) {
+        if (memcmp(t->src, key, 9) != 0) continue;
+        if (!*oldest) *oldest = t;
+        n++;
+    }
+    return n;
+}
+
+/* The table is full of handshakes too young to evict (a flood faster than max_half_open per
+ * second). Fairness between sources decides instead: among the sources of the
+ * CROWDING_SAMPLE oldest entries, the one holding the most slots gives up its oldest when it
+ * holds more than the newcomer's source would after admission (mine + 1). A flood spread over
+ * many addresses then still lets a client from an address of its own in; a burst from one
+ * source only competes with itself. NULL: drop the newcomer. */
+#define CROWDING_SAMPLE 16
+static sn_host_peer *crowding_source(const sn_host *h, size_t mine)
+{
+    sn_host_peer *victim = NULL;
+    size_t best = mine + 1;
+    int k = 0;
+    for (sn_host_peer *p = h->half_head; p && k < CROWDING_SAMPLE; p = p->half_next, k++) {
+        sn_host_peer *first;
+        size_t c = source_count(h, p->src, &first);
+        if (c > best) {
+            best = c;
+            victim = first;
+        }
+    }
+    return victim;
+}
+
 void sn_host_halfopen_added(sn_host *h)
 {
     /* Only when this handshake tipped the table into pressure: the timers of those already in
@@ -149,13 +187,8 @@ bool sn_host_halfopen_admit(void *host, const sn_addr *addr)
     }
     uint8_t key[9];
     source_key(addr, key);
-    size_t from_source = 0;
     sn_host_peer *oldest = NULL;
-    for (sn_host_peer *t = h->src_buckets[source_slot(h, key)]; t; t = t->src_next) {
-        if (memcmp(t->src, key, sizeof key) != 0) continue;
-        if (!oldest) oldest = t;
-        from_source++;
-    }
+    size_t from_source = source_count(h, key, &oldest);
     if (oldest && from_source >= (size_t)h->cfg.max_half_open_per_source) {
         if (oldest->started_ms + EVICT_MIN_AGE_MS > now) {
             h->st.dropped_half_open_source++;
@@ -165,12 +198,17 @@ bool sn_host_halfopen_admit(void *host, const sn_addr *addr)
         evict(h, oldest, "evicted: a newer handshake from the same source (per-source limit)");
     }
     if (h->n_half_open >= (size_t)h->cfg.max_half_open) {
-        if (!h->half_head || h->half_head->started_ms + EVICT_MIN_AGE_MS > now) {
+        sn_host_peer *victim = NULL;
+        if (h->half_head && h->half_head->started_ms + EVICT_MIN_AGE_MS <= now)
+            victim = h->half_head;
+        else
+            victim = crowding_source(h, from_source);
+        if (!victim) {
             h->st.dropped_half_open++;
             return false;
         }
         h->st.evicted_half_open++;
-        evict(h, h->half_head, "evicted: a newer handshake needed the slot (half-open table full)");
+        evict(h, victim, "evicted: a newer handshake needed the slot (half-open table full)");
     }
     return true;
 }
