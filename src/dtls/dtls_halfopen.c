@@ -21,7 +21,7 @@
 struct sn_dtls_half_table {
     pthread_mutex_t mu;
     atomic_int refs;
-    int max, per_source;
+    atomic_int max, per_source; /* read by peers' polls, maybe on other threads */
     sn_dtls_half_entry *head, *tail;
     atomic_size_t n;
     atomic_uint_fast64_t evicted, dropped, pressure_timeouts;
@@ -70,10 +70,8 @@ void sn_dtls_half_unref(sn_dtls_half_table *t)
 
 void sn_dtls_half_set_limits(sn_dtls_half_table *t, int max, int per_source)
 {
-    pthread_mutex_lock(&t->mu);
-    t->max = max;
-    t->per_source = per_source;
-    pthread_mutex_unlock(&t->mu);
+    atomic_store(&t->max, max);
+    atomic_store(&t->per_source, per_source);
 }
 
 static void unlink_locked(sn_dtls_half_table *t, sn_dtls_half_entry *e)
@@ -128,7 +126,8 @@ bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now
 {
     pthread_mutex_lock(&t->mu);
     bool ok = true;
-    if (t->max > 0 || t->per_source > 0) {
+    int max = atomic_load(&t->max), per_source = atomic_load(&t->per_source);
+    if (max > 0 || per_source > 0) {
         uint8_t key[9];
         sn_dtls_half_key(addr, key);
         size_t from_source = 0;
@@ -138,13 +137,13 @@ bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now
             if (!oldest) oldest = e;
             from_source++;
         }
-        if (t->per_source > 0 && oldest && from_source >= (size_t)t->per_source) {
+        if (per_source > 0 && oldest && from_source >= (size_t)per_source) {
             if (oldest->started_ms + SN_DTLS_EVICT_MIN_AGE_MS > now)
                 ok = false;
             else
                 evict_locked(t, oldest);
         }
-        if (ok && t->max > 0 && atomic_load(&t->n) >= (size_t)t->max) {
+        if (ok && max > 0 && atomic_load(&t->n) >= (size_t)max) {
             sn_dtls_half_entry *victim = NULL;
             if (t->head && t->head->started_ms + SN_DTLS_EVICT_MIN_AGE_MS <= now)
                 victim = t->head;
@@ -189,7 +188,9 @@ void sn_dtls_half_remove(sn_dtls_half_table *t, sn_dtls_half_entry *e)
 
 bool sn_dtls_half_under_pressure(const sn_dtls_half_table *t)
 {
-    return t && t->max > 0 && atomic_load(&t->n) * 2 >= (size_t)t->max;
+    if (!t) return false;
+    int max = atomic_load(&t->max);
+    return max > 0 && atomic_load(&t->n) * 2 >= (size_t)max;
 }
 
 void sn_dtls_half_count_pressure_timeout(sn_dtls_half_table *t)
