@@ -42,36 +42,35 @@ typedef struct sn_host_config {
      * client-only host that opens no listening socket. Borrowed: the host keeps its own
      * reference to what it needs, so the options may be freed after sn_host_create. */
     const sn_tls_options *server_options;
-    int max_peers;                /* peers handshaking or connected, both directions; default 4096.
-                                     Beyond it incoming clients are refused with a fatal
-                                     handshake_failure alert (they fail at once, not by timeout) */
-    int max_half_open;            /* incoming handshakes in progress (cookie proven, not finished);
-                                     default 256. Checked where a session would be created, whatever
-                                     else the address sent. At the limit, a new cookie-proven
-                                     handshake evicts the oldest half-open one, so a flood of silent
-                                     handshakes cannot lock legitimate clients out (docs/host.md) */
-    int idle_timeout_ms;          /* no authenticated packet for this long: DISCONNECT TIMEOUT;
-                                     default 30000; 0: never */
-    int handshake_timeout_ms;     /* whole handshake, both directions; default: the DTLS layer's
-                                     (sn_dtls_default_settings, 30000) */
-    int keepalive_interval_ms;    /* ping when nothing was sent for this long (and at least every
-                                     4 intervals, for the RTT); default 1000; 0: never ping (for
-                                     plain DTLS peers such as Godot: see docs/host.md) */
-    int mtu;                      /* UDP payload bytes per datagram; default: the DTLS layer's
-                                     (1200) */
-    int max_work_per_service;     /* peers with pending I/O or timers handled per service call
-                                     before returning (round-robin fair); default 256 */
-    int max_half_open_per_source; /* half-open handshakes from one IPv4 /32 or IPv6 /64;
-                                     default 64. One more from there evicts that source's
-                                     oldest (if at least 1 s old; else it is dropped), so one
-                                     address only competes with itself */
-    int pressure_handshake_timeout_ms; /* while the half-open table is at least half full, an
-                                          incoming handshake gets this long instead of
-                                          handshake_timeout_ms; default 5000 */
-    int recv_buffer_size; /* server socket's kernel receive buffer (SO_RCVBUF, capped by
-                             net.core.rmem_max unless privileged); default 4 MiB, so bursts
-                             from many peers are not dropped by the kernel; 0: system
-                             default (about 208 KiB: roughly 100 small datagrams) */
+    int max_peers;             /* peers handshaking or connected, both directions; default 4096.
+                                  Beyond it incoming clients are refused with a fatal
+                                  handshake_failure alert (they fail at once, not by timeout) */
+    int max_half_open;         /* incoming handshakes in progress (cookie proven, unfinished);
+                                  default 256. At the limit a new cookie-proven handshake evicts
+                                  the oldest half-open one (docs/host.md, "Half-open
+                                  handshakes"), so silent handshakes cannot lock clients out */
+    int idle_timeout_ms;       /* no authenticated packet for this long: DISCONNECT TIMEOUT;
+                                  default 30000; 0: never */
+    int handshake_timeout_ms;  /* whole handshake, both directions; default: the DTLS layer's
+                                  (sn_dtls_default_settings, 30000) */
+    int keepalive_interval_ms; /* ping when nothing was sent for this long (and at least every
+                                  4 intervals, for the RTT); default 1000; 0: never ping (for
+                                  plain DTLS peers such as Godot: see docs/host.md) */
+    int mtu;                   /* UDP payload bytes per datagram; default: the DTLS layer's
+                                  (1200) */
+    int max_work_per_service;  /* peers with pending I/O or timers handled per service call
+                                  before returning (round-robin fair); default 256 */
+    int recv_buffer_size;      /* server socket's kernel receive buffer (SO_RCVBUF, capped by
+                                  net.core.rmem_max unless privileged); default 4 MiB, so bursts
+                                  from many peers are not dropped by the kernel; 0: system
+                                  default (about 208 KiB: roughly 100 small datagrams) */
+    /* Half-open handshakes from one IPv4 /32 or IPv6 /64; default 64. One more from there
+     * evicts that source's oldest (if at least 1 s old; else it is dropped), so one address
+     * only competes with itself. */
+    int max_half_open_per_source;
+    /* While the half-open table is at least half full, an incoming handshake gets this long
+     * instead of handshake_timeout_ms; default 5000. */
+    int pressure_handshake_timeout_ms;
 } sn_host_config;
 
 typedef enum sn_host_event_type {
@@ -130,9 +129,10 @@ typedef struct sn_host_stats {
     uint64_t handshakes_failed;
     uint64_t cookies_sent;      /* HelloVerifyRequests (stateless) */
     uint64_t refused_full;      /* incoming clients refused: max_peers reached */
-    uint64_t dropped_half_open; /* cookie-proven ClientHellos dropped: max_half_open reached
-                                   and every half-open handshake younger than 1 s (those are
-                                   never evicted); the client retransmits */
+    uint64_t dropped_half_open; /* cookie-proven ClientHellos dropped: max_half_open reached,
+                                   every half-open handshake younger than 1 s and no source
+                                   holding more than the newcomer's (docs/host.md); the client
+                                   retransmits */
     uint64_t idle_timeouts;
     uint64_t disconnects;                          /* DISCONNECT events delivered */
     uint64_t packets_received, bytes_received;     /* application packets delivered (RECEIVE) */
@@ -148,7 +148,8 @@ typedef struct sn_host_stats {
     uint64_t waits; /* times service slept in epoll_wait */
     /* The half-open table (docs/host.md, "Half-open handshakes"). */
     uint64_t incoming_half_open_peak;     /* gauge: most half-open at once; <= max_half_open */
-    uint64_t evicted_half_open;           /* oldest half-open evicted: the table was full */
+    uint64_t evicted_half_open;           /* the table was full: the oldest half-open evicted
+                                             (or, all young, the largest source's oldest) */
     uint64_t evicted_half_open_source;    /* a source's oldest evicted: its per-source limit */
     uint64_t dropped_half_open_source;    /* cookie-proven ClientHellos dropped: the source is at
                                              its limit and its handshakes are all younger than
