@@ -40,8 +40,8 @@ typedef struct sn_dtls_settings {
                                  old) is evicted (it turns ERROR at its next poll), else the
                                  hello is dropped unanswered. While at least half full, a
                                  handshake gets 5 s at most (docs/dtls.md) */
-    int max_half_open_per_source; /* server: the same per IPv4 /32 or IPv6 /64; default 64;
-                                     0: no limit */
+    int max_half_open_per_source; /* server: the same per IPv4 /32 or IPv6 /64 (at it, the
+                                     hello is dropped); default 64; 0: no limit */
 } sn_dtls_settings;
 
 /* Counters of a DTLS server (monotonic since setup). */

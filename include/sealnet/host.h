@@ -64,9 +64,8 @@ typedef struct sn_host_config {
                                   net.core.rmem_max unless privileged); default 4 MiB, so bursts
                                   from many peers are not dropped by the kernel; 0: system
                                   default (about 208 KiB: roughly 100 small datagrams) */
-    /* Half-open handshakes from one IPv4 /32 or IPv6 /64; default 64. One more from there
-     * evicts that source's oldest (if at least 1 s old; else it is dropped), so one address
-     * only competes with itself. */
+    /* Half-open handshakes from one IPv4 /32 or IPv6 /64; default 64. One more from there is
+     * dropped unanswered (it retransmits), so one address only competes with itself. */
     int max_half_open_per_source;
     /* While the half-open table is at least half full, an incoming handshake gets this long
      * instead of handshake_timeout_ms; default 5000. */
@@ -150,10 +149,8 @@ typedef struct sn_host_stats {
     uint64_t incoming_half_open_peak;     /* gauge: most half-open at once; <= max_half_open */
     uint64_t evicted_half_open;           /* the table was full: the oldest half-open evicted
                                              (or, all young, the largest source's oldest) */
-    uint64_t evicted_half_open_source;    /* a source's oldest evicted: its per-source limit */
-    uint64_t dropped_half_open_source;    /* cookie-proven ClientHellos dropped: the source is at
-                                             its limit and its handshakes are all younger than
-                                             1 s (never evicted) */
+    uint64_t dropped_half_open_source;    /* cookie-proven ClientHellos dropped: the source was
+                                             at max_half_open_per_source */
     uint64_t half_open_pressure_timeouts; /* ended at pressure_handshake_timeout_ms */
 } sn_host_stats;
 

@@ -3,10 +3,11 @@
  * still in progress, oldest first. The same policy as the host's (docs/host.md, "Half-open
  * handshakes"), for programs that run Godot's loop themselves:
  * - checked when a cookie-proven ClientHello would get a session, whatever else was queued;
- * - per source (/32, /64): at the limit that source's oldest is evicted, the whole table: the
- *   oldest is evicted; nothing younger than SN_DTLS_EVICT_MIN_AGE_MS is evicted for age: then
- *   the source holding the most slots gives one up if it holds more than the newcomer's
- *   (crowding_locked), else the newcomer is dropped unanswered (it retransmits);
+ * - per source (/32, /64): at the limit the newcomer is dropped (the source only competes with
+ *   itself); the whole table: the oldest is evicted (told with an alert); nothing younger than
+ * SN_DTLS_EVICT_MIN_AGE_MS is evicted for age: then the source holding the most slots gives one up
+ * if it holds more than the newcomer's (crowding_locked), else the newcomer is dropped unanswered
+ * (it retransmits);
  * - under pressure (at least half full) handshakes get SN_DTLS_PRESSURE_TIMEOUT_MS at most.
  * The program owns its peers and may poll them on other threads: eviction only raises a flag
  * that the peer acts on at its next poll (ERROR "evicted ..."), and a peer leaves the table
@@ -131,18 +132,9 @@ bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now
         uint8_t key[9];
         sn_dtls_half_key(addr, key);
         size_t from_source = 0;
-        sn_dtls_half_entry *oldest = NULL;
-        for (sn_dtls_half_entry *e = t->head; e; e = e->next) {
-            if (memcmp(e->key, key, sizeof key) != 0) continue;
-            if (!oldest) oldest = e;
-            from_source++;
-        }
-        if (per_source > 0 && oldest && from_source >= (size_t)per_source) {
-            if (oldest->started_ms + SN_DTLS_EVICT_MIN_AGE_MS > now)
-                ok = false;
-            else
-                evict_locked(t, oldest);
-        }
+        for (sn_dtls_half_entry *e = t->head; e; e = e->next)
+            if (memcmp(e->key, key, sizeof key) == 0) from_source++;
+        if (per_source > 0 && from_source >= (size_t)per_source) ok = false;
         if (ok && max > 0 && atomic_load(&t->n) >= (size_t)max) {
             sn_dtls_half_entry *victim = NULL;
             if (t->head && t->head->started_ms + SN_DTLS_EVICT_MIN_AGE_MS <= now)

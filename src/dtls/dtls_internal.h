@@ -85,6 +85,9 @@ void sn_dtls_half_remove(sn_dtls_half_table *t, sn_dtls_half_entry *e);
 bool sn_dtls_half_under_pressure(const sn_dtls_half_table *t);
 void sn_dtls_half_count_pressure_timeout(sn_dtls_half_table *t);
 void sn_dtls_half_stats(const sn_dtls_half_table *t, sn_dtls_server_stats *out);
+/* dtls_peer.c: ends a handshake in progress with ERROR `why`, telling the remote with a
+ * plaintext fatal handshake_failure alert (an evicted client fails fast and may retry). */
+void sn_dtls_peer_abort_handshake(sn_dtls_peer *p, const char *why);
 /* dtls_peer.c: a server peer just created from server `t` joins its half-open table. */
 void sn_dtls_peer_join_half(sn_dtls_peer *p, sn_dtls_half_table *t, const sn_addr *addr);
 

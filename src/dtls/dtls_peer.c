@@ -340,6 +340,21 @@ static void release_transport(sn_dtls_peer *p)
     p->udp = NULL;
 }
 
+void sn_dtls_peer_abort_handshake(sn_dtls_peer *p, const char *why)
+{
+    if (!p || p->status != SN_DTLS_STATUS_HANDSHAKING) return;
+    if (p->udp) {
+        /* A plaintext fatal handshake_failure, so the client fails within its alert grace and
+         * can retry instead of retransmitting into nothing until its handshake timeout. The
+         * sequence number is far ahead of any the session used: not taken for a replay. */
+        static const uint8_t alert[15] = {21,   0xfe, 0xfd, 0, 0, 0, 0xff, 0xff,
+                                          0xff, 0xff, 0xff, 0, 2, 2, 40};
+        sn_udp_peer_put_packet(p->udp, alert, sizeof alert);
+    }
+    set_error(p, SN_DTLS_STATUS_ERROR, "%s", why);
+    release_transport(p);
+}
+
 static sn_tls_session *start_session(sn_dtls_peer *p, sn_tls_config *config, const char *host)
 {
     sn_tls_session_params params = {
@@ -609,9 +624,8 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     sn_udp_peer_pump(p->udp);
     if (p->status == SN_DTLS_STATUS_HANDSHAKING && p->half_table) {
         if (atomic_load(&p->half.evicted)) {
-            set_error(p, SN_DTLS_STATUS_ERROR, "%s",
-                      "evicted: a newer handshake needed the slot (half-open limit)");
-            release_transport(p);
+            sn_dtls_peer_abort_handshake(
+                p, "evicted: a newer handshake needed the slot (half-open limit)");
             return;
         }
         if (sn_dtls_half_under_pressure(p->half_table) &&

@@ -5,10 +5,11 @@
  * the one point where a session is about to be created (the DTLS server's admit hook, after
  * the cookie check), whatever else the address queued:
  * - per source: at most max_half_open_per_source from one IPv4 /32 or IPv6 /64; one more from
- *   there evicts that source's oldest, so a flooding address only competes with itself;
+ *   there is dropped unanswered, so a flooding address only competes with itself;
  * - the whole table: at max_half_open, the oldest half-open handshake (anyone's) is evicted for
- *   the new one, so a legitimate client gets in and finishes long before a flood at the
- *   table's rate can push it out;
+ *   the new one (and told so with a fatal alert, so a real client evicted fails fast and can
+ *   retry rather than wait for its handshake timeout), so a legitimate client gets in and finishes
+ * long before a flood at the table's rate can push it out;
  * - nothing younger than EVICT_MIN_AGE_MS is evicted for age: when the whole table is that
  *   young (a flood of more than max_half_open cookie-proven handshakes per second), the source
  *   holding the most slots gives one up if it holds more than the newcomer's (fairness,
@@ -169,7 +170,7 @@ void sn_host_halfopen_added(sn_host *h)
 
 static void evict(sn_host *h, sn_host_peer *victim, const char *why)
 {
-    sn_dtls_peer_disconnect_from_peer(victim->dtls); /* frees its session now */
+    sn_dtls_peer_abort_handshake(victim->dtls, why); /* alert; frees its session now */
     sn_host_handshake_failed(h, victim, SN_HOST_DISCONNECT_HANDSHAKE_FAILED, why);
 }
 
@@ -189,13 +190,11 @@ bool sn_host_halfopen_admit(void *host, const sn_addr *addr)
     source_key(addr, key);
     sn_host_peer *oldest = NULL;
     size_t from_source = source_count(h, key, &oldest);
-    if (oldest && from_source >= (size_t)h->cfg.max_half_open_per_source) {
-        if (oldest->started_ms + EVICT_MIN_AGE_MS > now) {
-            h->st.dropped_half_open_source++;
-            return false;
-        }
-        h->st.evicted_half_open_source++;
-        evict(h, oldest, "evicted: a newer handshake from the same source (per-source limit)");
+    if (from_source >= (size_t)h->cfg.max_half_open_per_source) {
+        /* Dropped, not evicting the source's own: a burst of real clients behind one address
+         * (a NAT, a test) would otherwise evict each other mid-handshake. */
+        h->st.dropped_half_open_source++;
+        return false;
     }
     if (h->n_half_open >= (size_t)h->cfg.max_half_open) {
         sn_host_peer *victim = NULL;
