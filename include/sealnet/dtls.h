@@ -34,6 +34,14 @@ typedef struct sn_dtls_settings {
     int handshake_timeout_ms; /* whole handshake; then ERROR "handshake timed out"; default 30000 */
     int cookie_lifetime_ms;   /* server: how long a cookie stays valid; default 60000 */
     int max_queued_packets;   /* decrypted packets waiting per peer before drops; default 1024 */
+    int max_half_open;        /* server: handshakes in progress (cookie proven, not finished)
+                                 among the peers taken; default 256; 0: no limit. Checked when a
+                                 session would be created; at the limit the oldest (if >= 1 s
+                                 old) is evicted (it turns ERROR at its next poll), else the
+                                 hello is dropped unanswered. While at least half full, a
+                                 handshake gets 5 s at most (docs/dtls.md) */
+    int max_half_open_per_source; /* server: the same per IPv4 /32 or IPv6 /64 (at it, the
+                                     hello is dropped); default 64; 0: no limit */
 } sn_dtls_settings;
 
 /* Counters of a DTLS server (monotonic since setup). */
@@ -44,6 +52,10 @@ typedef struct sn_dtls_server_stats {
     uint64_t handshakes_started; /* peers returned HANDSHAKING */
     uint64_t malformed_dropped;  /* first datagrams that were not a usable ClientHello */
     uint64_t secret_rotations;   /* cookie secret changes */
+    uint64_t half_open_now;      /* gauge: peers taken whose handshake is in progress */
+    uint64_t half_open_evicted;  /* evicted for a newer handshake (max_half_open[_per_source]) */
+    uint64_t half_open_dropped;  /* cookie-proven hellos dropped: at a limit, none old enough */
+    uint64_t half_open_pressure_timeouts; /* handshakes ended at 5 s under pressure */
 } sn_dtls_server_stats;
 
 /* Per-peer counters. */
@@ -55,6 +67,11 @@ typedef struct sn_dtls_peer_stats {
     uint64_t dropped_invalid;    /* datagrams screened out before decryption: empty, unknown
                                     record type, protected record shorter than its overhead */
     uint64_t send_busy;          /* datagrams that could not be sent (socket buffer full) */
+    uint64_t dropped_screened;   /* handshake records kept from the session: oversized or
+                                    unexpected handshake messages, next-epoch records beyond
+                                    the bound, HelloVerifyRequests beyond the bound, plaintext
+                                    alerts superseded by the peer's next datagram (see
+                                    docs/hostile-inputs.md) */
 } sn_dtls_peer_stats;
 
 /* Fills *out with the defaults listed above. */

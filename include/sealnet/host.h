@@ -45,9 +45,10 @@ typedef struct sn_host_config {
     int max_peers;             /* peers handshaking or connected, both directions; default 4096.
                                   Beyond it incoming clients are refused with a fatal
                                   handshake_failure alert (they fail at once, not by timeout) */
-    int max_half_open;         /* incoming handshakes in progress; default 256. Beyond it a
-                                  ClientHello carrying a cookie is dropped unanswered (the client
-                                  retransmits and gets in when a slot frees) */
+    int max_half_open;         /* incoming handshakes in progress (cookie proven, unfinished);
+                                  default 256. At the limit a new cookie-proven handshake evicts
+                                  the oldest half-open one (docs/host.md, "Half-open
+                                  handshakes"), so silent handshakes cannot lock clients out */
     int idle_timeout_ms;       /* no authenticated packet for this long: DISCONNECT TIMEOUT;
                                   default 30000; 0: never */
     int handshake_timeout_ms;  /* whole handshake, both directions; default: the DTLS layer's
@@ -69,6 +70,12 @@ typedef struct sn_host_config {
     /* 32 bytes shared by every host that must accept the others' cookies (see
      * sn_dtls_server_set_cookie_secret); NULL: the host draws its own, rotating. Copied. */
     const uint8_t *cookie_secret;
+    /* Half-open handshakes from one IPv4 /32 or IPv6 /64; default 64. One more from there is
+     * dropped unanswered (it retransmits), so one address only competes with itself. */
+    int max_half_open_per_source;
+    /* While the half-open table is at least half full, an incoming handshake gets this long
+     * instead of handshake_timeout_ms; default 5000. */
+    int pressure_handshake_timeout_ms;
 } sn_host_config;
 
 typedef enum sn_host_event_type {
@@ -89,8 +96,12 @@ typedef enum sn_host_disconnect_reason {
     SN_HOST_DISCONNECT_REFUSED = 5,          /* outgoing connection refused before any DTLS:
                                                 this host is full, or ICMP port unreachable
                                                 (nothing listens there) */
-    SN_HOST_DISCONNECT_ERROR = 6             /* connected session failed (fatal alert, send
+    SN_HOST_DISCONNECT_ERROR = 6,            /* connected session failed (fatal alert, send
                                                 error); message says why */
+    SN_HOST_DISCONNECT_RESTARTED = 7         /* the client restarted: a new cookie-proven
+                                                ClientHello from the same address and port
+                                                ended its old session (RFC 6347 4.2.8); its
+                                                new connection follows as a new peer */
 } sn_host_disconnect_reason;
 
 typedef enum sn_host_peer_state {
@@ -123,7 +134,10 @@ typedef struct sn_host_stats {
     uint64_t handshakes_failed;
     uint64_t cookies_sent;      /* HelloVerifyRequests (stateless) */
     uint64_t refused_full;      /* incoming clients refused: max_peers reached */
-    uint64_t dropped_half_open; /* cookie-carrying ClientHellos dropped: max_half_open */
+    uint64_t dropped_half_open; /* cookie-proven ClientHellos dropped: max_half_open reached,
+                                   every half-open handshake younger than 1 s and no source
+                                   holding more than the newcomer's (docs/host.md); the client
+                                   retransmits */
     uint64_t idle_timeouts;
     uint64_t disconnects;                          /* DISCONNECT events delivered */
     uint64_t packets_received, bytes_received;     /* application packets delivered (RECEIVE) */
@@ -137,6 +151,13 @@ typedef struct sn_host_stats {
                                       pending table was full */
     uint64_t service_calls;
     uint64_t waits; /* times service slept in epoll_wait */
+    /* The half-open table (docs/host.md, "Half-open handshakes"). */
+    uint64_t incoming_half_open_peak;     /* gauge: most half-open at once; <= max_half_open */
+    uint64_t evicted_half_open;           /* the table was full: the oldest half-open evicted
+                                             (or, all young, the largest source's oldest) */
+    uint64_t dropped_half_open_source;    /* cookie-proven ClientHellos dropped: the source was
+                                             at max_half_open_per_source */
+    uint64_t half_open_pressure_timeouts; /* ended at pressure_handshake_timeout_ms */
 } sn_host_stats;
 
 /* Fills *out with the defaults documented in sn_host_config (client-only, port 0). */

@@ -205,6 +205,11 @@ typedef struct sn_tls_backend {
     const char *(*describe)(const sn_tls_session *s);
     /* True once a handshake finished by resuming an earlier session (abbreviated). */
     bool (*session_resumed)(const sn_tls_session *s);
+    /* Datagram server, during the handshake: true once the session could hold keys for the
+     * client's next epoch (it has read the client's key exchange, or resumes a session), so a
+     * record of that epoch can be used rather than only buffered. Optional (NULL: the DTLS
+     * layer bounds such records by count alone). */
+    bool (*peer_next_epoch_possible)(const sn_tls_session *s);
 } sn_tls_backend;
 
 /* The backend this build uses. */

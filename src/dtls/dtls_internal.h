@@ -5,6 +5,8 @@
 #include "keys_internal.h"
 #include "udp_transport.h"
 
+#include <stdatomic.h>
+
 /* Our cookies: 4-byte timestamp (seconds) + 4-byte nonce + 24 bytes of HMAC-SHA256. The nonce
  * (a counter) makes every cookie unique, so a session can tell a fresh cookie exchange from a
  * replay of the one that opened it. GnuTLS accepts cookies of
@@ -39,6 +41,59 @@ size_t sn_dtls_build_alert(const sn_dtls_hello *hello, uint8_t description, uint
  * ClientHello with a fatal handshake_failure alert (the client fails cleanly instead of timing
  * out) and frees udp. Used by a host that is full. */
 void sn_dtls_server_refuse(sn_udp_peer *udp);
+
+/* dtls_server.c: asked once a ClientHello's cookie is proven, just before a session would be
+ * created for it: the one point where a connection starts to hold memory, whatever else the
+ * address queued before or after the hello. False drops the hello unanswered (the client
+ * retransmits). The host enforces its half-open limits here. */
+typedef bool (*sn_dtls_admit_fn)(void *user, const sn_addr *addr);
+void sn_dtls_server_set_admit(sn_dtls_server *s, sn_dtls_admit_fn fn, void *user);
+
+/* ---- dtls_halfopen.c: a classic server's half-open table ---------------------------------- */
+
+/* A half-open handshake younger than this is never evicted (a client a round trip away
+ * finishes within it); the newcomer is dropped instead. Shared with the host. */
+#define SN_DTLS_EVICT_MIN_AGE_MS 1000
+/* Handshake time a half-open server session gets while its table is at least half full.
+ * The host's default for pressure_handshake_timeout_ms. */
+#define SN_DTLS_PRESSURE_TIMEOUT_MS 5000
+
+typedef struct sn_dtls_half_table sn_dtls_half_table;
+/* One server peer's place in the table; embedded in the peer. */
+typedef struct sn_dtls_half_entry {
+    struct sn_dtls_half_entry *prev, *next;
+    bool linked;
+    atomic_bool evicted; /* set by the server's thread, acted on at the peer's next poll */
+    uint8_t key[9];      /* family tag + the /32 or /64 */
+    uint64_t started_ms;
+} sn_dtls_half_entry;
+
+/* The source an address counts against: IPv4 /32 (IPv4-mapped too) or IPv6 /64. */
+void sn_dtls_half_key(const sn_addr *addr, uint8_t out[9]);
+sn_dtls_half_table *sn_dtls_half_new(void);
+sn_dtls_half_table *sn_dtls_half_ref(sn_dtls_half_table *t);
+void sn_dtls_half_unref(sn_dtls_half_table *t);
+/* 0: no limit. */
+void sn_dtls_half_set_limits(sn_dtls_half_table *t, int max, int per_source);
+/* Makes room for one more half-open handshake from addr (evicting when a limit is reached and
+ * the oldest is old enough); false: drop the hello. */
+bool sn_dtls_half_admit(sn_dtls_half_table *t, const sn_addr *addr, uint64_t now);
+void sn_dtls_half_add(sn_dtls_half_table *t, sn_dtls_half_entry *e, const sn_addr *addr,
+                      uint64_t now);
+/* e leaves the table (nothing when it is not in it). */
+void sn_dtls_half_remove(sn_dtls_half_table *t, sn_dtls_half_entry *e);
+bool sn_dtls_half_under_pressure(const sn_dtls_half_table *t);
+void sn_dtls_half_count_pressure_timeout(sn_dtls_half_table *t);
+void sn_dtls_half_stats(const sn_dtls_half_table *t, sn_dtls_server_stats *out);
+/* dtls_peer.c: ends a handshake in progress with ERROR `why`, telling the remote with a
+ * plaintext fatal handshake_failure alert (an evicted client fails fast and may retry). */
+void sn_dtls_peer_abort_handshake(sn_dtls_peer *p, const char *why);
+/* dtls_peer.c: a server peer just created from server `t` joins its half-open table. */
+void sn_dtls_peer_join_half(sn_dtls_peer *p, sn_dtls_half_table *t, const sn_addr *addr);
+
+/* dtls_peer.c: the remote proved a restart (a new cookie-carrying ClientHello from the same
+ * address and port) and this session ended because of it. */
+bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p);
 
 /* Cookie = time || nonce || HMAC(secret, time || nonce || address || port)[0..23]. The address
  * is normalised so an IPv4 client has one identity whether seen as v4 or v4-mapped v6. */

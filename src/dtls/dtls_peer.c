@@ -44,7 +44,42 @@ struct sn_dtls_peer {
     char message[320];
     icmp_watch icmp;          /* client: ICMP port unreachable streak (nobody_listening) */
     sn_tls_chain *peer_chain; /* what the remote presented, kept when the session goes */
+    /* Handshake screening (screen_records): what an unauthenticated peer may make us hold. */
+    uint16_t hello_seq;             /* server: message_seq of the opening ClientHello */
+    int hvr_seen;                   /* client: HelloVerifyRequests in this handshake */
+    bool hvr_exceeded;              /* client: more than SN_DTLS_MAX_HVR: fail at the next poll */
+    int early_epoch;                /* server: next-epoch records passed during the handshake */
+    uint8_t held_alert[64];         /* a plaintext alert received during the handshake, held back */
+    size_t held_len;                /* 0: none held */
+    uint64_t held_ms;               /* when it was first held */
+    bool release_alert;             /* the peer stayed silent: hand the alert to the session */
+    char screen_note[160];          /* what screening dropped that explains a later failure */
+    sn_dtls_half_table *half_table; /* server: its server's half-open table, while half-open */
+    sn_dtls_half_entry half;
 };
+
+/* Handshake limits (docs/hostile-inputs.md). A handshake is unauthenticated until its Finished
+ * messages: anything in it may come from an off-path spoofer or from a peer that only wants to
+ * make the server hold memory. */
+/* Client: HelloVerifyRequests answered per handshake (RFC 6347 expects one; a few more cover a
+ * server that restarted or rotated its secret mid-handshake). */
+#define SN_DTLS_MAX_HVR 8
+/* A plaintext alert during the handshake ends it only when the peer says nothing else for this
+ * long: a spoofed alert is superseded by the real peer's next datagram, and a genuine one
+ * (e.g. a full server's refusal) still ends the handshake within a second. */
+#define SN_DTLS_ALERT_GRACE_MS 750
+/* Server: next-epoch records handed to the session, once keys for them can exist, before its
+ * handshake is done. OpenSSL keeps each one it cannot decrypt yet with a whole read buffer
+ * (~17 KiB); the client's Finished needs one, retransmissions and reordering a few more. */
+#define SN_DTLS_EARLY_EPOCH_MAX 4
+/* Server: how far past the opening ClientHello a client handshake message_seq may be. A
+ * client (no client certificates are ever requested) sends ClientKeyExchange and Finished. */
+#define SN_DTLS_SEQ_WINDOW 3
+/* Server: the largest handshake messages a client may send. ClientHello: OpenSSL's own
+ * ceiling for a DTLS record payload; ClientKeyExchange: OpenSSL's (2048, an RSA-16384
+ * premaster or an ECDH point). */
+#define SN_DTLS_CLIENT_HELLO_MAX 16384
+#define SN_DTLS_CLIENT_KEX_MAX   2048
 
 /* --- transport callbacks: the TLS session reads and writes datagrams through the UDP peer --- */
 
@@ -81,6 +116,101 @@ static size_t acceptable_prefix(const sn_dtls_peer *p, const uint8_t *d, size_t 
     return good;
 }
 
+/* A plaintext handshake record from a client, checked fragment by fragment against what a
+ * client of this server can send. False (with the reason in screen_note) to drop it: before
+ * OpenSSL sees it, because OpenSSL would reserve the declared message length (up to 100 KiB)
+ * for each of up to 10 out-of-order messages. */
+static bool client_fragments_fit(sn_dtls_peer *p, const uint8_t *body, size_t len)
+{
+    for (size_t off = 0; off + 12 <= len;) {
+        const uint8_t *f = body + off;
+        unsigned type = f[0];
+        size_t msg_len = (size_t)f[1] << 16 | (size_t)f[2] << 8 | f[3];
+        unsigned seq = (unsigned)f[4] << 8 | f[5];
+        size_t frag_len = (size_t)f[9] << 16 | (size_t)f[10] << 8 | f[11];
+        size_t limit = type == 1    ? SN_DTLS_CLIENT_HELLO_MAX
+                       : type == 16 ? SN_DTLS_CLIENT_KEX_MAX
+                                    : 0;
+        if (limit == 0) {
+            snprintf(p->screen_note, sizeof p->screen_note,
+                     "the client sent handshake message type %u, which it may not send here", type);
+            return false;
+        }
+        if (msg_len > limit) {
+            snprintf(p->screen_note, sizeof p->screen_note,
+                     "the client sent a handshake message too large (type %u declaring %zu "
+                     "bytes; limit %zu)",
+                     type, msg_len, limit);
+            return false;
+        }
+        if (seq > (unsigned)p->hello_seq + SN_DTLS_SEQ_WINDOW) {
+            snprintf(p->screen_note, sizeof p->screen_note,
+                     "the client sent handshake message_seq %u, beyond %u", seq,
+                     (unsigned)p->hello_seq + SN_DTLS_SEQ_WINDOW);
+            return false;
+        }
+        off += 12 + frag_len;
+    }
+    return true;
+}
+
+/* Which records of a datagram reach the session while the handshake is in progress (after it,
+ * everything acceptable does). Copies the kept records to out and returns their length. */
+static size_t screen_records(sn_dtls_peer *p, const uint8_t *d, size_t len, uint8_t *out)
+{
+    if (p->status != SN_DTLS_STATUS_HANDSHAKING) {
+        memcpy(out, d, len);
+        return len;
+    }
+    size_t kept = 0;
+    bool kex_seen = false; /* a ClientKeyExchange or ChangeCipherSpec earlier in this datagram */
+    for (size_t off = 0; off + 13 <= len;) {
+        const uint8_t *r = d + off;
+        size_t rlen = 13 + ((size_t)r[11] << 8 | r[12]);
+        unsigned epoch = (unsigned)r[3] << 8 | r[4];
+        off += rlen;
+        bool keep = true;
+        if (epoch == 0 && r[0] == 21) {
+            /* Held, not believed: the peer's next datagram supersedes it. */
+            if (!p->held_len) p->held_ms = sn_now_ms();
+            p->held_len = rlen <= sizeof p->held_alert ? rlen : 0;
+            if (p->held_len) memcpy(p->held_alert, r, rlen);
+            continue;
+        }
+        if (epoch == 0 && r[0] == 22 && rlen >= 13 + 12) {
+            if (p->server) {
+                keep = client_fragments_fit(p, r + 13, rlen - 13);
+            } else if (r[13] == 3 && ++p->hvr_seen > SN_DTLS_MAX_HVR) {
+                p->hvr_exceeded = true;
+                keep = false;
+            }
+        } else if (epoch > 0 && p->server) {
+            /* Before the client's key exchange no key of a later epoch can exist: such a
+             * record is forged or early, and OpenSSL would keep it with a whole read buffer.
+             * After it (or after a key exchange or ChangeCipherSpec earlier in this datagram),
+             * records that still arrive ahead of the ChangeCipherSpec are bounded by count. */
+            const sn_tls_backend *b = sn_tls_backend_get();
+            bool possible =
+                kex_seen ||
+                (b->peer_next_epoch_possible ? b->peer_next_epoch_possible(p->tls) : true);
+            keep = possible && p->early_epoch < SN_DTLS_EARLY_EPOCH_MAX;
+            if (keep) p->early_epoch++;
+        }
+        if (keep && epoch == 0 && r[0] == 20) kex_seen = true;
+        if (keep && epoch == 0 && r[0] == 22 && rlen >= 13 + 12 && r[13] == 16) kex_seen = true;
+        if (!keep) {
+            p->stats.dropped_screened++;
+            continue;
+        }
+        /* The peer is still talking: an alert held so far was not its last word. */
+        if (p->held_len) p->stats.dropped_screened++;
+        p->held_len = 0;
+        memcpy(out + kept, r, rlen);
+        kept += rlen;
+    }
+    return kept;
+}
+
 /* A server peer sees a ClientHello on its own address: either a retransmission of the hello
  * that opened it (same random: the TLS library deals with it) or a client that restarted with
  * the same address and port (RFC 6347 4.2.8). A restart proven by a valid cookie ends this
@@ -110,6 +240,14 @@ static bool handle_new_hello(sn_dtls_peer *p, const uint8_t *d, size_t len)
 static long io_recv(void *user, void *buf, size_t cap)
 {
     sn_dtls_peer *p = user;
+    if (p->release_alert && p->held_len <= cap) {
+        /* The peer said nothing after its alert: let the session act on it. */
+        size_t n = p->held_len;
+        memcpy(buf, p->held_alert, n);
+        p->release_alert = false;
+        p->held_len = 0;
+        return (long)n;
+    }
     const uint8_t *d;
     size_t len;
     while (!p->remote_restarted && (d = sn_udp_peer_peek(p->udp, &len))) {
@@ -129,9 +267,10 @@ static long io_recv(void *user, void *buf, size_t cap)
             sn_udp_peer_drop(p->udp);
             continue;
         }
-        memcpy(buf, d, good);
+        size_t kept = screen_records(p, d, good, buf);
         sn_udp_peer_drop(p->udp);
-        return (long)good;
+        if (kept == 0) continue;
+        return (long)kept;
     }
     return SN_TLS_IO_WOULD_BLOCK;
 }
@@ -178,6 +317,21 @@ static void set_error(sn_dtls_peer *p, sn_dtls_status status, const char *fmt, c
     sn_log(SN_LOG_INFO, "dtls peer %s:%d: %s", p->ip, p->port, p->message);
 }
 
+void sn_dtls_peer_join_half(sn_dtls_peer *p, sn_dtls_half_table *t, const sn_addr *addr)
+{
+    p->half_table = sn_dtls_half_ref(t);
+    sn_dtls_half_add(t, &p->half, addr, p->handshake_started_ms);
+}
+
+/* The handshake is over (connected, failed, evicted, freed): out of the half-open table. */
+static void leave_half(sn_dtls_peer *p)
+{
+    if (!p->half_table) return;
+    sn_dtls_half_remove(p->half_table, &p->half);
+    sn_dtls_half_unref(p->half_table);
+    p->half_table = NULL;
+}
+
 /* Drops the session and the UDP peer but keeps decrypted packets readable. */
 static void release_transport(sn_dtls_peer *p)
 {
@@ -188,10 +342,26 @@ static void release_transport(sn_dtls_peer *p)
             p->peer_chain = c;
         }
     }
+    leave_half(p);
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     sn_udp_peer_free(p->udp);
     p->udp = NULL;
+}
+
+void sn_dtls_peer_abort_handshake(sn_dtls_peer *p, const char *why)
+{
+    if (!p || p->status != SN_DTLS_STATUS_HANDSHAKING) return;
+    if (p->udp) {
+        /* A plaintext fatal handshake_failure, so the client fails within its alert grace and
+         * can retry instead of retransmitting into nothing until its handshake timeout. The
+         * sequence number is far ahead of any the session used: not taken for a replay. */
+        static const uint8_t alert[15] = {21,   0xfe, 0xfd, 0, 0, 0, 0xff, 0xff,
+                                          0xff, 0xff, 0xff, 0, 2, 2, 40};
+        sn_udp_peer_put_packet(p->udp, alert, sizeof alert);
+    }
+    set_error(p, SN_DTLS_STATUS_ERROR, "%s", why);
+    release_transport(p);
 }
 
 static sn_tls_session *start_session(sn_dtls_peer *p, sn_tls_config *config, const char *host)
@@ -234,6 +404,7 @@ sn_dtls_peer *sn_dtls_peer_new_server(sn_tls_config *config, const sn_dtls_setti
     sn_udp_peer_set_ready_tag(udp, p->ready_tag);
     memcpy(p->cookie, hello->cookie, SN_DTLS_COOKIE_LEN);
     memcpy(p->client_random, hello->random, sizeof p->client_random);
+    p->hello_seq = hello->message_seq;
     p->jar = sn_dtls_jar_ref(jar);
     p->started_s = sn_dtls_jar_now_s(jar);
     remember_remote(p);
@@ -314,10 +485,13 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     release_transport(p);
     clear_queue(p);
     memset(&p->stats, 0, sizeof p->stats);
-    p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = '\0';
+    p->message[0] = p->cipher[0] = p->peer_fingerprint[0] = p->screen_note[0] = '\0';
     p->resumed = false;
     if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
     p->peer_chain = NULL;
+    p->hvr_seen = p->early_epoch = 0;
+    p->hvr_exceeded = p->release_alert = false;
+    p->held_len = 0;
     p->server = false;
     p->udp = udp;
     sn_udp_peer_set_ready_tag(udp, p->ready_tag);
@@ -345,6 +519,8 @@ static void fail_from_session(sn_dtls_peer *p)
     char msg[sizeof p->message];
     if (f == SN_TLS_FAIL_TRANSPORT && p->transport_message[0])
         snprintf(msg, sizeof msg, "%s: %s", why, p->transport_message);
+    else if (p->screen_note[0] && p->status == SN_DTLS_STATUS_HANDSHAKING)
+        snprintf(msg, sizeof msg, "%s (earlier: %s)", why, p->screen_note);
     else
         snprintf(msg, sizeof msg, "%s", why);
     set_error(p,
@@ -376,6 +552,11 @@ static void enqueue(sn_dtls_peer *p, const uint8_t *data, size_t len)
     p->queued++;
     p->stats.packets_received++;
     p->stats.bytes_received += len;
+}
+
+bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p)
+{
+    return p && p->remote_restarted;
 }
 
 /* After each call into the session: a proven restart of the remote ends this connection. */
@@ -459,9 +640,37 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (!p || !p->tls) return;
     const sn_tls_backend *b = sn_tls_backend_get();
     sn_udp_peer_pump(p->udp);
+    if (p->status == SN_DTLS_STATUS_HANDSHAKING && p->half_table) {
+        if (atomic_load(&p->half.evicted)) {
+            sn_dtls_peer_abort_handshake(
+                p, "evicted: a newer handshake needed the slot (half-open limit)");
+            return;
+        }
+        if (sn_dtls_half_under_pressure(p->half_table) &&
+            SN_DTLS_PRESSURE_TIMEOUT_MS < p->handshake_timeout_ms &&
+            sn_now_ms() - p->handshake_started_ms >= SN_DTLS_PRESSURE_TIMEOUT_MS) {
+            sn_dtls_half_count_pressure_timeout(p->half_table);
+            set_error(p, SN_DTLS_STATUS_ERROR, "%s",
+                      "half-open handshake timed out (the server is under pressure)");
+            release_transport(p);
+            return;
+        }
+    }
     if (p->status == SN_DTLS_STATUS_HANDSHAKING) {
+        if (p->held_len && sn_now_ms() - p->held_ms >= SN_DTLS_ALERT_GRACE_MS)
+            p->release_alert = true;
         sn_tls_result r = b->handshake(p->tls);
         if (restarted(p)) return;
+        if (p->hvr_exceeded) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", SN_DTLS_MAX_HVR);
+            set_error(p, SN_DTLS_STATUS_ERROR,
+                      "the server sent more than %s HelloVerifyRequests in one handshake "
+                      "(a broken or hostile server, or a spoofer): gave up",
+                      n);
+            release_transport(p);
+            return;
+        }
         if (r == SN_TLS_FAILED) {
             fail_from_session(p);
             return;
@@ -470,9 +679,13 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             if (nobody_listening(p)) return;
             uint64_t now = sn_now_ms();
             if (now - p->handshake_started_ms >= (uint64_t)p->handshake_timeout_ms) {
-                char secs[32];
-                snprintf(secs, sizeof secs, "%.3g", p->handshake_timeout_ms / 1000.0);
-                set_error(p, SN_DTLS_STATUS_ERROR, "handshake timed out after %s s", secs);
+                char secs[200];
+                if (p->screen_note[0])
+                    snprintf(secs, sizeof secs, "%.3g s (%s)", p->handshake_timeout_ms / 1000.0,
+                             p->screen_note);
+                else
+                    snprintf(secs, sizeof secs, "%.3g s", p->handshake_timeout_ms / 1000.0);
+                set_error(p, SN_DTLS_STATUS_ERROR, "handshake timed out after %s", secs);
                 release_transport(p);
                 return;
             }
@@ -481,6 +694,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             return;
         }
         p->status = SN_DTLS_STATUS_CONNECTED;
+        leave_half(p);
         p->last_packet_ms = sn_now_ms();
         p->resumed = b->session_resumed(p->tls);
         snprintf(p->cipher, sizeof p->cipher, "%s", b->describe(p->tls));
@@ -619,6 +833,12 @@ int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p)
                        ? 0
                        : (int64_t)((uint64_t)p->handshake_timeout_ms - elapsed);
     if (t < 0 || t > left) t = left;
+    if (p->held_len) { /* a held alert is believed once its grace has passed */
+        uint64_t held = sn_now_ms() - p->held_ms;
+        int64_t grace =
+            held >= SN_DTLS_ALERT_GRACE_MS ? 0 : (int64_t)(SN_DTLS_ALERT_GRACE_MS - held);
+        if (grace < t) t = grace;
+    }
     return (int)t;
 }
 

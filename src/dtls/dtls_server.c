@@ -11,13 +11,28 @@ struct sn_dtls_server {
     sn_dtls_server_stats stats;
     bool shared_secret; /* the program set the cookie secret (kept across setup) */
     uint8_t secret[SN_DTLS_SECRET_LEN];
+    sn_dtls_admit_fn admit; /* set by a host, which keeps its own table; NULL: `half` */
+    void *admit_user;
+    sn_dtls_half_table *half; /* the half-open peers taken (shared with them) */
 };
+
+void sn_dtls_server_set_admit(sn_dtls_server *s, sn_dtls_admit_fn fn, void *user)
+{
+    if (!s) return;
+    s->admit = fn;
+    s->admit_user = user;
+}
 
 sn_dtls_server *sn_dtls_server_new(void)
 {
     sn_dtls_server *s = sn_calloc(1, sizeof *s);
-    if (!s) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!s || !(s->half = sn_dtls_half_new())) {
+        sn_free(s);
+        return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     sn_dtls_default_settings(&s->settings);
+    sn_dtls_half_set_limits(s->half, s->settings.max_half_open,
+                            s->settings.max_half_open_per_source);
     return s;
 }
 
@@ -27,6 +42,7 @@ void sn_dtls_server_free(sn_dtls_server *s)
     sn_tls_backend_get()->config_unref(s->config);
     sn_dtls_jar_unref(s->jar);
     memset(s->secret, 0, sizeof s->secret);
+    sn_dtls_half_unref(s->half);
     sn_free(s);
 }
 
@@ -79,6 +95,7 @@ sn_err sn_dtls_server_set_settings(sn_dtls_server *s, const sn_dtls_settings *se
                        "dtls settings out of range (mtu 512..65507, retransmit 10..60000 ms, "
                        "handshake timeout >= 100 ms, cookie lifetime >= 1000 ms, queue >= 1)");
     s->settings = *settings;
+    sn_dtls_half_set_limits(s->half, settings->max_half_open, settings->max_half_open_per_source);
     if (s->jar) sn_dtls_jar_set_lifetime(s->jar, settings->cookie_lifetime_ms);
     return SN_OK;
 }
@@ -92,6 +109,7 @@ void sn_dtls_server_get_stats(const sn_dtls_server *s, sn_dtls_server_stats *out
 {
     if (!s || !out) return;
     *out = s->stats;
+    sn_dtls_half_stats(s->half, out);
     out->secret_rotations = s->jar ? sn_dtls_jar_rotations(s->jar) : 0;
 }
 
@@ -133,10 +151,20 @@ sn_dtls_peer *sn_dtls_server_take_connection(sn_dtls_server *s, sn_udp_peer *udp
             continue;
         }
         if (sn_dtls_jar_check(s->jar, &addr, hello.cookie, hello.cookie_len)) {
+            bool room = s->admit ? s->admit(s->admit_user, &addr)
+                                 : sn_dtls_half_admit(s->half, &addr, sn_now_ms());
+            if (!room) {
+                sn_udp_peer_free(udp);
+                return sn_dtls_peer_new_failed("no room for another half-open handshake "
+                                               "(dropped; the client retransmits)");
+            }
             s->stats.handshakes_started++;
             /* The hello's fields point into the queued datagram, which stays queued: the
              * session reads it as its first datagram. */
-            return sn_dtls_peer_new_server(s->config, &s->settings, udp, &hello, s->jar);
+            sn_dtls_peer *p = sn_dtls_peer_new_server(s->config, &s->settings, udp, &hello, s->jar);
+            if (!s->admit && p && sn_dtls_peer_get_status(p) == SN_DTLS_STATUS_HANDSHAKING)
+                sn_dtls_peer_join_half(p, s->half, &addr);
+            return p;
         }
         /* Wrong, forged or expired: answer with a fresh cookie, as RFC 6347 4.2.1 suggests. */
         s->stats.cookies_rejected++;

@@ -38,16 +38,10 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
         sn_dtls_server_refuse(udp);
         return;
     }
-    size_t len;
-    const uint8_t *d = sn_udp_peer_peek(udp, &len);
-    sn_dtls_hello hello;
-    if (d && h->n_half_open >= (size_t)h->cfg.max_half_open &&
-        sn_dtls_parse_client_hello(d, len, &hello) && hello.cookie_len > 0) {
-        /* This one would get a session: no room. Unanswered, the client retransmits. */
-        h->st.dropped_half_open++;
-        sn_udp_peer_free(udp);
-        return;
-    }
+    /* The half-open limits are applied by the DTLS server's admit hook, where a session would
+     * be created (sn_host_halfopen_admit), whatever else this address queued. */
+    sn_addr addr;
+    bool have_addr = sn_udp_peer_remote(udp, &addr);
     sn_dtls_peer *dp = sn_dtls_server_take_connection(h->dtls, udp);
     if (!dp) return; /* out of memory; udp already freed */
     if (sn_dtls_peer_get_status(dp) != SN_DTLS_STATUS_HANDSHAKING) {
@@ -72,8 +66,11 @@ static void accept_one(sn_host *h, sn_udp_peer *udp, uint64_t now)
     snprintf(p->ip, sizeof p->ip, "%s", sn_dtls_peer_get_packet_ip(dp));
     p->port = sn_dtls_peer_get_packet_port(dp);
     p->state = PS_HANDSHAKING;
+    p->started_ms = now;
     h->n_handshaking++;
+    if (have_addr) sn_host_halfopen_add(h, p, &addr);
     h->n_half_open++;
+    sn_host_halfopen_added(h);
     h->st.handshakes_started++;
     sn_host_after_poll(h, p, now); /* take_connection already processed the ClientHello */
 }
@@ -179,7 +176,9 @@ void sn_host_default_config(sn_host_config *out)
     sn_dtls_settings dtls; /* one source for the defaults the two layers share */
     sn_dtls_default_settings(&dtls);
     out->max_peers = 4096;
-    out->max_half_open = 256;
+    out->max_half_open = dtls.max_half_open;
+    out->max_half_open_per_source = dtls.max_half_open_per_source;
+    out->pressure_handshake_timeout_ms = SN_DTLS_PRESSURE_TIMEOUT_MS;
     out->idle_timeout_ms = 30000;
     out->handshake_timeout_ms = dtls.handshake_timeout_ms;
     out->keepalive_interval_ms = 1000;
@@ -193,6 +192,11 @@ static sn_err check_config(const sn_host_config *c)
     if (c->max_peers < 1) return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "max_peers must be >= 1");
     if (c->max_half_open < 1)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "max_half_open must be >= 1");
+    if (c->max_half_open_per_source < 1)
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "max_half_open_per_source must be >= 1");
+    if (c->pressure_handshake_timeout_ms < 100)
+        return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,
+                       "pressure_handshake_timeout_ms must be >= 100");
     if (c->idle_timeout_ms < 0)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "idle_timeout_ms must be >= 0 (0: never)");
     if (c->handshake_timeout_ms < 100)
@@ -236,7 +240,10 @@ sn_host *sn_host_create(const sn_host_config *config)
     h->dtls_settings.mtu = config->mtu;
     h->dtls_settings.handshake_timeout_ms = config->handshake_timeout_ms;
     if (config->server_options) {
-        if (!(h->udp = sn_udp_server_new()) || !(h->dtls = sn_dtls_server_new())) goto fail;
+        if (!(h->udp = sn_udp_server_new()) || !(h->dtls = sn_dtls_server_new()) ||
+            !sn_host_halfopen_init(h))
+            goto fail;
+        sn_dtls_server_set_admit(h->dtls, sn_host_halfopen_admit, h);
         /* Best effort, before listen so it applies from the first datagram. */
         if (config->recv_buffer_size > 0)
             sn_udp_server_set_recv_buffer_size(h->udp, config->recv_buffer_size);
@@ -256,6 +263,7 @@ sn_host *sn_host_create(const sn_host_config *config)
     }
     return h;
 fail:
+    sn_host_halfopen_free(h);
     sn_dtls_server_free(h->dtls);
     sn_udp_server_free(h->udp);
     close(h->epfd);
@@ -276,6 +284,7 @@ void sn_host_free(sn_host *h)
         sn_host_release_peer(h, h->peers[h->npeers - 1]);
     sn_dtls_server_free(h->dtls);
     sn_udp_server_free(h->udp);
+    sn_host_halfopen_free(h);
     close(h->epfd);
     sn_free(h->peers);
     sn_free(h->heap);

@@ -127,6 +127,8 @@ const char *sn_host_disconnect_reason_string(sn_host_disconnect_reason r)
         return "REFUSED";
     case SN_HOST_DISCONNECT_ERROR:
         return "ERROR";
+    case SN_HOST_DISCONNECT_RESTARTED:
+        return "RESTARTED";
     }
     return "UNKNOWN";
 }

@@ -1,5 +1,5 @@
-/* Private to the host (the files of src/host): the host and peer structures and what the files call in
- * each other. Not installed.
+/* Private to the host (the files of src/host): the host and peer structures and what the files call
+ * in each other. Not installed.
  *
  * host.c       create, free, service (I/O and timers), incoming connections, public host calls
  * host_peer.c  a peer's states and transitions, polling, timers, public peer calls
@@ -62,6 +62,13 @@ struct sn_host_peer {
     char ip[SN_IP_STRLEN];
     int port;
     char message[256];
+    /* Incoming and half-open: in the host's half-open list (oldest first) and in its source
+     * bucket (the /32 or /64 it came from; see host_halfopen.c). */
+    sn_host_peer *half_prev, *half_next;
+    sn_host_peer *src_prev, *src_next;
+    bool in_half;
+    uint8_t src[9]; /* family tag + the /32 or /64 prefix */
+    uint64_t started_ms;
 };
 
 struct sn_host {
@@ -84,6 +91,10 @@ struct sn_host {
     bool more_work; /* budget ran out with work left: service again without sleeping */
 
     size_t n_handshaking, n_connected, n_half_open;
+    sn_host_peer *half_head, *half_tail; /* incoming half-open peers, oldest first */
+    sn_host_peer **src_buckets;          /* half-open peers by source prefix, chained */
+    size_t src_mask;
+    uint64_t src_seed;
     sn_host_stats st; /* running sums, so sn_host_get_stats is O(1) */
 
     struct epoll_event evs[MAX_EPOLL_EVENTS];
@@ -113,6 +124,24 @@ uint64_t sn_host_connected_wake(const sn_host *h, sn_host_peer *p, uint64_t now)
 void sn_host_send_ping(sn_host *h, sn_host_peer *p, uint64_t now);
 void sn_host_on_keepalive(sn_host *h, sn_host_peer *p, const uint8_t *b);
 bool sn_host_is_keepalive(const uint8_t *b, size_t len);
+
+/* host_halfopen.c: the half-open table's limits (docs/host.md, "Half-open handshakes") */
+/* Sizes the source table; false when out of memory. */
+bool sn_host_halfopen_init(sn_host *h);
+void sn_host_halfopen_free(sn_host *h);
+/* The DTLS server's admit hook (sn_dtls_admit_fn): makes room for one more half-open
+ * handshake from addr, evicting when a limit is reached. */
+bool sn_host_halfopen_admit(void *host, const sn_addr *addr);
+/* A new incoming half-open peer from addr (p->started_ms set) joins the table. */
+void sn_host_halfopen_add(sn_host *h, sn_host_peer *p, const sn_addr *addr);
+/* After n_half_open grew by one: when that began pressure, the shorter deadline applies to
+ * the handshakes already in the table too. */
+void sn_host_halfopen_added(sn_host *h);
+/* p leaves the table (connected, failed, evicted); nothing when it is not in it. */
+void sn_host_halfopen_remove(sn_host *h, sn_host_peer *p);
+/* The handshake deadline of an incoming half-open peer: shorter while the table is under
+ * pressure. */
+uint64_t sn_host_halfopen_deadline(const sn_host *h, const sn_host_peer *p);
 
 /* host_peer.c */
 uint64_t sn_host_min_u64(uint64_t a, uint64_t b);

@@ -16,7 +16,10 @@ void sn_host_count_leave(sn_host *h, sn_host_peer *p)
 {
     if (p->state == PS_HANDSHAKING) {
         h->n_handshaking--;
-        if (!p->outgoing) h->n_half_open--;
+        if (!p->outgoing) {
+            h->n_half_open--;
+            sn_host_halfopen_remove(h, p);
+        }
     } else if (p->state == PS_CONNECTED) {
         h->n_connected--;
     }
@@ -92,6 +95,7 @@ void sn_host_after_poll(sn_host *h, sn_host_peer *p, uint64_t now)
         if (st == SN_DTLS_STATUS_HANDSHAKING) {
             int t = sn_dtls_peer_next_timeout_ms(p->dtls);
             uint64_t when = now + (uint64_t)(t >= 0 ? t : h->cfg.handshake_timeout_ms);
+            if (!p->outgoing) when = sn_host_min_u64(when, sn_host_halfopen_deadline(h, p));
             sn_host_heap_set(h, p, when);
             return;
         }
@@ -111,9 +115,10 @@ void sn_host_after_poll(sn_host *h, sn_host_peer *p, uint64_t now)
     if (p->state != PS_CONNECTED) return;
     if (sn_dtls_peer_get_available_packet_count(p->dtls) > 0) sn_host_deliver_push(h, p);
     if (st != SN_DTLS_STATUS_CONNECTED) {
-        sn_host_disconnect_reason why = st == SN_DTLS_STATUS_DISCONNECTED
-                                            ? SN_HOST_DISCONNECT_CLOSED
-                                            : SN_HOST_DISCONNECT_ERROR;
+        sn_host_disconnect_reason why =
+            sn_dtls_peer_remote_restarted(p->dtls) ? SN_HOST_DISCONNECT_RESTARTED
+            : st == SN_DTLS_STATUS_DISCONNECTED    ? SN_HOST_DISCONNECT_CLOSED
+                                                   : SN_HOST_DISCONNECT_ERROR;
         sn_host_to_zombie(h, p, why, sn_dtls_peer_get_error_message(p->dtls));
     }
 }
@@ -139,6 +144,15 @@ void sn_host_poll_peer(sn_host *h, sn_host_peer *p, uint64_t now)
 void sn_host_on_timer(sn_host *h, sn_host_peer *p, uint64_t now)
 {
     if (p->state == PS_HANDSHAKING) {
+        if (!p->outgoing && sn_host_halfopen_deadline(h, p) <= now) {
+            /* Only reached before handshake_timeout_ms while the table is under pressure. */
+            h->st.half_open_pressure_timeouts++;
+            sn_dtls_peer_disconnect_from_peer(p->dtls);
+            sn_host_handshake_failed(h, p, SN_HOST_DISCONNECT_HANDSHAKE_FAILED,
+                                     "half-open handshake timed out (the server is under "
+                                     "pressure)");
+            return;
+        }
         sn_host_poll_peer(h, p, now); /* retransmission or handshake timeout */
         return;
     }

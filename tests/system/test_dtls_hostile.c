@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "test_hooks.h"
 
 /* The flood's RSS check measures the library's memory, not ASan's quarantine of freed blocks:
  * with the default quarantine (256 MiB) every freed peer object stays resident until the
@@ -1503,10 +1504,14 @@ static void test_client_restarts_without_close(void **state)
 /* --- vanishing servers and clients ------------------------------------------------------------ */
 
 /* The server answers nothing: the client gives up after its handshake timeout, says so, and
- * next_timeout_ms never promises a wake-up later than that deadline. */
+ * next_timeout_ms never promises a wake-up later than that deadline. The timeout is sealnet's
+ * timer, so it runs on the injected clock and is checked to the step; the retransmissions are
+ * OpenSSL's (real time), so every step also sleeps its length for real (real >= injected). */
 static void test_server_never_answers(void **state)
 {
     (void)state;
+    enum { STEP = 10 };
+    sn_test_clock_install(3000000);
     sn_dtls_settings set;
     fast_settings(&set);
     set.handshake_timeout_ms = 800;
@@ -1514,31 +1519,32 @@ static void test_server_never_answers(void **state)
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     assert_int_equal(getsockname(sink, (struct sockaddr *)&a, &alen), 0);
-    uint64_t t0 = sn_test_now_ms();
+    uint64_t t0 = sn_test_clock_now_ms(); /* the injected clock stands still until advanced */
     sn_dtls_peer *cl = fx_client_connect(ntohs(a.sin_port), "localhost", client_opts, &set);
     assert_non_null(cl);
-    uint64_t t1 = sn_test_now_ms(); /* the handshake started between t0 and t1 */
     fx_world w;
     fx_world_init(&w, NULL, NULL);
     fx_world_add_client(&w, cl);
+    uint64_t real_end = sn_test_now_ms() + WAIT_MS;
     while (sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_HANDSHAKING &&
-           sn_test_now_ms() < t0 + WAIT_MS) {
+           sn_test_now_ms() < real_end) {
         int t = sn_dtls_peer_next_timeout_ms(cl);
-        uint64_t now = sn_test_now_ms();
+        uint64_t now = sn_test_clock_now_ms();
         assert_true(t >= 0);
-        assert_true(now + (uint64_t)t <= t1 + 800 + 5);
-        fx_world_step(&w, 50);
+        assert_true(now + (uint64_t)t <= t0 + 800);
+        sn_test_sleep_ms(STEP);
+        sn_test_clock_advance(STEP);
+        fx_world_step(&w, 0);
     }
-    uint64_t took = sn_test_now_ms() - t0;
+    uint64_t took = sn_test_clock_now_ms() - t0;
+    sn_test_clock_remove();
     int hellos = drain_raw(sink, NULL);
-    print_message("client gave up after %llu ms: \"%s\"; ClientHellos sent: %d\n",
+    print_message("client gave up after %llu ms of injected time: \"%s\"; ClientHellos sent: %d\n",
                   (unsigned long long)took, sn_dtls_peer_get_error_message(cl), hellos);
     assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_ERROR);
     assert_non_null(strstr(sn_dtls_peer_get_error_message(cl), "timed out"));
-    /* Not before the deadline; the upper bound only catches a timer that never fires (the
-     * machine may be loaded). */
-    assert_true(took + 20 >= 800 && took < 800 + 5000);
-    assert_true(hellos >= 3); /* the first, then retransmissions at 100, 300, 700 ms */
+    assert_true(took >= 800 && took <= 800 + STEP); /* exactly at the deadline, to the step */
+    assert_true(hellos >= 3); /* the first, then retransmissions at 100, 300, 700 ms (real) */
     sn_dtls_peer_free(cl);
     close(sink);
 }
@@ -1571,22 +1577,32 @@ static void test_client_vanishes_mid_handshake(void **state)
     fx_world_init(&w, &srv, &relay);
     fx_world_add_client(&w, cl);
     FX_ASSERT_WITHIN(&w, srv.npeers == 1, WAIT_MS);
-    uint64_t t0 = sn_test_now_ms();
+    /* From here on the handshake timeout (sealnet's timer) runs on the injected clock, checked
+     * to the step; OpenSSL's retransmissions stay on real time, which each step also sleeps. */
+    sn_dtls_peer *sp = srv.peers[0];
+    uint64_t t0 = sn_clock_now_ms(); /* real still: the injected clock starts from it */
+    sn_test_clock_install(t0);
     sn_dtls_peer_free(cl); /* gone without a word */
     w.nclients = 0;
-    sn_dtls_peer *sp = srv.peers[0];
-    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(sp) != SN_DTLS_STATUS_HANDSHAKING, WAIT_MS);
-    uint64_t took = sn_test_now_ms() - t0;
-    print_message("server peer after %llu ms: status %d \"%s\"; server datagrams dropped by the "
-                  "relay: %llu\n",
+    /* The peer's handshake began before t0 (real clock): its deadline is at most 1500 after. */
+    uint64_t real_end = sn_test_now_ms() + WAIT_MS;
+    while (sn_dtls_peer_get_status(sp) == SN_DTLS_STATUS_HANDSHAKING &&
+           sn_test_now_ms() < real_end) {
+        sn_test_sleep_ms(10);
+        sn_test_clock_advance(10);
+        fx_world_step(&w, 0);
+    }
+    uint64_t took = sn_test_clock_now_ms() - t0;
+    sn_test_clock_remove();
+    print_message("server peer after %llu ms of injected time: status %d \"%s\"; server "
+                  "datagrams dropped by the relay: %llu\n",
                   (unsigned long long)took, sn_dtls_peer_get_status(sp),
                   sn_dtls_peer_get_error_message(sp), (unsigned long long)relay.dropped[FX_S2C]);
     assert_int_equal(sn_dtls_peer_get_status(sp), SN_DTLS_STATUS_ERROR);
     assert_non_null(strstr(sn_dtls_peer_get_error_message(sp), "timed out"));
-    /* Not before the timeout (counted from the peer's creation, a little before t0), and not
-     * much after it. */
-    assert_true(took + 200 >= 1500);
-    assert_true(took < 1500 + 5000);
+    /* Never after the timeout; before it only by the time the handshake had run before t0. */
+    assert_true(took <= 1500 + 10);
+    assert_true(took + 500 >= 1500);
     /* The server retransmitted its flight meanwhile (100 ms, then doubling). */
     assert_true(relay.dropped[FX_S2C] >= 3);
     /* A failed peer is inert: polling it, sending on it and freeing it are all fine. */

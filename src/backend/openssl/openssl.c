@@ -110,6 +110,7 @@ static const sn_tls_backend openssl_backend = {
     .session_resumed = sn_ossl_session_resumed,
     .peer_chain = sn_ossl_peer_chain,
     .chain_info = sn_ossl_chain_info,
+    .peer_next_epoch_possible = sn_ossl_peer_next_epoch_possible,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

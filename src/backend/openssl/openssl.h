@@ -75,5 +75,6 @@ const char *sn_ossl_describe(const sn_tls_session *s);
 sn_err sn_ossl_peer_fingerprint(const sn_tls_session *s, char out[96]);
 bool sn_ossl_session_resumed(const sn_tls_session *s);
 sn_tls_chain *sn_ossl_peer_chain(const sn_tls_session *s);
+bool sn_ossl_peer_next_epoch_possible(const sn_tls_session *s);
 
 #endif

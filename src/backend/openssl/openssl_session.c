@@ -613,6 +613,10 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
     }
     if (s->server) {
         SSL_set_accept_state(s->ssl);
+        /* No client certificate is ever requested, so no client message comes near OpenSSL's
+         * 100 KiB default ceiling; a DTLS session reserves up to that much per out-of-order
+         * message it buffers (defence in depth: sealnet's DTLS layer screens them first). */
+        if (s->datagram) SSL_set_max_cert_list(s->ssl, 4096);
     } else {
         SSL_set_connect_state(s->ssl);
         if (s->hostname && !is_ip_literal(s->hostname))
@@ -716,6 +720,13 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
         snprintf(s->message, sizeof s->message, "certificate verify failed: %s%s%.200s%s",
                  X509_verify_cert_error_string(verify), s->verify_detail[0] ? " (" : "",
                  s->verify_detail, s->verify_detail[0] ? ")" : "");
+    } else if (ERR_GET_REASON(code) == SSL_R_EXCESSIVE_MESSAGE_SIZE) {
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        snprintf(s->message, sizeof s->message,
+                 "handshake message too large: the peer sent a %s message over this side's "
+                 "limit (%ld bytes for a certificate chain)",
+                 in_handshake ? "handshake" : "post-handshake",
+                 (long)SSL_get_max_cert_list(s->ssl));
     } else if (s->peer_alert >= 0) {
         char name[64];
         alert_name(s->peer_alert, name, sizeof name);
@@ -931,4 +942,27 @@ sn_tls_chain *sn_ossl_peer_chain(const sn_tls_session *s)
     }
     if (!chain || sk_X509_num(chain) == 0) chain = s->seen_chain;
     return sn_ossl_chain_from_stack(chain);
+}
+
+bool sn_ossl_peer_next_epoch_possible(const sn_tls_session *s)
+{
+    if (!s || !s->ssl) return false;
+    /* Server states in which the client's epoch-1 keys cannot exist yet: before its key
+     * exchange was read (a full handshake), and before our own Finished (resumption). */
+    switch (SSL_get_state(s->ssl)) {
+    case TLS_ST_BEFORE:
+    case TLS_ST_SR_CLNT_HELLO:
+    case DTLS_ST_SW_HELLO_VERIFY_REQUEST:
+    case TLS_ST_SW_HELLO_REQ:
+    case TLS_ST_SW_SRVR_HELLO:
+    case TLS_ST_SW_CERT:
+    case TLS_ST_SW_CERT_STATUS:
+    case TLS_ST_SW_KEY_EXCH:
+    case TLS_ST_SW_CERT_REQ:
+    case TLS_ST_SW_SRVR_DONE:
+    case TLS_ST_SR_CERT:
+        return false;
+    default:
+        return true;
+    }
 }
