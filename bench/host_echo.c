@@ -67,12 +67,14 @@
 #include <valgrind/callgrind.h>
 
 #define PKT         64
-#define MIN_FLIGHT  64
 #define LOSS_MS     500
 #define RAW_BATCH   64
 #define MAX_CLIENTS 20000
 #define MAX_REP     15
 #define MAX_ROWS    16
+
+/* --keepalive / --idle-timeout for both the server and the client hosts (-1: the defaults). */
+static int g_keepalive_ms = -1, g_idle_timeout_ms = -1;
 
 typedef enum kind { K_HOST, K_RAW } kind;
 
@@ -193,6 +195,8 @@ static void on_control(server_ctx *c)
     }
 }
 
+static void apply_timers(sn_host_config *cfg);
+
 static void host_server(server_ctx *c, const server_spec *sp)
 {
     sn_crypto_key *key = sn_crypto_generate_ec("P-256");
@@ -206,6 +210,7 @@ static void host_server(server_ctx *c, const server_spec *sp)
     cfg.bind_address = "127.0.0.1";
     cfg.max_half_open = 1024; /* the clients pace themselves (--connect-window) */
     cfg.max_peers = sp->clients + 16;
+    apply_timers(&cfg);
     sn_host *h = sn_host_create(&cfg);
     sn_tls_options_free(opts);
     sn_x509_cert_free(cert);
@@ -334,8 +339,9 @@ static child spawn_server(server_spec sp)
         const char *wrap = getenv("HOST_ECHO_WRAP");
         if (wrap && *wrap && sp.k == K_HOST) {
             char cmd[4096];
-            snprintf(cmd, sizeof cmd, "exec %s %s --child %d %d %d %d %d %d", wrap, g_self,
-                     (int)sp.k, sp.clients, sp.batch, (int)sp.mmsg, ctl[0], res[1]);
+            snprintf(cmd, sizeof cmd, "exec %s %s --child %d %d %d %d %d %d %d %d", wrap, g_self,
+                     (int)sp.k, sp.clients, sp.batch, (int)sp.mmsg, ctl[0], res[1], g_keepalive_ms,
+                     g_idle_timeout_ms);
             execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
             _exit(127);
         }
@@ -383,6 +389,12 @@ static uint8_t payload[PKT];
 static int extra_idle;             /* --idle */
 static int g_connect_window = 256; /* handshakes in flight while connecting */
 
+static void apply_timers(sn_host_config *cfg)
+{
+    if (g_keepalive_ms >= 0) cfg->keepalive_interval_ms = g_keepalive_ms;
+    if (g_idle_timeout_ms >= 0) cfg->idle_timeout_ms = g_idle_timeout_ms;
+}
+
 /* What one client run measured. */
 typedef struct crun {
     uint64_t echoes;  /* received by the clients in the window */
@@ -399,6 +411,7 @@ static sn_host *connect_host_clients(child *ch, client *cl, int total, sn_tls_op
     sn_host_config cfg;
     sn_host_default_config(&cfg);
     cfg.max_peers = total + 16;
+    apply_timers(&cfg);
     sn_host *h = sn_host_create(&cfg);
     if (!h) die("client host");
     int started = 0, connected = 0;
@@ -439,62 +452,6 @@ static sn_host *connect_host_clients(child *ch, client *cl, int total, sn_tls_op
     return h;
 }
 
-static crun run_host_clients(child *ch, int n, int window, double seconds)
-{
-    crun out = {0};
-    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
-    if (!opts) die("client options");
-    int total = n + extra_idle;
-    client *cl = calloc((size_t)total, sizeof *cl);
-    sn_host *h = connect_host_clients(ch, cl, total, opts, &out);
-    uint64_t count = 0;
-    bool measuring = false;
-    double start = wall_s(), mark = 0, last_check = start, c0 = 0;
-    sn_host_event ev;
-    for (int i = 0; i < n; i++)
-        cl[i].last_rx = start;
-    for (;;) {
-        double now = wall_s();
-        if (!measuring && now - start >= 0.5) {
-            command(ch, 'M');
-            measuring = true;
-            mark = now;
-            count = 0;
-            c0 = cpu_s();
-        }
-        if (measuring && now - mark >= seconds) break;
-        if (now - last_check >= 0.1) {
-            last_check = now;
-            for (int i = 0; i < n; i++) {
-                client *c = &cl[i];
-                if (c->in_flight > 0 && (now - c->last_rx) * 1000 < LOSS_MS) continue;
-                c->in_flight = 0;
-                c->last_rx = now;
-                for (int k = 0; k < window; k++)
-                    if (sn_host_peer_send(c->peer, payload, PKT) == SN_OK) c->in_flight++;
-            }
-        }
-        int r = sn_host_service(h, &ev, 10);
-        if (r < 0) die("client service");
-        if (r == 0) continue;
-        if (ev.type == SN_HOST_EVENT_RECEIVE) {
-            client *c = ev.user_data;
-            count++;
-            c->last_rx = now;
-            if (sn_host_peer_send(ev.peer, payload, PKT) != SN_OK) c->in_flight--;
-        } else if (ev.type == SN_HOST_EVENT_DISCONNECT) {
-            fprintf(stderr, "host_echo: client %u dropped: %s\n", ev.peer_id, ev.message);
-            exit(1);
-        }
-    }
-    out.cpu_s = cpu_s() - c0;
-    out.echoes = count;
-    sn_host_free(h);
-    sn_tls_options_free(opts);
-    free(cl);
-    return out;
-}
-
 static int raw_sockets(child *ch, client *cl, int n)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -512,18 +469,55 @@ static int raw_sockets(child *ch, client *cl, int n)
     return ep;
 }
 
-static crun run_raw_clients(child *ch, int n, int window, double seconds)
+/* Closed loop: g_flight packets in flight in all, each in a slot whose number and send count
+ * travel in the payload. An echo frees its slot and the next client in turn (round-robin over
+ * all n) sends the next packet in it, so every client sends whatever n is, the offered load
+ * stays at g_flight packets in flight, and a slot without its echo for LOSS_MS is sent again
+ * (a late echo of the old send is then ignored). */
+typedef struct slot {
+    uint32_t seq;
+    double sent_at;
+} slot;
+
+static int g_flight = 256;
+
+static crun run_closed_clients(child *ch, kind k, int n, double seconds)
 {
     crun out = {0};
-    client *cl = calloc((size_t)n, sizeof *cl);
-    int ep = raw_sockets(ch, cl, n);
-    uint64_t count = 0;
+    sn_tls_options *opts = NULL;
+    sn_host *h = NULL;
+    int ep = -1, total = k == K_HOST ? n + extra_idle : n;
+    client *cl = calloc((size_t)total, sizeof *cl);
+    if (k == K_HOST) {
+        opts = sn_tls_options_client_unsafe(NULL);
+        if (!opts) die("client options");
+        h = connect_host_clients(ch, cl, total, opts, &out);
+    } else {
+        ep = raw_sockets(ch, cl, n);
+    }
+    slot *sl = calloc((size_t)g_flight, sizeof *sl);
+    int next = 0;
+    uint64_t count = 0, resent = 0;
     bool measuring = false;
-    double start = wall_s(), mark = 0, last_check = start - 1, c0 = 0;
-    for (int i = 0; i < n; i++)
-        cl[i].last_rx = start;
+    double start = wall_s(), mark = 0, last_check = start, c0 = 0;
+    uint8_t msg[PKT], buf[2048];
+    memcpy(msg, payload, PKT);
+#define SEND_SLOT(i, now)                                                                          \
+    do {                                                                                           \
+        uint32_t idx_ = (uint32_t)(i), seq_ = ++sl[i].seq;                                         \
+        sl[i].sent_at = (now);                                                                     \
+        memcpy(msg, &idx_, 4);                                                                     \
+        memcpy(msg + 4, &seq_, 4);                                                                 \
+        client *c_ = &cl[next];                                                                    \
+        next = (next + 1) % n;                                                                     \
+        if (h)                                                                                     \
+            sn_host_peer_send(c_->peer, msg, PKT);                                                 \
+        else                                                                                       \
+            (void)!send(c_->fd, msg, PKT, 0);                                                      \
+    } while (0)
+    for (int i = 0; i < g_flight; i++)
+        SEND_SLOT(i, start);
     struct epoll_event evs[256];
-    uint8_t buf[2048];
     for (;;) {
         double now = wall_s();
         if (!measuring && now - start >= 0.5) {
@@ -536,32 +530,58 @@ static crun run_raw_clients(child *ch, int n, int window, double seconds)
         if (measuring && now - mark >= seconds) break;
         if (now - last_check >= 0.1) {
             last_check = now;
-            for (int i = 0; i < n; i++) {
-                client *c = &cl[i];
-                if (c->in_flight > 0 && (now - c->last_rx) * 1000 < LOSS_MS) continue;
-                c->in_flight = 0;
-                c->last_rx = now;
-                for (int k = 0; k < window; k++)
-                    if (send(c->fd, payload, PKT, 0) == PKT) c->in_flight++;
-            }
+            for (int i = 0; i < g_flight; i++)
+                if ((now - sl[i].sent_at) * 1000 >= LOSS_MS) {
+                    SEND_SLOT(i, now);
+                    resent++;
+                }
         }
-        int k = epoll_wait(ep, evs, 256, 10);
-        for (int i = 0; i < k; i++) {
-            client *c = evs[i].data.ptr;
-            ssize_t r;
-            /* Like the host's client peers: read what is there, answer each. */
-            for (int j = 0; j < 64 && (r = recv(c->fd, buf, sizeof buf, 0)) > 0; j++) {
+        if (h) {
+            sn_host_event ev;
+            int r = sn_host_service(h, &ev, 10);
+            if (r < 0) die("client service");
+            if (r == 0) continue;
+            if (ev.type == SN_HOST_EVENT_DISCONNECT) {
+                fprintf(stderr, "host_echo: client %u dropped: %s\n", ev.peer_id, ev.message);
+                exit(1);
+            }
+            if (ev.type != SN_HOST_EVENT_RECEIVE || ev.len < 8) continue;
+            uint32_t idx, seq;
+            memcpy(&idx, ev.data, 4);
+            memcpy(&seq, (const uint8_t *)ev.data + 4, 4);
+            if (idx < (uint32_t)g_flight && sl[idx].seq == seq) {
                 count++;
-                c->last_rx = now;
-                if (send(c->fd, payload, PKT, 0) != PKT) c->in_flight--;
+                SEND_SLOT(idx, now);
+            }
+        } else {
+            int nk = epoll_wait(ep, evs, 256, 10);
+            for (int e = 0; e < nk; e++) {
+                client *c = evs[e].data.ptr;
+                ssize_t r;
+                for (int j = 0; j < 64 && (r = recv(c->fd, buf, sizeof buf, 0)) >= 8; j++) {
+                    uint32_t idx, seq;
+                    memcpy(&idx, buf, 4);
+                    memcpy(&seq, buf + 4, 4);
+                    if (idx < (uint32_t)g_flight && sl[idx].seq == seq) {
+                        count++;
+                        SEND_SLOT(idx, now);
+                    }
+                }
             }
         }
     }
+#undef SEND_SLOT
     out.cpu_s = cpu_s() - c0;
     out.echoes = count;
-    for (int i = 0; i < n; i++)
-        close(cl[i].fd);
-    close(ep);
+    out.sent = resent; /* closed loop: slots sent again after LOSS_MS */
+    if (h) sn_host_free(h);
+    sn_tls_options_free(opts);
+    if (ep >= 0) {
+        for (int i = 0; i < n; i++)
+            close(cl[i].fd);
+        close(ep);
+    }
+    free(sl);
     free(cl);
     return out;
 }
@@ -723,10 +743,11 @@ static void print_load(const char *when)
 
 static void closed_loop(const int *counts, int ncounts, double seconds, int repeat)
 {
-    printf("Closed loop, %g s per run, %d run(s) per count (host and raw back to back, first of a "
-           "pair alternating), %d idle host peers besides, connect window %d. Cells: min / "
-           "median / max over the runs.\n\n",
-           seconds, repeat, extra_idle, g_connect_window);
+    printf("Closed loop, %d packets in flight in all (round-robin over the clients), %g s per "
+           "run, %d run(s) per count (host and raw back to back, first of a pair alternating), "
+           "%d idle host peers besides, connect window %d. Cells: min / median / max over the "
+           "runs.\n\n",
+           g_flight, seconds, repeat, extra_idle, g_connect_window);
     printf("| clients | host pkt/s | raw pkt/s | host/raw pkt/s | host/raw CPU-normalised | "
            "host server µs/pkt (user) | raw server µs/pkt | host RSS KiB/peer | connect s | "
            ">= 0.6x every run |\n");
@@ -734,7 +755,6 @@ static void closed_loop(const int *counts, int ncounts, double seconds, int repe
     for (int c = 0; c < ncounts; c++) {
         int n = counts[c];
         if (n < 1 || n + extra_idle > MAX_CLIENTS) continue;
-        int window = (MIN_FLIGHT + n - 1) / n;
         series hp = {0}, rp = {0}, ratio = {0}, norm = {0}, hc = {0}, hu = {0}, rc = {0}, rss = {0},
                con = {0};
         int retries = 0;
@@ -745,11 +765,11 @@ static void closed_loop(const int *counts, int ncounts, double seconds, int repe
                 bool host = (side == 0) == (rep % 2 == 0);
                 if (host) {
                     child hs = spawn_server((server_spec){K_HOST, n + extra_idle, 0, false});
-                    hcr = run_host_clients(&hs, n, window, seconds);
+                    hcr = run_closed_clients(&hs, K_HOST, n, seconds);
                     hr = finish(&hs);
                 } else {
                     child rs = spawn_server((server_spec){K_RAW, n, 0, false});
-                    rcr = run_raw_clients(&rs, n, window, seconds);
+                    rcr = run_closed_clients(&rs, K_RAW, n, seconds);
                     rr = finish(&rs);
                 }
             }
@@ -768,9 +788,9 @@ static void closed_loop(const int *counts, int ncounts, double seconds, int repe
             retries += hcr.retries;
             fprintf(stderr,
                     "closed %d clients run %d: host %.0f/s raw %.0f/s (%.2f), CPU-normalised "
-                    "%.2f, connect %.1f s\n",
+                    "%.2f, connect %.1f s, resent after loss host %llu raw %llu\n",
                     n, rep + 1, hpps, rpps, rpps > 0 ? hpps / rpps : 0, rn > 0 ? hn / rn : 0,
-                    hcr.connect_s);
+                    hcr.connect_s, (unsigned long long)hcr.sent, (unsigned long long)rcr.sent);
         }
         char a[64], b[64], d[64], e[64], f[64], g[64], i[64], j[64], k[64];
         printf("| %d | %s | %s | %s | %s | %s (%s) | %s | %s | %s%s | %s |\n", n,
@@ -855,18 +875,23 @@ static void open_loop(const orow *rows, int nrows, double rate, double seconds, 
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr,
-            "usage: %s [--seconds S] [--repeat N] [--clients a,b,c] [--idle N] "
-            "[--connect-window N] [--rate R [--open host:P/A,host1:P/A,raw:A,raw1:A,rawmm:A]]\n",
-            argv0);
+    fprintf(
+        stderr,
+        "usage: %s [--seconds S] [--repeat N] [--clients a,b,c] [--idle N] "
+        "[--connect-window N] [--flight F] [--keepalive MS] [--idle-timeout MS] [--rate R [--open "
+        "host:P/A,host1:P/A,raw:A,raw1:A,rawmm:A]]\n",
+        argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     g_self = argv[0];
-    if (argc == 8 && !strcmp(argv[1], "--child")) {
-        /* HOST_ECHO_WRAP re-executes a server child: kind clients batch mmsg ctl res. */
+    if (argc == 10 && !strcmp(argv[1], "--child")) {
+        /* HOST_ECHO_WRAP re-executes a server child: kind clients batch mmsg ctl res
+         * keepalive idle-timeout. */
+        g_keepalive_ms = atoi(argv[8]);
+        g_idle_timeout_ms = atoi(argv[9]);
         server_spec sp = {(kind)atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]) != 0};
         raise_fd_limit();
         signal(SIGPIPE, SIG_IGN);
@@ -888,6 +913,12 @@ int main(int argc, char **argv)
             rate = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
             open_spec = argv[++i];
+        } else if (!strcmp(argv[i], "--flight") && i + 1 < argc) {
+            g_flight = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--keepalive") && i + 1 < argc) {
+            g_keepalive_ms = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
+            g_idle_timeout_ms = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--connect-window") && i + 1 < argc) {
             g_connect_window = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--idle") && i + 1 < argc) {
@@ -902,7 +933,8 @@ int main(int argc, char **argv)
         }
     }
     if (seconds <= 0) seconds = 3;
-    if (repeat < 1 || repeat > MAX_REP || g_connect_window < 1) return usage(argv[0]);
+    if (repeat < 1 || repeat > MAX_REP || g_connect_window < 1 || g_flight < 1 || g_flight > 65536)
+        return usage(argv[0]);
     if (rate > 0) {
         static char spec[1024];
         snprintf(spec, sizeof spec, "%s", open_spec);
@@ -915,8 +947,13 @@ int main(int argc, char **argv)
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     memset(payload, 'x', sizeof payload);
+    char argv_keep[16], argv_idle[16];
+    snprintf(argv_keep, sizeof argv_keep, "%d", g_keepalive_ms);
+    snprintf(argv_idle, sizeof argv_idle, "%d", g_idle_timeout_ms);
 
-    printf("host_echo, %s, %ld CPUs\n", sn_version(), sysconf(_SC_NPROCESSORS_ONLN));
+    printf("host_echo, %s, %ld CPUs, keepalive %s ms, idle timeout %s ms\n", sn_version(),
+           sysconf(_SC_NPROCESSORS_ONLN), g_keepalive_ms >= 0 ? argv_keep : "default",
+           g_idle_timeout_ms >= 0 ? argv_idle : "default");
     print_load("before");
     double t0 = wall_s();
     if (rate > 0)
