@@ -225,17 +225,21 @@ static void host_server(server_ctx *c, const server_spec *sp)
     /* The host's epoll descriptor in our own poll loop, next to the control pipe. */
     struct pollfd pf[2] = {{.fd = sn_host_get_fd(h), .events = POLLIN},
                            {.fd = c->ctl, .events = POLLIN}};
+    bool busy = false;
     while (!c->quit) {
         int t = sn_host_next_timeout_ms(h);
         if (t < 0 || t > 100) t = 100;
+        if (busy) t = 0;
         poll(pf, 2, t);
         if (pf[1].revents) on_control(c);
         sn_host_event ev;
-        int r;
-        while ((r = sn_host_service(h, &ev, 0)) > 0)
+        int r = 0, k = 0;
+        /* Bounded, so an overloaded server still sees 'M' and 'E' on time. */
+        while (k++ < 1024 && (r = sn_host_service(h, &ev, 0)) > 0)
             if (ev.type == SN_HOST_EVENT_RECEIVE &&
                 sn_host_peer_send(ev.peer, ev.data, ev.len) == SN_OK)
                 c->echoed++;
+        busy = k > 1024; /* more work waiting: poll the control pipe without sleeping */
         if (r < 0) die("service");
     }
     if (getenv("HOST_ECHO_DEBUG")) {
@@ -369,7 +373,12 @@ static result finish(child *ch)
     command(ch, 'E');
     if (read(ch->res, &r, sizeof r) != (ssize_t)sizeof r) memset(&r, 0, sizeof r);
     command(ch, 'Q');
-    waitpid(ch->pid, NULL, 0);
+    int status = 0;
+    waitpid(ch->pid, &status, 0);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "host_echo: server child killed by signal %d\n", WTERMSIG(status));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        fprintf(stderr, "host_echo: server child exited with %d\n", WEXITSTATUS(status));
     close(ch->ctl);
     close(ch->res);
     return r;
