@@ -75,6 +75,8 @@
 
 /* --keepalive / --idle-timeout for both the server and the client hosts (-1: the defaults). */
 static int g_keepalive_ms = -1, g_idle_timeout_ms = -1;
+/* --warmup: seconds between the last connect and the measured window (default 0.5). */
+static double g_warmup_s = 0.5;
 
 typedef enum kind { K_HOST, K_RAW } kind;
 
@@ -529,7 +531,7 @@ static crun run_closed_clients(child *ch, kind k, int n, double seconds)
     struct epoll_event evs[256];
     for (;;) {
         double now = wall_s();
-        if (!measuring && now - start >= 0.5) {
+        if (!measuring && now - start >= g_warmup_s) {
             command(ch, 'M');
             measuring = true;
             mark = now;
@@ -634,7 +636,7 @@ static crun run_open(const orow *o, double rate, double seconds, result *srv)
     struct epoll_event evs[256];
     for (;;) {
         double now = wall_s();
-        if (!measuring && now - start >= 0.5) {
+        if (!measuring && now - start >= g_warmup_s) {
             command(&ch, 'M');
             measuring = true;
             mark = now;
@@ -884,12 +886,12 @@ static void open_loop(const orow *rows, int nrows, double rate, double seconds, 
 
 static int usage(const char *argv0)
 {
-    fprintf(
-        stderr,
-        "usage: %s [--seconds S] [--repeat N] [--clients a,b,c] [--idle N] "
-        "[--connect-window N] [--flight F] [--keepalive MS] [--idle-timeout MS] [--rate R [--open "
-        "host:P/A,host1:P/A,raw:A,raw1:A,rawmm:A]]\n",
-        argv0);
+    fprintf(stderr,
+            "usage: %s [--seconds S] [--repeat N] [--clients a,b,c] [--idle N] "
+            "[--connect-window N] [--warmup S] [--flight F] [--keepalive MS] [--idle-timeout MS] "
+            "[--rate R [--open "
+            "host:P/A,host1:P/A,raw:A,raw1:A,rawmm:A]]\n",
+            argv0);
     return 2;
 }
 
@@ -922,6 +924,8 @@ int main(int argc, char **argv)
             rate = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
             open_spec = argv[++i];
+        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+            g_warmup_s = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--flight") && i + 1 < argc) {
             g_flight = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--keepalive") && i + 1 < argc) {
