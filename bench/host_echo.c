@@ -94,6 +94,7 @@ typedef struct result {
     uint64_t echoed; /* by the server in the window */
     long rss0_kib, rss1_kib;
     size_t heap0, heap1; /* malloc'd bytes in use (mallinfo2) */
+    uint64_t dropped;    /* host: peers the server disconnected in the window */
 } result;
 
 static double wall_s(void)
@@ -161,6 +162,7 @@ typedef struct server_ctx {
     uint64_t echoed;
     double cpu0, user0;
     uint64_t echoed0;
+    uint64_t dropped, dropped0;
     long rss0, rss1;
     size_t heap0, heap1;
     bool quit;
@@ -181,6 +183,7 @@ static void on_control(server_ctx *c)
         c->cpu0 = cpu_s();
         c->user0 = user_s();
         c->echoed0 = c->echoed;
+        c->dropped0 = c->dropped;
     } else if (cmd == 'E') {
         result r = {cpu_s() - c->cpu0,
                     user_s() - c->user0,
@@ -188,7 +191,8 @@ static void on_control(server_ctx *c)
                     c->rss0,
                     c->rss1,
                     c->heap0,
-                    c->heap1};
+                    c->heap1,
+                    c->dropped - c->dropped0};
         CALLGRIND_DUMP_STATS;
         CALLGRIND_STOP_INSTRUMENTATION;
         if (write(c->res, &r, sizeof r) != (ssize_t)sizeof r) c->quit = true;
@@ -237,10 +241,13 @@ static void host_server(server_ctx *c, const server_spec *sp)
         sn_host_event ev;
         int r = 0, k = 0;
         /* Bounded, so an overloaded server still sees 'M' and 'E' on time. */
-        while (k++ < 1024 && (r = sn_host_service(h, &ev, 0)) > 0)
+        while (k++ < 1024 && (r = sn_host_service(h, &ev, 0)) > 0) {
             if (ev.type == SN_HOST_EVENT_RECEIVE &&
                 sn_host_peer_send(ev.peer, ev.data, ev.len) == SN_OK)
                 c->echoed++;
+            if (ev.type == SN_HOST_EVENT_DISCONNECT && c->dropped++ < 3)
+                fprintf(stderr, "host_echo: server dropped peer %u: %s\n", ev.peer_id, ev.message);
+        }
         busy = k > 1024; /* more work waiting: poll the control pipe without sleeping */
         if (r < 0) die("service");
     }
@@ -319,6 +326,8 @@ static void raw_server(server_ctx *c, const server_spec *sp)
 typedef struct child {
     pid_t pid;
     int ctl, res, port;
+    bool ended; /* the window is closed and r holds the server's result */
+    result r;
 } child;
 
 static const char *g_self; /* argv[0], for HOST_ECHO_WRAP */
@@ -356,7 +365,7 @@ static child spawn_server(server_spec sp)
     }
     close(ctl[0]);
     close(res[1]);
-    child ch = {pid, ctl[1], res[0], 0};
+    child ch = {.pid = pid, .ctl = ctl[1], .res = res[0]};
     if (read(ch.res, &ch.port, sizeof ch.port) != (ssize_t)sizeof ch.port) {
         fprintf(stderr, "host_echo: server child failed\n");
         exit(1);
@@ -369,11 +378,21 @@ static void command(child *ch, char cmd)
     if (write(ch->ctl, &cmd, 1) != 1) exit(1);
 }
 
+/* Closes the measured window. Called as soon as the clients stop sending, before they are torn
+ * down, so the server's handling of their close_notify alerts is not counted. */
+static void end_window(child *ch)
+{
+    if (ch->ended) return;
+    command(ch, 'E');
+    if (read(ch->res, &ch->r, sizeof ch->r) != (ssize_t)sizeof ch->r)
+        memset(&ch->r, 0, sizeof ch->r);
+    ch->ended = true;
+}
+
 static result finish(child *ch)
 {
-    result r;
-    command(ch, 'E');
-    if (read(ch->res, &r, sizeof r) != (ssize_t)sizeof r) memset(&r, 0, sizeof r);
+    end_window(ch);
+    result r = ch->r;
     command(ch, 'Q');
     int status = 0;
     waitpid(ch->pid, &status, 0);
@@ -582,6 +601,7 @@ static crun run_closed_clients(child *ch, kind k, int n, double seconds)
         }
     }
 #undef SEND_SLOT
+    end_window(ch);
     out.cpu_s = cpu_s() - c0;
     out.echoes = count;
     out.sent = resent; /* closed loop: slots sent again after LOSS_MS */
@@ -681,6 +701,7 @@ static crun run_open(const orow *o, double rate, double seconds, result *srv)
         }
     }
     out.cpu_s = cpu_s() - c0;
+    end_window(&ch);
     out.sent = sent;
     out.echoes = echoes;
     close(tfd);
@@ -860,6 +881,10 @@ static void open_loop(const orow *rows, int nrows, double rate, double seconds, 
             put(&loss[i], c.sent ? 100.0 * (1.0 - (double)c.echoes / (double)c.sent) : 0);
             put(&con[i], c.connect_s);
             put(&off[i], (double)c.sent / seconds);
+            if (r.dropped)
+                fprintf(stderr,
+                        "open %s run %d: the server disconnected %llu peers in the window\n",
+                        rows[i].label, rep + 1, (unsigned long long)r.dropped);
             fprintf(stderr,
                     "open %s run %d: server %.2f us/pkt (%.2fx), %.0f echoed/s, sent %.0f/s\n",
                     rows[i].label, rep + 1, us, base > 0 ? us / base : 0,
