@@ -13,7 +13,9 @@
  *             API (Godot-style server loop) vs a bare OpenSSL loop (DTLSv1_listen on
  *             BIO_s_datagram, one connected socket per accepted client), sequential and
  *             `--concurrency` clients in flight.
- *  pingpong   64-byte round trips/s over one DTLS connection vs raw UDP (blocking poll waits).
+ *  pingpong   64-byte round trips/s over one DTLS connection vs raw UDP and vs a bare OpenSSL
+ *             DTLS loop (BIO_s_datagram on connected sockets, echo in a second process), one
+ *             record in flight (blocking poll waits).
  *  oneway     one-way records/s counted by the receiver (64 bytes and the largest payload that
  *             fits the 1200-byte MTU) vs raw UDP datagrams of the same payload size.
  *  memory     RSS and malloc'd bytes per connected idle server-side peer with `--peers` peers.
@@ -956,6 +958,15 @@ static void bare_server(const void *argp, int out, int ctl)
                     drop = true;
                 }
                 ERR_clear_error();
+            } else if ((pf[i + 2].revents & POLLIN) && a->mode == M_ECHO) {
+                /* Ping-pong: every record read is written back at once. */
+                int rc;
+                while ((rc = SSL_read(c->ssl, buf, sizeof buf)) > 0) {
+                    c->last = t;
+                    if (SSL_write(c->ssl, buf, rc) == rc) count++;
+                }
+                drop = SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ;
+                ERR_clear_error();
             } else if (pf[i + 2].revents & POLLIN) {
                 int rc = SSL_read(c->ssl, buf, sizeof buf);
                 if (rc > 0) {
@@ -1148,11 +1159,77 @@ static void bare_wait(bcli *cs, size_t n, int ctl)
     poll(pf, (nfds_t)k, wait);
 }
 
-/* As sn_client for M_HANDSHAKE and M_HOLD. */
+/* Bare OpenSSL ping-pong, as sn_client_data for M_ECHO: one connection on a connected UDP
+ * socket (BIO_s_datagram), one 64-byte record in flight, SSL_write then SSL_read / poll. */
+static void bare_client_echo(const cli_arg *a, int out, int ctl)
+{
+    SSL_CTX *ctx = bare_ctx(false);
+    bcli c = {0};
+    if (!ctx || !bare_start(ctx, a->port, &c)) {
+        put_fail(out);
+        SSL_CTX_free(ctx);
+        return;
+    }
+    int st = bare_step(&c);
+    double wend = now_s() + 10;
+    while (st == 0 && now_s() < wend) {
+        bare_wait(&c, 1, ctl);
+        st = bare_step(&c);
+    }
+    if (st != 1) {
+        bare_stop(&c, false);
+        SSL_CTX_free(ctx);
+        put_fail(out);
+        return;
+    }
+    static uint8_t msg[2048], back[2048];
+    memset(msg, 0x5a, sizeof msg);
+    int payload = a->payload;
+    double count = 0, extra = 0, t0 = now_s(), end = t0 + g_seconds, c0 = cpu_s();
+    bool failed = false;
+    while (!failed && now_s() < end) {
+        memcpy(msg, &count, sizeof count);
+        if (SSL_write(c.ssl, msg, payload) != payload) {
+            ERR_print_errors_fp(stderr);
+            failed = true;
+            break;
+        }
+        for (;;) {
+            int n = SSL_read(c.ssl, back, sizeof back);
+            if (n >= 8 && !memcmp(back, &count, sizeof count)) break; /* ours */
+            if (n > 0) continue;                                      /* a stale echo */
+            if (SSL_get_error(c.ssl, n) != SSL_ERROR_WANT_READ) {
+                ERR_print_errors_fp(stderr);
+                failed = true;
+                break;
+            }
+            struct pollfd pf = {c.fd, POLLIN, 0};
+            if (poll(&pf, 1, 200) == 0) {
+                extra++; /* lost: send the next one */
+                count--;
+                break;
+            }
+        }
+        count++;
+    }
+    res r = {{failed ? 0 : 1, count, now_s() - t0, extra, payload, cpu_s() - c0}};
+    bare_stop(&c, true);
+    SSL_CTX_free(ctx);
+    if (failed)
+        put_fail(out);
+    else
+        put_res(out, &r);
+}
+
+/* As sn_client for M_HANDSHAKE, M_HOLD and M_ECHO. */
 static void bare_client(const void *argp, int out, int ctl)
 {
     const cli_arg *a = argp;
     raise_fd_limit();
+    if (a->mode == M_ECHO) {
+        bare_client_echo(a, out, ctl);
+        return;
+    }
     SSL_CTX *ctx = bare_ctx(false);
     int slots = a->mode == M_HOLD ? a->hold : a->conc;
     bcli *cs = calloc((size_t)slots, sizeof *cs);
@@ -1486,27 +1563,62 @@ static void bench_handshake(int conc)
     }
 }
 
+/* Three loops back to back (sealnet, raw UDP, bare OpenSSL DTLS; the order rotates with the
+ * pair), each echoing 64-byte payloads with one in flight. CPU is server + client. */
 static void bench_pingpong(void)
 {
     row *r =
         new_row("Ping-pong round trips/s, 64 B", "/s", "raw UDP", "≥ 0.8× raw", 0.8, false, false);
     row *c =
         new_row("CPU per round trip (server + client), 64 B", "us", "raw UDP", "", 0, true, false);
+    row *rb =
+        new_row("Ping-pong round trips/s, 64 B", "/s", "bare OpenSSL DTLS", "", 0, false, false);
+    row *cb = new_row("CPU per round trip (server + client), 64 B", "us", "bare OpenSSL DTLS",
+                      "≤ 1.1× bare", 1.1, true, false);
+    row *br = new_row("Bare OpenSSL DTLS: round trips/s against raw UDP, 64 B", "/s", "raw UDP", "",
+                      0, false, false);
+    row *bc = new_row("Bare OpenSSL DTLS: CPU per round trip against raw UDP, 64 B", "us",
+                      "raw UDP", "", 0, true, false);
     srv_arg sa = {M_ECHO, 0};
     cli_arg ca = {M_ECHO, 0, 1, 64, 0};
     for (int i = 0; i < g_repeat; i++) {
-        run s, b;
-        run_both(i, &s, sn_server, sn_client, ca, &b, raw_server, raw_client, ca, &sa);
-        if (!s.ok || !b.ok) continue;
-        add(r, rate(s.cli.v[1], s.cli.v[2]), rate(b.cli.v[1], b.cli.v[2]));
-        add(c, s.cli.v[1] > 0 ? (s.srv.v[3] + s.cli.v[5]) / s.cli.v[1] * 1e6 : 0,
-            b.cli.v[1] > 0 ? (b.srv.v[3] + b.cli.v[5]) / b.cli.v[1] * 1e6 : 0);
-        if (s.cli.v[3] > 0 || b.cli.v[3] > 0)
-            note("- ping-pong pair %d: %.0f sealnet and %.0f raw round trips timed out (200 ms) "
-                 "and were resent.\n",
-                 i + 1, s.cli.v[3], b.cli.v[3]);
-        fprintf(stderr, "pingpong pair %d: sealnet %.0f/s, raw %.0f/s\n", i + 1,
-                rate(s.cli.v[1], s.cli.v[2]), rate(b.cli.v[1], b.cli.v[2]));
+        run s = {0}, b = {0}, o = {0};
+        for (int k = 0; k < 3; k++) {
+            switch ((i + k) % 3) {
+            case 0:
+                s = run_pair(sn_server, &sa, sn_client, ca);
+                break;
+            case 1:
+                b = run_pair(raw_server, &sa, raw_client, ca);
+                break;
+            default:
+                o = run_pair(bare_server, &sa, bare_client, ca);
+                break;
+            }
+        }
+        if (!s.ok || !b.ok || !o.ok) continue;
+        double sr = rate(s.cli.v[1], s.cli.v[2]), br_ = rate(b.cli.v[1], b.cli.v[2]),
+               or_ = rate(o.cli.v[1], o.cli.v[2]);
+        double sc = s.cli.v[1] > 0 ? (s.srv.v[3] + s.cli.v[5]) / s.cli.v[1] * 1e6 : 0;
+        double bc_ = b.cli.v[1] > 0 ? (b.srv.v[3] + b.cli.v[5]) / b.cli.v[1] * 1e6 : 0;
+        double oc = o.cli.v[1] > 0 ? (o.srv.v[3] + o.cli.v[5]) / o.cli.v[1] * 1e6 : 0;
+        add(r, sr, br_);
+        add(c, sc, bc_);
+        add(rb, sr, or_);
+        add(cb, sc, oc);
+        add(br, or_, br_);
+        add(bc, oc, bc_);
+        if (s.cli.v[3] > 0 || b.cli.v[3] > 0 || o.cli.v[3] > 0)
+            note("- ping-pong pair %d: %.0f sealnet, %.0f raw and %.0f bare OpenSSL round trips "
+                 "timed out (200 ms) and were resent.\n",
+                 i + 1, s.cli.v[3], b.cli.v[3], o.cli.v[3]);
+        note("- ping-pong run %d: CPU per round trip sealnet %.1f µs, bare OpenSSL %.1f µs "
+             "(%.2f×), raw UDP %.1f µs; round trips/s %.0f, %.0f, %.0f.\n",
+             i + 1, sc, oc, oc > 0 ? sc / oc : 0, bc_, sr, or_, br_);
+        fprintf(stderr,
+                "pingpong run %d: sealnet %.0f/s %.1f us, bare %.0f/s %.1f us, raw %.0f/s "
+                "%.1f us\n",
+                i + 1, sr, sc, or_, oc, br_, bc_);
     }
 }
 
