@@ -464,6 +464,11 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
             snprintf(s->message, sizeof s->message,
                      "connection closed without close_notify: the stream was truncated");
         }
+    } else if (rc == MBEDTLS_ERR_SSL_INVALID_MAC) {
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        snprintf(s->message, sizeof s->message,
+                 "TLS %s failed: bad record mac (a record failed authentication)",
+                 in_handshake ? "handshake" : "session");
     } else if (rc == MBEDTLS_ERR_SSL_TIMEOUT) {
         s->failure = SN_TLS_FAIL_PROTOCOL;
         snprintf(s->message, sizeof s->message,
