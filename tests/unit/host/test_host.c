@@ -813,7 +813,28 @@ static void two_hundred_clients(void **state)
         assert_non_null(peers[i]);
     }
     want2 w = {{&ls, SN_HOST_EVENT_CONNECT, N}, {&lc, SN_HOST_EVENT_CONNECT, N}};
-    assert_true(pump(hosts, logs, 2, 60000, have2, &w));
+    bool connected = pump(hosts, logs, 2, 60000, have2, &w);
+    if (!connected) {
+        sn_host_stats a, b;
+        sn_host_get_stats(srv, &a);
+        sn_host_get_stats(cli, &b);
+        print_message(
+            "server: connected %llu handshaking %llu started %llu completed %llu failed "
+            "%llu cookies %llu dropped_half_open %llu; client: connected %llu "
+            "handshaking %llu completed %llu failed %llu disconnects %llu\n",
+            (unsigned long long)a.peers_connected_now, (unsigned long long)a.peers_handshaking_now,
+            (unsigned long long)a.handshakes_started, (unsigned long long)a.handshakes_completed,
+            (unsigned long long)a.handshakes_failed, (unsigned long long)a.cookies_sent,
+            (unsigned long long)a.dropped_half_open, (unsigned long long)b.peers_connected_now,
+            (unsigned long long)b.peers_handshaking_now, (unsigned long long)b.handshakes_completed,
+            (unsigned long long)b.handshakes_failed, (unsigned long long)b.disconnects);
+        for (size_t i = 0; i < lc.n; i++)
+            if (lc.r[i].type == SN_HOST_EVENT_DISCONNECT) {
+                print_message("first client disconnect: %s\n", lc.r[i].msg);
+                break;
+            }
+    }
+    assert_true(connected);
     assert_int_equal(count(&lc, SN_HOST_EVENT_DISCONNECT), 0);
     for (int i = 0; i < N; i++) {
         char msg[32];
