@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sealnet needs for a given job, and only those that are missing.
-#   scripts/deps.sh build   compiler, CMake, OpenSSL headers
+#   scripts/deps.sh build   compiler, CMake, OpenSSL and mbed TLS headers (both TLS backends)
 #   scripts/deps.sh test    build + cmocka + the interop peers (openssl, gnutls-bin, nodejs)
 #   scripts/deps.sh fuzz    test + clang and its fuzzer runtime
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 job=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev openssl)
+pkgs=(build-essential cmake pkg-config libssl-dev openssl libmbedtls-dev)
 case "$job" in
 build) ;;
 test) pkgs+=(libcmocka-dev gnutls-bin nodejs procps clang libclang-rt-dev) ;;
