@@ -214,7 +214,8 @@ SN_API void *sn_host_peer_get_user_data(const sn_host_peer *peer);
 /* Overrides the host's keepalive interval for this peer (0: no pings, e.g. a Godot client). */
 SN_API void sn_host_peer_set_keepalive_interval_ms(sn_host_peer *peer, int ms);
 SN_API int sn_host_peer_get_max_packet_size(const sn_host_peer *peer);
-/* "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" once connected, "" before. Owned by the peer. */
+/* Protocol and suite (IANA name), e.g. "DTLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+ * once connected, "" before. Owned by the peer. */
 SN_API const char *sn_host_peer_get_cipher(const sn_host_peer *peer);
 
 /* Names for logs: "CONNECT", "TIMEOUT", ... Static strings. */

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct sn_tls_config {
@@ -76,9 +77,12 @@ static pthread_once_t system_ca_once = PTHREAD_ONCE_INIT;
 static void system_ca_load(void)
 {
     mbedtls_x509_crt_init(&system_ca);
-    /* A positive count says how many certificates were skipped as unparsable: fine as long as
-     * some loaded. */
-    int rc = mbedtls_x509_crt_parse_file(&system_ca, SYSTEM_CA_FILE);
+    /* OpenSSL's variables, so both backends find the same store. A positive count says how many
+     * certificates were skipped as unparsable: fine as long as some loaded. */
+    const char *file = secure_getenv("SSL_CERT_FILE"), *dir = secure_getenv("SSL_CERT_DIR");
+    int rc = file && *file ? mbedtls_x509_crt_parse_file(&system_ca, file)
+             : dir && *dir ? mbedtls_x509_crt_parse_path(&system_ca, dir)
+                           : mbedtls_x509_crt_parse_file(&system_ca, SYSTEM_CA_FILE);
     system_ca_status = rc < 0 || system_ca.raw.p == NULL ? (rc < 0 ? rc : -1) : 0;
 }
 
@@ -277,8 +281,9 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
         } else {
             pthread_once(&system_ca_once, system_ca_load);
             if (system_ca_status != 0)
-                return config_fail(c, "system CA store (" SYSTEM_CA_FILE ")",
-                                   system_ca_status > 0 ? 0 : system_ca_status);
+                return config_fail(
+                    c, "system CA store (SSL_CERT_FILE, SSL_CERT_DIR or " SYSTEM_CA_FILE ")",
+                    system_ca_status > 0 ? 0 : system_ca_status);
             mbedtls_ssl_conf_ca_chain(&c->conf, &system_ca, NULL);
         }
         mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
