@@ -511,7 +511,13 @@ sn_tls_result sn_mbed_handshake(sn_tls_session *s)
 {
     if (s->failure) return SN_TLS_FAILED;
     if (s->established) return SN_TLS_OK;
+    /* When mbed TLS finds its retransmission timer expired it resends and returns WANT_READ
+     * without reading: datagrams already queued for the session would wait for a poll that
+     * happens before the next expiry, and a caller that polls on timers only would never let
+     * them in. So after a resend it gets a second call, which reads. */
+    bool expired = timer_get(s) == 2;
     int rc = mbedtls_ssl_handshake(&s->ssl);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ && expired) rc = mbedtls_ssl_handshake(&s->ssl);
     if (rc == 0) {
         s->established = true;
         return SN_TLS_OK;
