@@ -310,7 +310,7 @@ static int half_open_wave(server *s, int *fds, int n)
  * signature when its ClientHello arrives: ~1-2 ms on OpenSSL, ~10 ms on mbed TLS's portable ECC
  * (docs/backends.md). The handshake timeout must outlast opening all 200, so it scales. */
 #ifdef SN_TEST_BACKEND_MBEDTLS
-enum { HALF_OPEN_SLOW = 10 };
+enum { HALF_OPEN_SLOW = 20 };
 #else
 enum { HALF_OPEN_SLOW = 1 };
 #endif
