@@ -439,7 +439,10 @@ static void verify_reason(uint32_t flags, char *out, size_t cap)
     }
     char *nl = strchr(buf, '\n');
     if (nl) *nl = '\0';
-    snprintf(out, cap, "%s", buf);
+    size_t n = strlen(buf);
+    if (n >= cap) n = cap - 1; /* one line of mbed TLS's text; a longer one is cut */
+    memcpy(out, buf, n);
+    out[n] = '\0';
 }
 
 /* Turns a failed mbed TLS call into a sticky failure with a message naming the cause. */
