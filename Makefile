@@ -19,8 +19,8 @@ demo: all
 
 # The whole suite once per TLS backend (sanitizer builds $(TEST_BUILD) for OpenSSL and
 # $(TEST_BUILD)-mbedtls for mbed TLS; the mbed TLS build also runs the cross-backend test
-# against the OpenSSL build's CLI), then a ~30 s smoke run of each fuzz target (clang, OpenSSL)
-# and a build of the fuzz targets on mbed TLS. Both suites run even when the first fails.
+# against the OpenSSL build's CLI), then a ~30 s smoke run of the fuzz targets (clang) on each
+# backend. Everything runs even when something fails; the exit status says whether all passed.
 test:
 	@scripts/deps.sh test
 	@status=0; \
@@ -34,7 +34,7 @@ test:
 	    cd $$dir && ctest --output-on-failure -j $(JOBS) --timeout 300 ) || status=1; \
 	done; \
 	scripts/fuzz.sh --smoke || status=1; \
-	SEALNET_TLS_BACKEND=mbedtls scripts/fuzz.sh --build-only || status=1; \
+	SEALNET_TLS_BACKEND=mbedtls scripts/fuzz.sh --smoke || status=1; \
 	exit $$status
 
 bench: all
