@@ -44,7 +44,6 @@ struct sn_tls_session {
     bool send_blocked; /* datagram: the last datagram could not be sent (dropped, reported) */
     bool transport_error, transport_eof;
     bool cookie_rejected; /* server: the opening ClientHello's cookie did not verify */
-    bool hvr_seen;        /* client: a HelloVerifyRequest was handed to mbed TLS */
     bool established;     /* the handshake finished once */
     bool close_sent;
     uint64_t timer_start;
@@ -106,28 +105,10 @@ static int io_send(void *ctx, const unsigned char *data, size_t len)
     return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
-/* A HelloVerifyRequest: one epoch-0 handshake record whose message is hello_verify_request. */
-static bool is_hello_verify(const unsigned char *d, long n)
-{
-    return n >= 25 && d[0] == 22 && d[3] == 0 && d[4] == 0 && d[13] == 3;
-}
-
 static int io_recv(void *ctx, unsigned char *buf, size_t cap)
 {
     sn_tls_session *s = ctx;
     long n = s->io.recv(s->io.user, buf, cap);
-    /* mbed TLS 2.28 restarts its handshake on every HelloVerifyRequest, even a duplicate that
-     * answers a retransmitted first ClientHello after the cookie'd one went out: the restarted
-     * hello carries a new message_seq, the two sides' transcripts (and with the extended
-     * master secret, their keys) differ and the handshake can never finish. Only the first
-     * HelloVerifyRequest counts; later ones are dropped like any stale datagram. */
-    while (s->datagram && !s->server && is_hello_verify(buf, n)) {
-        if (!s->hvr_seen) {
-            s->hvr_seen = true;
-            break;
-        }
-        n = s->io.recv(s->io.user, buf, cap);
-    }
     if (n > 0) return (int)n;
     if (n == 0 && s->datagram) return MBEDTLS_ERR_SSL_WANT_READ; /* an empty datagram */
     if (n == SN_TLS_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
