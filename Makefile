@@ -25,14 +25,25 @@ demo:
 	 { cat $(DEMO_LOG); echo "make demo: the build failed (log: $(DEMO_LOG))" >&2; exit 1; }
 	@scripts/demo.sh $(BUILD)
 
-# Sanitizer build, every CTest test, then a ~24 s smoke run of the fuzz targets (clang).
+# The whole suite once per TLS backend (sanitizer builds $(TEST_BUILD) for OpenSSL and
+# $(TEST_BUILD)-mbedtls for mbed TLS; the mbed TLS build also runs the cross-backend test
+# against the OpenSSL build's CLI), then a ~30 s smoke run of the fuzz targets (clang) on each
+# backend. Everything runs even when something fails; the exit status says whether all passed.
 test:
 	@scripts/deps.sh test
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON -DSEALNET_BUILD_TESTS=ON \
-	      -DSEALNET_WERROR=$${SEALNET_WERROR:-ON} -DSEALNET_BUILD_BENCH=ON $(CMAKE_FLAGS)
-	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
-	@scripts/fuzz.sh --smoke
+	@status=0; \
+	for b in openssl mbedtls; do \
+	  dir=$(TEST_BUILD); peer=""; \
+	  if [ $$b != openssl ]; then dir=$(TEST_BUILD)-$$b; peer="-DSEALNET_PEER_BUILD=$(CURDIR)/$(TEST_BUILD)"; fi; \
+	  echo "== test suite on the $$b backend ($$dir)"; \
+	  ( cmake -S . -B $$dir -DSEALNET_TLS_BACKEND=$$b -DCMAKE_BUILD_TYPE=Debug -DSEALNET_SANITIZE=ON -DSEALNET_BUILD_TESTS=ON \
+	          -DSEALNET_WERROR=$${SEALNET_WERROR:-ON} -DSEALNET_BUILD_BENCH=ON $$peer $(CMAKE_FLAGS) && \
+	    cmake --build $$dir -j $(JOBS) && \
+	    cd $$dir && ctest --output-on-failure -j $(JOBS) --timeout 300 ) || status=1; \
+	done; \
+	scripts/fuzz.sh --smoke || status=1; \
+	SEALNET_TLS_BACKEND=mbedtls scripts/fuzz.sh --smoke || status=1; \
+	exit $$status
 
 bench: all
 	@scripts/bench.sh $(BUILD)
@@ -60,4 +71,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz
+	rm -rf $(BUILD) $(TEST_BUILD) $(TEST_BUILD)-mbedtls build-fuzz build-fuzz-mbedtls build-bench-*

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sealnet needs for a given job, and only those that are missing.
-#   scripts/deps.sh build   compiler, CMake, OpenSSL headers, libmicrohttpd (sealnet --metrics)
+#   scripts/deps.sh build   compiler, CMake, OpenSSL and mbed TLS headers (both TLS backends), libmicrohttpd (sealnet --metrics)
 #   scripts/deps.sh test    build + cmocka + the interop peers (openssl, gnutls-bin, nodejs, godot3-server, python3, nginx) + tshark
 #   scripts/deps.sh fuzz    test + clang and its fuzzer runtime
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
 job=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev openssl libmicrohttpd-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev openssl libmbedtls-dev libmicrohttpd-dev)
 case "$job" in
 build) ;;
 test) pkgs+=(libcmocka-dev gnutls-bin nodejs procps clang libclang-rt-dev godot3-server python3 iproute2 nginx libnginx-mod-stream tshark) ;;

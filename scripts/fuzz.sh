@@ -6,7 +6,9 @@
 #                               any crash, leak, timeout or sanitizer report
 #   scripts/fuzz.sh --seeds     regenerate the DTLS seed corpora from a real handshake
 #   scripts/fuzz.sh --only NAME SECONDS   one target
+#   scripts/fuzz.sh --build-only  build the targets, run nothing
 #
+# SEALNET_TLS_BACKEND=mbedtls builds them on the mbed TLS backend (build dir build-fuzz-mbedtls).
 # Installs nothing (the Makefile's `deps.sh fuzz` does). Build dir: $FUZZ_BUILD (build-fuzz).
 # The library is compiled with the fuzzer and sanitizer flags too (CMAKE_C_FLAGS below): without
 # coverage inside libsealnet the fuzzer would be blind to the code it is meant to explore.
@@ -17,16 +19,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD=${FUZZ_BUILD:-build-fuzz}
+BACKEND=${SEALNET_TLS_BACKEND:-openssl}
+if [ "$BACKEND" = openssl ]; then BUILD=${FUZZ_BUILD:-build-fuzz}; else BUILD=${FUZZ_BUILD:-build-fuzz-$BACKEND}; fi
 JOBS=${JOBS:-2}
 
-smoke=0 seeds=0 only="" secs=60
+smoke=0 seeds=0 build_only=0 only="" secs=60
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) smoke=1 ;;
     --seeds) seeds=1 ;;
+    --build-only) build_only=1 ;;
     --only) only=$2; shift ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) secs=$1 ;;
     esac
     shift
@@ -40,8 +44,12 @@ fi
 FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -gline-tables-only"
 CC=$CC cmake -S . -B "$BUILD" -DSEALNET_FUZZ=ON -DSEALNET_BUILD_TESTS=OFF \
     -DSEALNET_BUILD_BENCH=OFF -DSEALNET_BUILD_EXAMPLES=OFF -DSEALNET_BUILD_TOOLS=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$FLAGS" >/dev/null
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$FLAGS" -DSEALNET_TLS_BACKEND="$BACKEND" >/dev/null
 cmake --build "$BUILD" -j "$JOBS" >/dev/null
+if [ $build_only = 1 ]; then
+    echo "fuzz.sh: targets built on the $BACKEND backend in $BUILD"
+    exit 0
+fi
 
 if [ $seeds = 1 ]; then
     "$BUILD/fuzz/seedgen" "$ROOT/fuzz/corpus"

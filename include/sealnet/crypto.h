@@ -89,8 +89,8 @@ SN_API sn_x509_cert *sn_crypto_generate_self_signed_certificate(const sn_crypto_
                                                                 const char *issuer_name,
                                                                 const char *not_before,
                                                                 const char *not_after);
-/* Fills buf with len bytes from the OS CSPRNG (through OpenSSL). SN_ERR_INVALID_PARAMETER when
- * buf is NULL and len > 0. */
+/* Fills buf with len bytes from the OS CSPRNG (through the TLS backend). SN_ERR_INVALID_PARAMETER
+ * when buf is NULL and len > 0. */
 SN_API sn_err sn_crypto_generate_random_bytes(void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -156,7 +156,8 @@ SN_API void sn_dtls_peer_get_stats(const sn_dtls_peer *p, sn_dtls_peer_stats *ou
  * program can sleep instead of spinning. */
 SN_API int sn_dtls_peer_get_fd(const sn_dtls_peer *p);
 SN_API int sn_dtls_peer_next_timeout_ms(const sn_dtls_peer *p);
-/* "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" once connected; "" before. Owned by p. */
+/* Protocol and suite (IANA name, the same on every TLS backend), e.g.
+ * "DTLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", once connected; "" before. Owned by p. */
 SN_API const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p);
 /* SHA-256 fingerprint ("AB:CD:..", as `openssl x509 -fingerprint -sha256`) of the certificate
  * the remote presented, once connected; "" when it presented none. Compare it with a known

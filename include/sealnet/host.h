@@ -241,7 +241,8 @@ SN_API void *sn_host_peer_get_user_data(const sn_host_peer *peer);
 /* Overrides the host's keepalive interval for this peer (0: no pings, e.g. a Godot client). */
 SN_API void sn_host_peer_set_keepalive_interval_ms(sn_host_peer *peer, int ms);
 SN_API int sn_host_peer_get_max_packet_size(const sn_host_peer *peer);
-/* "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256" once connected, "" before. Owned by the peer. */
+/* Protocol and suite (IANA name), e.g. "DTLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+ * once connected, "" before. Owned by the peer. */
 SN_API const char *sn_host_peer_get_cipher(const sn_host_peer *peer);
 /* True when the peer's handshake resumed an earlier session from a session ticket (see
  * sn_dtls_peer_is_session_resumed). Outgoing peers resume on their own when connected again

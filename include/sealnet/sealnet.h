@@ -1,4 +1,5 @@
-/* sealnet — Godot's secure networking model for C programs, on OpenSSL.
+/* sealnet — Godot's secure networking model for C programs, on OpenSSL or mbed TLS (one per
+ * build: -DSEALNET_TLS_BACKEND; sn_version() names it; docs/backends.md lists the differences).
  *
  * One include for everything. Threading contract: an object is used by one thread at a time;
  * distinct objects may live on distinct threads. Nothing blocks unless its name says so

@@ -12,7 +12,8 @@ extern "C" {
 typedef struct sn_tls_options sn_tls_options;
 
 /* Client options that verify the peer's chain against trusted_chain (NULL: the system CAs, found
- * as OpenSSL finds them, SSL_CERT_FILE / SSL_CERT_DIR honoured) and its name against the host
+ * as OpenSSL finds them, SSL_CERT_FILE / SSL_CERT_DIR honoured; on mbed TLS the same variables,
+ * else /etc/ssl/certs/ca-certificates.crt) and its name against the host
  * given to connect_to_* or common_name_override (NULL or "": none), which is also the SNI. */
 SN_API sn_tls_options *sn_tls_options_client(const sn_x509_cert *trusted_chain,
                                              const char *common_name_override);

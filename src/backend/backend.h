@@ -3,7 +3,8 @@
  * Everything TLS-library-specific lives behind `sn_tls_backend`: keys, certificate chains,
  * shared immutable contexts ("configs") and per-connection sessions. Sessions do no I/O of their
  * own: they move ciphertext through the two callbacks in `sn_tls_io`, which the UDP/DTLS and
- * TCP/TLS objects implement. A second backend (mbedTLS) is a second table, nothing else.
+ * TCP/TLS objects implement. Each backend is one table (src/backend/<name>/), chosen at build
+ * time with -DSEALNET_TLS_BACKEND=openssl|mbedtls; docs/backends.md lists their differences.
  *
  * Every function that fails records the cause with sn_fail() (see internal.h).
  */
@@ -189,6 +190,9 @@ typedef struct sn_tls_backend {
      * negotiated suite; the smallest across allowed suites (16) while none is negotiated. A
      * protected record shorter than this is forged or broken. */
     size_t (*record_overhead)(const sn_tls_session *s);
+    /* Datagram: the largest record_overhead of any suite the backend allows (the bound used
+     * before a handshake settles the suite). */
+    size_t record_overhead_max;
     /* Datagram: largest application payload that fits one datagram at the session's MTU. */
     size_t (*max_payload)(const sn_tls_session *s);
     /* SHA-256 fingerprint of the certificate the remote presented ("AB:CD:.."), for pinning;
@@ -201,7 +205,8 @@ typedef struct sn_tls_backend {
     sn_tls_chain *(*peer_chain)(const sn_tls_session *s);
     /* Subject, issuer, names, validity and fingerprint of the chain's certificate `index`. */
     sn_err (*chain_info)(const sn_tls_chain *chain, int index, sn_x509_info *out);
-    /* Negotiated protocol and cipher, e.g. "DTLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256". */
+    /* Negotiated protocol and cipher with the suite's IANA name, the same on every backend,
+     * e.g. "DTLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256". */
     const char *(*describe)(const sn_tls_session *s);
     /* True once a handshake finished by resuming an earlier session (abbreviated). */
     bool (*session_resumed)(const sn_tls_session *s);

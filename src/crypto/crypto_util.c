@@ -306,3 +306,36 @@ sn_err sn_time_parse(const char *text, const char *what, int64_t *out)
     *out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
     return SN_OK;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Names and fingerprints                                                                   */
+
+bool sn_dns_name_plausible(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253) return false;
+    if (s[0] == '*' && s[1] == '.') s += 2;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+        if (++label > 63) return false;
+    }
+    return label > 0;
+}
+
+void sn_fingerprint_format(const uint8_t md[32], char out[96])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (unsigned int i = 0; i < 32; i++) {
+        out[i * 3] = hex[md[i] >> 4];
+        out[i * 3 + 1] = hex[md[i] & 15];
+        out[i * 3 + 2] = i == 31 ? '\0' : ':';
+    }
+}

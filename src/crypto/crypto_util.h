@@ -43,4 +43,12 @@ void sn_dn_clear(sn_dn *dn);
  * epoch. `what` names the argument in the message ("not_before"). SN_ERR_INVALID_PARAMETER. */
 sn_err sn_time_parse(const char *text, const char *what, int64_t *out);
 
+/* A DNS name as a subjectAltName accepts it: letters, digits, '-', '_', dots, an optional
+ * leading "*." wildcard, no empty labels. Used to decide whether a CN becomes a DNS SAN. */
+bool sn_dns_name_plausible(const char *s);
+
+/* Formats a 32-byte SHA-256 digest as "AB:CD:..." (95 characters + NUL), the fingerprint form
+ * every backend returns. */
+void sn_fingerprint_format(const uint8_t md[32], char out[96]);
+
 #endif

@@ -156,3 +156,45 @@ sn_err sn_pem_no_block(const char *data, size_t len, int blocks, const sn_pem_bl
                        begin_line);
     return sn_fail(SN_ERR_FILE_CORRUPT, "no PEM data found (expected a line '%s')", begin_line);
 }
+
+sn_err sn_pem_find_key(const char *pem, size_t len, bool public_only, sn_pem_block *key,
+                       bool *is_private)
+{
+    sn_pem_reader r = {pem, len, 0, 0};
+    sn_pem_block b, first = {0}, public_seen = {0};
+    int blocks = 0, rc;
+    bool found = false, have_public = false;
+    while ((rc = sn_pem_next(&r, &b)) == 1) {
+        if (blocks++ == 0) first = b;
+        if (sn_pem_label_ends(&b, "PRIVATE KEY") ||
+            (public_only && sn_pem_label_ends(&b, "PUBLIC KEY"))) {
+            *key = b;
+            found = true;
+            break;
+        }
+        if (!have_public && sn_pem_label_ends(&b, "PUBLIC KEY")) {
+            public_seen = b;
+            have_public = true;
+        }
+    }
+    if (rc < 0) return SN_ERR_FILE_CORRUPT;
+    if (!found && have_public) {
+        *key = public_seen;
+        found = true;
+    }
+    if (!found)
+        return sn_pem_no_block(pem, len, blocks, &first, public_only ? "a key" : "a private key",
+                               public_only ? "-----BEGIN PUBLIC KEY-----"
+                                           : "-----BEGIN PRIVATE KEY-----");
+    *is_private = sn_pem_label_ends(key, "PRIVATE KEY");
+    if (*is_private && (key->encrypted || sn_pem_label_is(key, "ENCRYPTED PRIVATE KEY")))
+        return sn_fail(SN_ERR_FILE_CORRUPT,
+                       "the private key at line %d is encrypted; passphrase-protected keys are "
+                       "not supported yet (decrypt it first: openssl pkey -in in.pem -out out.pem)",
+                       key->line);
+    if (!*is_private && !public_only)
+        return sn_fail(SN_ERR_FILE_CORRUPT,
+                       "holds a public key (line %d), not a private key; load it as public only",
+                       key->line);
+    return SN_OK;
+}

@@ -33,4 +33,11 @@ bool sn_pem_is_cert_block(const sn_pem_block *b);
 sn_err sn_pem_no_block(const char *data, size_t len, int blocks, const sn_pem_block *first,
                        const char *wanted, const char *begin_line);
 
+/* Picks the key block a key load uses: the first private key; with public_only, the first key of
+ * either kind (a public key is also taken, for a clear message, when no private key is there).
+ * *is_private tells which kind it is. Refuses encrypted private keys and a public key where a
+ * private one is wanted. SN_ERR_FILE_CORRUPT with a message naming the block or line. */
+sn_err sn_pem_find_key(const char *pem, size_t len, bool public_only, sn_pem_block *key,
+                       bool *is_private);
+
 #endif

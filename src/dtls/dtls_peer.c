@@ -753,9 +753,9 @@ int sn_dtls_peer_get_max_packet_size(const sn_dtls_peer *p)
     if (!p) return 0;
     if (p->tls && p->status == SN_DTLS_STATUS_CONNECTED)
         return (int)sn_tls_backend_get()->max_payload(p->tls);
-    /* Before the handshake settles the cipher: the AES-GCM overhead (13 header + 8 nonce +
-     * 16 tag), the largest of the suites we allow. */
-    return p->mtu - 37;
+    /* Before the handshake settles the cipher: the record header (13) and the largest
+     * overhead of the suites the backend allows. */
+    return p->mtu - 13 - (int)sn_tls_backend_get()->record_overhead_max;
 }
 
 sn_err sn_dtls_peer_put_packet(sn_dtls_peer *p, const void *buf, size_t len)
@@ -765,8 +765,8 @@ sn_err sn_dtls_peer_put_packet(sn_dtls_peer *p, const void *buf, size_t len)
         return sn_fail(SN_ERR_UNCONFIGURED, "dtls peer is not connected");
     if (len == 0)
         return sn_fail(SN_ERR_INVALID_PARAMETER,
-                       "an empty packet cannot be sent over DTLS (OpenSSL writes no empty "
-                       "records); the session stays up");
+                       "an empty packet cannot be sent over DTLS (TLS libraries write no "
+                       "empty records); the session stays up");
     size_t max = (size_t)sn_dtls_peer_get_max_packet_size(p);
     if (len > max)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR,

@@ -184,6 +184,15 @@ static void s_server_case(const char *version_flag, const char *want_protocol)
     sn_tls_stream *c = sn_tls_stream_new();
     assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", certs->client), SN_OK);
     tls_pump_handshake(c, NULL, 5000);
+    if (strcmp(want_protocol, "TLSv1.3") == 0 && !tls_backend_has_tls13()) {
+        /* A TLS 1.2-only backend against a TLS 1.3-only server: a clean, named failure. */
+        assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_ERROR);
+        print_message("TLS 1.3-only server: %s\n", sn_tls_stream_get_error_message(c));
+        assert_true(strlen(sn_tls_stream_get_error_message(c)) > 0);
+        sn_tls_stream_free(c);
+        sn_test_proc_stop(srv);
+        return;
+    }
     assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_CONNECTED);
     assert_non_null(strstr(sn_tls_stream_get_protocol_description(c), want_protocol));
     assert_int_equal(sn_tls_stream_put_data(c, "hello from sealnet\n", 19), SN_OK);
@@ -232,6 +241,15 @@ static void s_client_case(const char *version_flag, const char *want_protocol)
     sn_tls_stream *s = sn_tls_stream_new();
     assert_int_equal(sn_tls_stream_accept_stream(s, tcp, certs->server), SN_OK);
     tls_pump_handshake(s, NULL, 5000);
+    if (strcmp(want_protocol, "TLSv1.3") == 0 && !tls_backend_has_tls13()) {
+        assert_int_equal(sn_tls_stream_get_status(s), SN_TLS_STATUS_ERROR);
+        print_message("TLS 1.3-only client: %s\n", sn_tls_stream_get_error_message(s));
+        assert_true(strlen(sn_tls_stream_get_error_message(s)) > 0);
+        sn_tls_stream_free(s);
+        sn_test_proc_stop(cli);
+        sn_tcp_server_free(srv);
+        return;
+    }
     assert_int_equal(sn_tls_stream_get_status(s), SN_TLS_STATUS_CONNECTED);
     assert_non_null(strstr(sn_tls_stream_get_protocol_description(s), want_protocol));
     assert_true(wait_for(cli, "Verify return code: 0 (ok)", s, NULL, 5000));
@@ -303,6 +321,16 @@ static void example_server_case(const char *version, const char *want_protocol)
     const char *nargv[] = {"node", js, port, certs->cert_path, version, "2", NULL};
     sn_test_proc *node = sn_test_spawn(nargv);
     assert_non_null(node);
+    if (strcmp(want_protocol, "TLSv1.3") == 0 && !tls_backend_has_tls13()) {
+        /* Node insists on TLS 1.3; the server cannot offer it: both clients fail, cleanly. */
+        assert_int_not_equal(sn_test_proc_wait_exit(node, 10000), 0);
+        assert_non_null(strstr(sn_test_proc_output(node), "error 1:"));
+        assert_int_equal(sn_test_proc_stop(srv), 0);
+        sn_test_proc_stop(node);
+        free(server_path);
+        free(js);
+        return;
+    }
     assert_int_equal(sn_test_proc_wait_exit(node, 10000), 0);
     const char *nout = sn_test_proc_output(node);
     char want[64];

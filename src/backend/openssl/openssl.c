@@ -105,6 +105,7 @@ static const sn_tls_backend openssl_backend = {
     .handle_timeout = sn_ossl_handle_timeout,
     .max_payload = sn_ossl_max_payload,
     .record_overhead = sn_ossl_record_overhead,
+    .record_overhead_max = 24, /* AES-GCM: 8-byte explicit nonce + 16-byte tag */
     .describe = sn_ossl_describe,
     .peer_fingerprint = sn_ossl_peer_fingerprint,
     .session_resumed = sn_ossl_session_resumed,

@@ -81,47 +81,10 @@ static EVP_PKEY *public_part(EVP_PKEY *pkey)
 sn_err sn_ossl_key_load_pem(const char *pem, size_t len, bool public_only, sn_tls_key **out)
 {
     if (!pem || !out) return sn_fail(SN_ERR_INVALID_PARAMETER, "NULL argument");
-    sn_pem_reader r = {pem, len, 0, 0};
-    sn_pem_block b, first = {0}, key = {0};
-    int blocks = 0, rc;
-    bool found = false;
-    /* The first private key; with public_only, the first key of either kind. A public key met
-     * while a private one is wanted is remembered to name it in the message. */
-    sn_pem_block public_seen = {0};
-    bool have_public = false;
-    while ((rc = sn_pem_next(&r, &b)) == 1) {
-        if (blocks++ == 0) first = b;
-        if (sn_pem_label_ends(&b, "PRIVATE KEY") ||
-            (public_only && sn_pem_label_ends(&b, "PUBLIC KEY"))) {
-            key = b;
-            found = true;
-            break;
-        }
-        if (!have_public && sn_pem_label_ends(&b, "PUBLIC KEY")) {
-            public_seen = b;
-            have_public = true;
-        }
-    }
-    if (rc < 0) return SN_ERR_FILE_CORRUPT;
-    if (!found && have_public) {
-        key = public_seen;
-        found = true;
-    }
-    if (!found)
-        return sn_pem_no_block(pem, len, blocks, &first, public_only ? "a key" : "a private key",
-                               public_only ? "-----BEGIN PUBLIC KEY-----"
-                                           : "-----BEGIN PRIVATE KEY-----");
-
-    bool is_private = sn_pem_label_ends(&key, "PRIVATE KEY");
-    if (is_private && (key.encrypted || sn_pem_label_is(&key, "ENCRYPTED PRIVATE KEY")))
-        return sn_fail(SN_ERR_FILE_CORRUPT,
-                       "the private key at line %d is encrypted; passphrase-protected keys are "
-                       "not supported yet (decrypt it first: openssl pkey -in in.pem -out out.pem)",
-                       key.line);
-    if (!is_private && !public_only)
-        return sn_fail(SN_ERR_FILE_CORRUPT,
-                       "holds a public key (line %d), not a private key; load it as public only",
-                       key.line);
+    sn_pem_block key;
+    bool is_private = false;
+    sn_err e = sn_pem_find_key(pem, len, public_only, &key, &is_private);
+    if (e != SN_OK) return e;
 
     BIO *bio = block_bio(&key);
     if (!bio) return sn_fail(SN_ERR_OUT_OF_MEMORY, "out of memory");
@@ -310,28 +273,6 @@ char *sn_ossl_chain_save_pem(const sn_tls_chain *chain)
     return s;
 }
 
-/* A DNS name as a subjectAltName accepts it: letters, digits, '-', '_', dots, an optional
- * leading "*." wildcard, no empty labels. */
-static bool plausible_dns_name(const char *s)
-{
-    size_t n = strlen(s), label = 0;
-    if (n == 0 || n > 253) return false;
-    if (s[0] == '*' && s[1] == '.') s += 2;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '.') {
-            if (label == 0) return false;
-            label = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return false;
-        if (++label > 63) return false;
-    }
-    return label > 0;
-}
-
 static bool add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
     X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
@@ -349,7 +290,7 @@ static bool add_san(X509 *x, X509V3_CTX *ctx, const char *cn)
     char value[300];
     if (inet_pton(AF_INET, cn, addr) == 1 || inet_pton(AF_INET6, cn, addr) == 1)
         snprintf(value, sizeof value, "IP:%s", cn);
-    else if (plausible_dns_name(cn))
+    else if (sn_dns_name_plausible(cn))
         snprintf(value, sizeof value, "DNS:%s", cn);
     else
         return true;
@@ -476,12 +417,7 @@ sn_err sn_ossl_cert_fingerprint(const X509 *cert, char out[96])
     if (!X509_digest(cert, EVP_sha256(), md, &n) || n != 32)
         return sn_fail(SN_FAILED, "cannot hash the certificate: %s",
                        sn_ossl_error_string("digest failed"));
-    static const char hex[] = "0123456789ABCDEF";
-    for (unsigned int i = 0; i < 32; i++) {
-        out[i * 3] = hex[md[i] >> 4];
-        out[i * 3 + 1] = hex[md[i] & 15];
-        out[i * 3 + 2] = i == 31 ? '\0' : ':';
-    }
+    sn_fingerprint_format(md, out);
     return SN_OK;
 }
 

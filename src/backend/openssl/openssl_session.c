@@ -897,8 +897,11 @@ sn_tls_result sn_ossl_handle_timeout(sn_tls_session *s)
 const char *sn_ossl_describe(const sn_tls_session *s)
 {
     sn_tls_session *m = (sn_tls_session *)s;
+    /* IANA names ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"): the same on every backend. */
+    const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+    const char *name = c ? SSL_CIPHER_standard_name(c) : NULL;
     snprintf(m->description, sizeof m->description, "%s %s", SSL_get_version(s->ssl),
-             SSL_get_cipher_name(s->ssl));
+             name ? name : "(none)");
     return m->description;
 }
 
