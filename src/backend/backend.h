@@ -208,7 +208,8 @@ typedef struct sn_tls_backend {
     /* Negotiated protocol and cipher with the suite's IANA name, the same on every backend,
      * e.g. "DTLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256". */
     const char *(*describe)(const sn_tls_session *s);
-    /* True once a handshake finished by resuming an earlier session (abbreviated). */
+    /* True once a handshake finished by resuming an earlier session (abbreviated). Optional
+     * (NULL: never; a backend without SN_TLS_CAP_TICKETS). */
     bool (*session_resumed)(const sn_tls_session *s);
     /* Datagram server, during the handshake: true once the session could hold keys for the
      * client's next epoch (it has read the client's key exchange, or resumes a session), so a

@@ -696,7 +696,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         p->status = SN_DTLS_STATUS_CONNECTED;
         leave_half(p);
         p->last_packet_ms = sn_now_ms();
-        p->resumed = b->session_resumed(p->tls);
+        p->resumed = b->session_resumed && b->session_resumed(p->tls); /* optional */
         snprintf(p->cipher, sizeof p->cipher, "%s", b->describe(p->tls));
         if (b->peer_fingerprint(p->tls, p->peer_fingerprint) != SN_OK) p->peer_fingerprint[0] = 0;
         sn_log(SN_LOG_INFO, "dtls peer %s:%d connected (%s)", p->ip, p->port, p->cipher);

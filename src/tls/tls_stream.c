@@ -556,7 +556,8 @@ const char *sn_tls_stream_get_peer_fingerprint_sha256(const sn_tls_stream *s)
 
 bool sn_tls_stream_is_session_resumed(const sn_tls_stream *s)
 {
-    return s && s->tls && s->status == SN_TLS_STATUS_CONNECTED && be()->session_resumed(s->tls);
+    return s && s->tls && s->status == SN_TLS_STATUS_CONNECTED && be()->session_resumed &&
+           be()->session_resumed(s->tls);
 }
 
 sn_x509_cert *sn_tls_stream_get_peer_certificate(const sn_tls_stream *s)

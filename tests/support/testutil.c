@@ -1,6 +1,7 @@
 /* Test support: child processes with captured output, temp dirs, small file helpers. */
 #include "testutil.h"
 
+#include "backend.h"
 #include "core.h"
 
 #include <errno.h>
@@ -380,4 +381,20 @@ void sn_test_fail_alloc_after(long n, bool sticky)
 {
     alloc_sticky = sticky;
     __atomic_store_n(&alloc_countdown, n, __ATOMIC_RELAXED);
+}
+
+bool sn_test_backend_lacks(const char *what)
+{
+    const sn_tls_backend *be = sn_tls_backend_get();
+    bool has = true;
+    if (!strcmp(what, "tickets"))
+        has = (be->caps & SN_TLS_CAP_TICKETS) != 0;
+    else if (!strcmp(what, "keylog"))
+        has = (be->caps & SN_TLS_CAP_KEYLOG) != 0;
+    else if (!strcmp(what, "allocator"))
+        has = (be->caps & SN_TLS_CAP_ALLOCATOR) != 0;
+    else if (!strcmp(what, "peer chain"))
+        has = be->peer_chain && be->chain_info;
+    if (!has) printf("skipped: the %s backend has no %s (docs/backends.md)\n", be->name, what);
+    return !has;
 }

@@ -63,4 +63,9 @@ const char *sn_test_build_dir(void);
  * from now fails (and every one after it while `sticky`); n < 0 switches injection off. */
 void sn_test_fail_alloc_after(long n, bool sticky);
 
+/* The TLS backend this build uses lacks `what` (one of "tickets", "keylog", "allocator",
+ * "peer chain"): prints one line naming it and returns true, so a test can skip() what the
+ * backend cannot do (docs/backends.md). */
+bool sn_test_backend_lacks(const char *what);
+
 #endif

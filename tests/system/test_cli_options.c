@@ -278,6 +278,7 @@ static void pin_is_checked_up_front_and_enough_alone(void **state)
 static void showcerts_against_openssl_and_gnutls(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("peer chain")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
@@ -333,6 +334,7 @@ static void showcerts_against_openssl_and_gnutls(void **state)
 static void messages_name_the_cause_and_the_fix(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("peer chain")) skip(); /* docs/backends.md */
     char *key, *cert;
     credentials(&key, &cert);
     int port;
@@ -410,6 +412,7 @@ static void messages_name_the_cause_and_the_fix(void **state)
 static void trace_shows_flights_and_retransmissions(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
@@ -461,6 +464,7 @@ static char *client_random_lines(const char *path)
 static void keylog_equals_openssl_s_server(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
@@ -535,6 +539,7 @@ static void keylog_equals_openssl_s_server(void **state)
 static void server_keylog_and_trace_with_real_clients(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
@@ -605,6 +610,7 @@ static void server_keylog_and_trace_with_real_clients(void **state)
 static void keylog_decrypts_capture_with_tshark(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("tshark")) {
         fprintf(stderr, "SKIP: tshark is not installed (scripts/deps.sh test installs it)\n");
         skip();
@@ -678,6 +684,7 @@ static void keylog_decrypts_capture_with_tshark(void **state)
 static void json_is_one_object_per_line(void **state)
 {
     (void)state;
+    if (sn_test_backend_lacks("peer chain")) skip(); /* docs/backends.md */
     int port;
     sn_test_proc *srv = start_server(
         (const char *[]){"dtls-server", "--port", "0", "--echo", "--seconds", "60", NULL}, &port);

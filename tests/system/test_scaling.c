@@ -276,6 +276,8 @@ static void bad_secret_files_are_refused(void **state)
 
 int main(int argc, char **argv)
 {
+    /* Resumption is the subject here: a backend without session tickets skips it. */
+    if (sn_test_backend_lacks("tickets")) return 77;
     if (argc > 1)
         snprintf(sealnet_bin, sizeof sealnet_bin, "%s", argv[1]);
     else
