@@ -398,12 +398,14 @@ int cmd_dtls_server(int argc, char **argv)
                 continue;
             }
             if (sp->last == SN_DTLS_STATUS_CONNECTED) {
-                /* DISCONNECTED is the client's close_notify; ERROR carries the reason. */
+                /* DISCONNECTED is the client's close_notify, unless the peer says otherwise (a
+                 * client that restarted on the same address and port); ERROR carries the
+                 * reason. */
                 const char *why = sn_dtls_peer_get_error_message(sp->dtls);
+                bool closed = !*why || (st == SN_DTLS_STATUS_DISCONNECTED &&
+                                        strstr(why, "closed the connection"));
                 cli_log("%s disconnected: %s", sp->who,
-                        st == SN_DTLS_STATUS_DISCONNECTED || !*why
-                            ? "closed by the client (close_notify)"
-                            : why);
+                        closed ? "closed by the client (close_notify)" : why);
             }
             sn_dtls_peer_free(sp->dtls);
             peers[i] = peers[--npeers];
