@@ -339,3 +339,26 @@ void sn_fingerprint_format(const uint8_t md[32], char out[96])
         out[i * 3 + 2] = i == 31 ? '\0' : ':';
     }
 }
+
+sn_err sn_cert_template_parse(const char *issuer, const char *not_before, const char *not_after,
+                              sn_dn *dn, int64_t *nb, int64_t *na)
+{
+    memset(dn, 0, sizeof *dn);
+    if (not_before) {
+        if (sn_time_parse(not_before, "not_before", nb) != SN_OK) return SN_ERR_INVALID_PARAMETER;
+    } else {
+        *nb = (int64_t)time(NULL);
+    }
+    if (not_after) {
+        if (sn_time_parse(not_after, "not_after", na) != SN_OK) return SN_ERR_INVALID_PARAMETER;
+    } else {
+        *na = *nb + 365 * 24 * 3600;
+    }
+    if (*na <= *nb)
+        return sn_fail(SN_ERR_INVALID_PARAMETER,
+                       "not_after (%s) must be later than not_before (%s)",
+                       not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
+    sn_err e = sn_dn_parse(issuer ? issuer : "CN=myserver,O=myorganisation,C=IT", dn);
+    if (e != SN_OK) sn_dn_clear(dn);
+    return e;
+}

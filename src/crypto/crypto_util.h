@@ -51,4 +51,13 @@ bool sn_dns_name_plausible(const char *s);
  * every backend returns. */
 void sn_fingerprint_format(const uint8_t md[32], char out[96]);
 
+/* What every backend's self-signed certificate is made from, parsed and checked once: the issuer
+ * (NULL: "CN=myserver,O=myorganisation,C=IT", Godot's default) into *dn, and the validity
+ * (not_before NULL: now; not_after NULL: a year after not_before) into *not_before_s and
+ * *not_after_s, seconds since the epoch. SN_ERR_INVALID_PARAMETER naming the fault (a bad name,
+ * a bad date, not_after not later than not_before). On success release *dn with sn_dn_clear;
+ * a failure leaves nothing to release. */
+sn_err sn_cert_template_parse(const char *issuer, const char *not_before, const char *not_after,
+                              sn_dn *dn, int64_t *not_before_s, int64_t *not_after_s);
+
 #endif

@@ -321,25 +321,8 @@ sn_tls_chain *sn_ossl_chain_self_signed(const sn_tls_key *key, const char *issue
         return sn_fail_null(SN_ERR_INVALID_PARAMETER,
                             "the key is public only; signing a certificate needs the private key");
     int64_t nb, na;
-    if (not_before) {
-        if (sn_time_parse(not_before, "not_before", &nb) != SN_OK) return NULL;
-    } else {
-        nb = (int64_t)time(NULL);
-    }
-    if (not_after) {
-        if (sn_time_parse(not_after, "not_after", &na) != SN_OK) return NULL;
-    } else {
-        na = nb + 365 * 24 * 3600;
-    }
-    if (na <= nb)
-        return sn_fail_null(
-            SN_ERR_INVALID_PARAMETER, "not_after (%s) must be later than not_before (%s)",
-            not_after ? not_after : "now + 1 year", not_before ? not_before : "now");
     sn_dn dn;
-    if (sn_dn_parse(issuer ? issuer : "CN=myserver,O=myorganisation,C=IT", &dn) != SN_OK) {
-        sn_dn_clear(&dn);
-        return NULL;
-    }
+    if (sn_cert_template_parse(issuer, not_before, not_after, &dn, &nb, &na) != SN_OK) return NULL;
 
     const char *step = "out of memory";
     sn_tls_chain *chain = NULL;
