@@ -86,6 +86,9 @@ typedef struct sn_udp_rx {
     uint8_t **over; /* pool mode: overflow buffers (slot_cap - SN_UDP_POOL_HEAD bytes) */
     struct mmsghdr *msgs;
     struct iovec *iov; /* two per message */
+    /* armed[i]: slot i is ready and no datagram was received into it since, so the next
+     * recvmmsg needs no work on it (a wake-up for one datagram re-arms one slot, not 64). */
+    uint8_t *armed;
 } sn_udp_rx;
 
 /* Hash key of a remote: IPv6 bytes (IPv4 as IPv4-mapped), port, scope. 24 bytes. */
