@@ -251,12 +251,8 @@ sn_err sn_host_peer_send(sn_host_peer *p, const void *data, size_t len)
         return SN_OK;
     }
     if (e == SN_ERR_BUSY) h->st.dropped_send_busy++;
-    if (sn_dtls_peer_get_status(p->dtls) != SN_DTLS_STATUS_CONNECTED) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", sn_dtls_peer_get_error_message(p->dtls));
-        sn_host_to_zombie(h, p, SN_HOST_DISCONNECT_ERROR, msg);
-        return sn_fail(e, "%s", msg);
-    }
+    sn_host_send_failed(h, p); /* a session that died: DISCONNECT ERROR with its reason */
+    if (p->state != PS_CONNECTED) return sn_fail(e, "%s", p->message);
     return e;
 }
 
