@@ -51,5 +51,5 @@ uint64_t sn_clock_now_ms(void)
 
 uint64_t sn_now_ms(void)
 {
-    return sn_clock_now_us() / 1000u;
+    return sn_clock_now_ms();
 }
