@@ -118,9 +118,11 @@ SN_API sn_err sn_dtls_peer_set_settings(sn_dtls_peer *p, const sn_dtls_settings 
 /* Starts a client handshake over udp_peer (takes ownership, also on failure; it must be
  * connected to the server with sn_udp_peer_connect_to_host). hostname: the name the server's
  * certificate must carry and the SNI, unless the options have a common-name override; NULL or
- * "" with verifying options checks the chain only, not a name (Godot 3 refuses that case: pass
- * the name). client_options NULL: sn_tls_options_client(NULL, NULL), i.e. the system CAs.
- * Errors: SN_ERR_INVALID_PARAMETER (NULL udp, unconnected udp, server options),
+ * "" with verifying options is refused (as Godot 3 and the TLS stream do; to check the chain
+ * alone, use sn_tls_options_client_unsafe(chain)). client_options NULL:
+ * sn_tls_options_client(NULL, NULL), i.e. the system CAs.
+ * Errors: SN_ERR_INVALID_PARAMETER (NULL udp, unconnected udp, server options, no hostname for a
+ * verifying client),
  * SN_ERR_ALREADY_IN_USE (peer not disconnected), SN_FAILED. */
 SN_API sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp_peer,
                                            const char *hostname,

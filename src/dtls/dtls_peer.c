@@ -479,6 +479,16 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     }
     const char *override = sn_tls_options_get_common_name_override(client_options);
     const char *host = override && *override ? override : hostname;
+    /* A verifying client with no name would accept any certificate the chain vouches for, for
+     * any host: refuse, as the TLS stream and Godot 3 do (client_unsafe(chain) checks the chain
+     * alone, on purpose). */
+    if (!sn_tls_options_is_unsafe_client(client_options) && (!host || !*host)) {
+        sn_tls_options_free(defaults);
+        sn_udp_peer_free(udp);
+        return sn_fail(SN_ERR_INVALID_PARAMETER,
+                       "dtls connect_to_peer: a hostname is needed to verify the server "
+                       "(sn_tls_options_client_unsafe skips name checks)");
+    }
     sn_tls_config *config = sn_tls_options_get_config(client_options, true);
 
     /* A fresh start: forget a previous connection's packets and message. */

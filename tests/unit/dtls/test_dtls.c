@@ -537,6 +537,19 @@ static void misuse_is_refused_with_reasons(void **state)
     assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", 9), SN_OK);
     assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "h", e->server_options),
                      SN_ERR_INVALID_PARAMETER);
+    /* A verifying client needs a name to check; NULL and "" are refused up front. */
+    const char *no_names[] = {NULL, ""};
+    sn_tls_options *verifying = sn_tls_options_client(g_cert, NULL);
+    assert_non_null(verifying);
+    for (int i = 0; i < 2; i++) {
+        sn_udp_peer *u = sn_udp_peer_new();
+        assert_int_equal(sn_udp_peer_connect_to_host(u, "127.0.0.1", 9), SN_OK);
+        assert_int_equal(sn_dtls_peer_connect_to_peer(c, u, no_names[i], verifying),
+                         SN_ERR_INVALID_PARAMETER);
+        assert_non_null(strstr(sn_last_error_message(), "hostname"));
+        assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_DISCONNECTED);
+    }
+    sn_tls_options_free(verifying);
     sn_dtls_settings bad;
     sn_dtls_default_settings(&bad);
     bad.mtu = 10;
