@@ -35,6 +35,7 @@
 
 #include <sealnet/sealnet.h>
 
+#include "test_dtls_wire.h"
 #include "testutil.h"
 
 #define WAIT_MS 20000
@@ -749,71 +750,6 @@ static void tls_server_idle_closes_a_silent_handshake(void **state)
 
 /* ---- 4: silent half-open DTLS handshakes against the classic loop ------------------------ */
 
-/* A plain UDP socket on 127.0.0.1:0, non-blocking. */
-static int raw_socket(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-static void raw_send(int fd, int port, const void *data, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
-    assert_int_equal(sendto(fd, data, len, 0, (struct sockaddr *)&a, sizeof a), (ssize_t)len);
-}
-
-/* The first datagram a sealnet DTLS client sends: a cookie-less ClientHello. */
-static size_t capture_client_hello(uint8_t *out, size_t cap)
-{
-    int fd = raw_socket();
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    sn_udp_peer *udp = sn_udp_peer_new();
-    sn_dtls_peer *cl = sn_dtls_peer_new();
-    assert_int_equal(sn_udp_peer_connect_to_host(udp, "127.0.0.1", ntohs(a.sin_port)), SN_OK);
-    assert_int_equal(sn_dtls_peer_connect_to_peer(cl, udp, "localhost", client_opts), SN_OK);
-    struct pollfd pfd = {fd, POLLIN, 0};
-    ssize_t n = -1;
-    uint64_t end = sn_test_now_ms() + WAIT_MS;
-    while (n < 0 && sn_test_now_ms() < end) {
-        poll(&pfd, 1, 50);
-        sn_dtls_peer_poll(cl);
-        n = recv(fd, out, cap, 0);
-    }
-    sn_dtls_peer_free(cl);
-    close(fd);
-    assert_true(n > 60);
-    assert_int_equal(out[0], 22); /* handshake */
-    assert_int_equal(out[13], 1); /* ClientHello */
-    return (size_t)n;
-}
-
-/* The same ClientHello carrying `cookie`: the cookie field and the three lengths rewritten. */
-static size_t with_cookie(const uint8_t *hello, size_t len, const uint8_t *cookie, size_t clen,
-                          uint8_t *out)
-{
-    size_t off = 13 + 12 + 2 + 32;
-    off += 1 + hello[off]; /* session id */
-    size_t old = hello[off];
-    memcpy(out, hello, off);
-    out[off] = (uint8_t)clen;
-    memcpy(out + off + 1, cookie, clen);
-    memcpy(out + off + 1 + clen, hello + off + 1 + old, len - off - 1 - old);
-    size_t delta = clen - old, total = len + delta;
-    size_t rec = (size_t)(out[11] << 8 | out[12]) + delta;
-    out[11] = (uint8_t)(rec >> 8), out[12] = (uint8_t)rec;
-    size_t body = ((size_t)out[14] << 16 | (size_t)out[15] << 8 | out[16]) + delta;
-    out[14] = (uint8_t)(body >> 16), out[15] = (uint8_t)(body >> 8), out[16] = (uint8_t)body;
-    out[22] = out[14], out[23] = out[15], out[24] = out[16]; /* fragment length = body */
-    return total;
-}
-
 /* One silent half-open handshake from a new source port of 127.0.0.1: earns a cookie, opens
  * the handshake with it, and never answers the server's flight. false when the server did not
  * answer the hello in time. */
@@ -824,16 +760,17 @@ static bool open_silent_handshake(int port, const uint8_t *hello, size_t hello_l
 {
     if (nsilent == (int)(sizeof silent_fds / sizeof silent_fds[0])) return false;
     /* The socket stays open until the end, so that no ICMP error tells the server anything. */
-    int fd = silent_fds[nsilent++] = raw_socket();
-    raw_send(fd, port, hello, hello_len);
+    int fd = silent_fds[nsilent++] = sn_test_udp_socket_on(NULL);
+    sn_test_udp_send_to(fd, port, hello, hello_len);
     uint8_t hvr[2048];
     struct pollfd pfd = {fd, POLLIN, 0};
     ssize_t n = poll(&pfd, 1, 5000) > 0 ? recv(fd, hvr, sizeof hvr, 0) : -1;
     bool ok = n >= 28 && hvr[0] == 22 && hvr[13] == 3 && (size_t)n >= 28u + hvr[27];
     if (ok) {
         uint8_t withc[2400];
-        size_t wl = with_cookie(hello, hello_len, hvr + 28, hvr[27], withc);
-        raw_send(fd, port, withc, wl);
+        size_t wl =
+            sn_test_hello_with_cookie(hello, hello_len, hvr + 28, hvr[27], withc, sizeof withc);
+        sn_test_udp_send_to(fd, port, withc, wl);
     }
     return ok;
 }
@@ -847,7 +784,7 @@ static void classic_dtls_server_caps_silent_half_open(void **state)
 {
     (void)state;
     uint8_t hello[2048];
-    size_t hello_len = capture_client_hello(hello, sizeof hello);
+    size_t hello_len = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     int port;
     child *srv =
         server_start((const char *const[]){"dtls-server", "--port", "0", "--bind", "127.0.0.1",

@@ -38,6 +38,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "test_dtls_wire.h"
 #include "test_hooks.h"
 
 #include <sealnet/host.h>
@@ -90,77 +91,6 @@ static void count_free(void *p, void *user)
 
 /* ---- attackers: raw sockets on 127.0.0.x ---------------------------------------------------- */
 
-static int raw_socket_on(const char *ip)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        fail_msg("bind %s: %s", ip, strerror(errno));
-    return fd;
-}
-
-static void raw_send(int fd, int port, const void *data, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
-    ssize_t n = sendto(fd, data, len, 0, (struct sockaddr *)&a, sizeof a);
-    if (n != (ssize_t)len) fail_msg("sendto %zu bytes: %s", len, strerror(errno));
-}
-
-/* The cookie of a HelloVerifyRequest in buf (32 bytes at 28), or false. */
-static bool is_hvr(const uint8_t *buf, ssize_t r)
-{
-    return r == 28 + 32 && buf[0] == 22 && buf[13] == 3 && buf[27] == 32;
-}
-
-/* The first datagram a sealnet client sends: a cookie-less ClientHello. */
-static size_t capture_client_hello(uint8_t *out, size_t cap)
-{
-    int fd = raw_socket_on("127.0.0.1");
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    sn_dtls_peer *cl = fx_client_connect(ntohs(a.sin_port), "localhost", client_opts, NULL);
-    assert_non_null(cl);
-    struct pollfd pfd = {fd, POLLIN, 0};
-    ssize_t n = -1;
-    uint64_t end = sn_test_now_ms() + WAIT_MS;
-    while (n < 0 && sn_test_now_ms() < end) {
-        poll(&pfd, 1, 50);
-        sn_dtls_peer_poll(cl);
-        n = recv(fd, out, cap, 0);
-    }
-    sn_dtls_peer_free(cl);
-    close(fd);
-    assert_true(n > 60);
-    assert_int_equal(out[13], 1); /* ClientHello */
-    return (size_t)n;
-}
-
-/* The captured ClientHello carrying `cookie` (cookie field and the three lengths rewritten). */
-static size_t with_cookie(const uint8_t *cookie, size_t clen, uint8_t *out)
-{
-    const uint8_t *h = hello;
-    size_t len = hello_len;
-    size_t off = 13 + 12 + 2 + 32;
-    off += 1 + h[off]; /* session id */
-    size_t old = h[off];
-    memcpy(out, h, off);
-    out[off] = (uint8_t)clen;
-    memcpy(out + off + 1, cookie, clen);
-    memcpy(out + off + 1 + clen, h + off + 1 + old, len - off - 1 - old);
-    size_t delta = clen - old, total = len + delta;
-    size_t rec = (size_t)(out[11] << 8 | out[12]) + delta;
-    out[11] = (uint8_t)(rec >> 8), out[12] = (uint8_t)rec;
-    size_t body = ((size_t)out[14] << 16 | (size_t)out[15] << 8 | out[16]) + delta;
-    out[14] = (uint8_t)(body >> 16), out[15] = (uint8_t)(body >> 8), out[16] = (uint8_t)body;
-    out[22] = out[14], out[23] = out[15], out[24] = out[16];
-    return total;
-}
-
 /* Events of a host, drained without blocking; CONNECTs counted. */
 typedef struct served {
     int connects, disconnects;
@@ -186,14 +116,14 @@ static void serve(sn_host *h, served *s)
  * Returns the socket (still open). */
 static int prove_cookie(sn_host *srv, served *s, int port, const char *ip, uint8_t cookie[32])
 {
-    int fd = raw_socket_on(ip);
-    raw_send(fd, port, hello, hello_len);
+    int fd = sn_test_udp_socket_on(ip);
+    sn_test_udp_send_to(fd, port, hello, hello_len);
     uint8_t buf[2048];
     uint64_t end = sn_test_now_ms() + WAIT_MS;
     for (;;) {
         serve(srv, s);
         ssize_t r = recv(fd, buf, sizeof buf, 0);
-        if (is_hvr(buf, r)) break;
+        if (sn_test_is_sealnet_hvr(buf, (size_t)r)) break;
         if (sn_test_now_ms() > end) fail_msg("no HelloVerifyRequest for %s", ip);
         struct pollfd pfd = {fd, POLLIN, 0};
         poll(&pfd, 1, 2);
@@ -205,8 +135,8 @@ static int prove_cookie(sn_host *srv, served *s, int port, const char *ip, uint8
 static void send_cookie_hello(int fd, int port, const uint8_t cookie[32])
 {
     uint8_t ch[2200];
-    size_t n = with_cookie(cookie, 32, ch);
-    raw_send(fd, port, ch, n);
+    size_t n = sn_test_hello_with_cookie(hello, hello_len, cookie, 32, ch, sizeof ch);
+    sn_test_udp_send_to(fd, port, ch, n);
 }
 
 static sn_host *server_host(sn_host_config *c)
@@ -239,8 +169,8 @@ static void test_cap_whatever_is_queued(void **state)
         fds[i] = prove_cookie(srv, &s, port, "127.0.0.1", cookies[i]);
     /* All at once: junk, a cookie-less hello, the cookie hello, a second copy of it. */
     for (int i = 0; i < ATTACKERS; i++) {
-        raw_send(fds[i], port, "junk", 4);
-        raw_send(fds[i], port, hello, hello_len);
+        sn_test_udp_send_to(fds[i], port, "junk", 4);
+        sn_test_udp_send_to(fds[i], port, hello, hello_len);
         send_cookie_hello(fds[i], port, cookies[i]);
         send_cookie_hello(fds[i], port, cookies[i]);
     }
@@ -325,8 +255,8 @@ static void flood_step(flood *f)
     while (now >= f->next_ms && f->nfds < 64) {
         char ip[32];
         snprintf(ip, sizeof ip, "127.0.0.%u", 10 + f->ip_i++ % (unsigned)f->nips);
-        int fd = raw_socket_on(ip);
-        raw_send(fd, f->port, hello, hello_len);
+        int fd = sn_test_udp_socket_on(ip);
+        sn_test_udp_send_to(fd, f->port, hello, hello_len);
         f->fds[f->nfds] = fd;
         f->born[f->nfds++] = now;
         f->opened++;
@@ -336,7 +266,7 @@ static void flood_step(flood *f)
         uint8_t buf[2048];
         ssize_t r = recv(f->fds[i], buf, sizeof buf, 0);
         bool done = false;
-        if (is_hvr(buf, r)) {
+        if (sn_test_is_sealnet_hvr(buf, (size_t)r)) {
             uint8_t cookie[32];
             memcpy(cookie, buf + 28, 32);
             send_cookie_hello(f->fds[i], f->port, cookie);
@@ -486,11 +416,12 @@ static void send_hoarding(int fd, int port, fx_rng *rng)
         body[6] = 0, body[7] = 0, body[8] = (uint8_t)(i * 7); /* fragment offset */
         body[9] = 0, body[10] = 0, body[11] = 1;              /* fragment length 1 */
         body[12] = 0xab;
-        raw_send(fd, port, d, put_record(d, 22, 0, 10 + (uint64_t)i, body, 13));
+        sn_test_udp_send_to(fd, port, d, put_record(d, 22, 0, 10 + (uint64_t)i, body, 13));
     }
     for (int i = 0; i < 100; i++) {
         fx_rng_fill(rng, body, 48);
-        raw_send(fd, port, d, put_record(d, (uint8_t)(i % 2 ? 23 : 22), 1, (uint64_t)i, body, 48));
+        sn_test_udp_send_to(fd, port, d,
+                            put_record(d, (uint8_t)(i % 2 ? 23 : 22), 1, (uint64_t)i, body, 48));
     }
 }
 
@@ -686,7 +617,7 @@ static void test_genuine_alert_ends_handshake_within_1s(void **state)
 static void test_endless_hello_verify_requests(void **state)
 {
     (void)state;
-    int fd = raw_socket_on("127.0.0.1");
+    int fd = sn_test_udp_socket_on("127.0.0.1");
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
@@ -746,17 +677,17 @@ static void test_too_large_message_reported(void **state)
     set.handshake_timeout_ms = 1000;
     fx_server srv;
     assert_true(fx_server_start(&srv, server_opts, &set));
-    int fd = raw_socket_on("127.0.0.1");
-    raw_send(fd, srv.port, hello, hello_len);
+    int fd = sn_test_udp_socket_on("127.0.0.1");
+    sn_test_udp_send_to(fd, srv.port, hello, hello_len);
     uint8_t buf[2048];
     ssize_t r = -1;
     uint64_t end = sn_test_now_ms() + WAIT_MS;
-    while (!is_hvr(buf, r) && sn_test_now_ms() < end) {
+    while (!sn_test_is_sealnet_hvr(buf, (size_t)r) && sn_test_now_ms() < end) {
         fx_server_step(&srv);
         sn_test_sleep_ms(2);
         r = recv(fd, buf, sizeof buf, 0);
     }
-    assert_true(is_hvr(buf, r));
+    assert_true(sn_test_is_sealnet_hvr(buf, (size_t)r));
     send_cookie_hello(fd, srv.port, buf + 28);
     /* A ClientKeyExchange declaring 100 KiB, its first byte only. */
     uint8_t body[13] = {16, 0x01, 0x90, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 0x42};
@@ -768,7 +699,7 @@ static void test_too_large_message_reported(void **state)
         sn_test_sleep_ms(2);
     }
     assert_non_null(sp);
-    raw_send(fd, srv.port, d, put_record(d, 22, 0, 5, body, sizeof body));
+    sn_test_udp_send_to(fd, srv.port, d, put_record(d, 22, 0, 5, body, sizeof body));
     while (sn_dtls_peer_get_status(sp) == SN_DTLS_STATUS_HANDSHAKING && sn_test_now_ms() < end) {
         fx_server_step(&srv);
         sn_test_sleep_ms(5);
@@ -951,14 +882,14 @@ static void classic_stop(classic *c)
 /* A cookie round trip against the classic server (stepped meanwhile). */
 static int classic_cookie(classic *c, const char *ip, uint8_t cookie[32])
 {
-    int fd = raw_socket_on(ip);
-    raw_send(fd, c->port, hello, hello_len);
+    int fd = sn_test_udp_socket_on(ip);
+    sn_test_udp_send_to(fd, c->port, hello, hello_len);
     uint8_t buf[2048];
     uint64_t end = sn_test_now_ms() + WAIT_MS;
     for (;;) {
         classic_step(c);
         ssize_t r = recv(fd, buf, sizeof buf, 0);
-        if (is_hvr(buf, r)) break;
+        if (sn_test_is_sealnet_hvr(buf, (size_t)r)) break;
         if (sn_test_now_ms() > end) fail_msg("no HelloVerifyRequest for %s", ip);
         sn_test_sleep_ms(1);
     }
@@ -984,8 +915,8 @@ static void test_classic_server_half_open_limits(void **state)
     for (int i = 0; i < ATTACKERS; i++)
         fds[i] = classic_cookie(&c, i % 2 ? "127.0.0.6" : "127.0.0.7", cookies[i]);
     for (int i = 0; i < ATTACKERS; i++) {
-        raw_send(fds[i], c.port, "junk", 4);
-        raw_send(fds[i], c.port, hello, hello_len);
+        sn_test_udp_send_to(fds[i], c.port, "junk", 4);
+        sn_test_udp_send_to(fds[i], c.port, hello, hello_len);
         send_cookie_hello(fds[i], c.port, cookies[i]);
     }
     sn_dtls_server_stats st;
@@ -1083,7 +1014,7 @@ static int group_setup(void **state)
     client_opts = trusted ? sn_tls_options_client(trusted, NULL) : NULL;
     sn_x509_cert_free(trusted);
     if (!server_opts || !client_opts) return -1;
-    hello_len = capture_client_hello(hello, sizeof hello);
+    hello_len = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "test_dtls_wire.h"
 #include "test_hooks.h"
 
 /* The flood's RSS check measures the library's memory, not ASan's quarantine of freed blocks:
@@ -72,25 +73,6 @@ static void fast_settings(sn_dtls_settings *s)
     s->handshake_timeout_ms = 10000;
 }
 
-/* A plain UDP socket on 127.0.0.1:0, non-blocking. */
-static int raw_socket(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-static void raw_send(int fd, int port, const void *data, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
-    ssize_t n = sendto(fd, data, len, 0, (struct sockaddr *)&a, sizeof a);
-    if (n != (ssize_t)len) fail_msg("sendto %zu bytes: %s", len, strerror(errno));
-}
-
 /* Datagrams waiting on fd: counted, and the HelloVerifyRequests among them checked. */
 /* Counts the datagrams waiting on fd (and, with hvr_ok, the proper HelloVerifyRequests among
  * them). With from_port, only datagrams from that loopback port count: an ephemeral port can be
@@ -107,8 +89,7 @@ static int drain_raw_from(int fd, int *hvr_ok, int from_port)
         if (from_port && (flen < sizeof from || ntohs(from.sin_port) != from_port)) continue;
         n++;
         /* record(13) + handshake header(12) + version(2) + cookie length(1) + cookie */
-        if (hvr_ok && r >= 28 && buf[0] == 22 && buf[13] == 3 && buf[27] == 32 && r == 28 + 32)
-            (*hvr_ok)++;
+        if (hvr_ok && sn_test_is_sealnet_hvr(buf, (size_t)r)) (*hvr_ok)++;
     }
     return n;
 }
@@ -116,51 +97,6 @@ static int drain_raw_from(int fd, int *hvr_ok, int from_port)
 static int drain_raw(int fd, int *hvr_ok)
 {
     return drain_raw_from(fd, hvr_ok, 0);
-}
-
-/* The first datagram a sealnet client sends: a cookie-less ClientHello. */
-static size_t capture_client_hello(uint8_t *out, size_t cap)
-{
-    int fd = raw_socket();
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    sn_dtls_peer *cl = fx_client_connect(ntohs(a.sin_port), "localhost", client_opts, NULL);
-    assert_non_null(cl);
-    struct pollfd pfd = {fd, POLLIN, 0};
-    ssize_t n = -1;
-    uint64_t end = sn_test_now_ms() + WAIT_MS;
-    while (n < 0 && sn_test_now_ms() < end) {
-        poll(&pfd, 1, 50);
-        sn_dtls_peer_poll(cl);
-        n = recv(fd, out, cap, 0);
-    }
-    sn_dtls_peer_free(cl);
-    close(fd);
-    assert_true(n > 60);
-    assert_int_equal(out[0], 22); /* handshake */
-    assert_int_equal(out[13], 1); /* ClientHello */
-    return (size_t)n;
-}
-
-/* The same ClientHello carrying `cookie`: the cookie field and the three lengths rewritten. */
-static size_t with_cookie(const uint8_t *hello, size_t len, const uint8_t *cookie, size_t clen,
-                          uint8_t *out)
-{
-    size_t off = 13 + 12 + 2 + 32;
-    off += 1 + hello[off]; /* session id */
-    size_t old = hello[off];
-    memcpy(out, hello, off);
-    out[off] = (uint8_t)clen;
-    memcpy(out + off + 1, cookie, clen);
-    memcpy(out + off + 1 + clen, hello + off + 1 + old, len - off - 1 - old);
-    size_t delta = clen - old, total = len + delta;
-    size_t rec = (size_t)(out[11] << 8 | out[12]) + delta;
-    out[11] = (uint8_t)(rec >> 8), out[12] = (uint8_t)rec;
-    size_t body = ((size_t)out[14] << 16 | (size_t)out[15] << 8 | out[16]) + delta;
-    out[14] = (uint8_t)(body >> 16), out[15] = (uint8_t)(body >> 8), out[16] = (uint8_t)body;
-    out[22] = out[14], out[23] = out[15], out[24] = out[16]; /* fragment length = body */
-    return total;
 }
 
 /* --- a connected pair through a relay -------------------------------------------------------- */
@@ -283,7 +219,7 @@ static void test_garbage_to_server_port(void **state)
 {
     (void)state;
     uint8_t hello[2048];
-    size_t hello_len = capture_client_hello(hello, sizeof hello);
+    size_t hello_len = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     fx_server srv;
     sn_dtls_settings set;
     fast_settings(&set);
@@ -295,7 +231,7 @@ static void test_garbage_to_server_port(void **state)
     enum { SOCKS = 8, ROUNDS = 60 };
     int fds[SOCKS];
     for (int i = 0; i < SOCKS; i++)
-        fds[i] = raw_socket();
+        fds[i] = sn_test_udp_socket_on(NULL);
     uint8_t d[4096];
     uint64_t sent = 0;
     for (int round = 0; round < ROUNDS; round++) {
@@ -322,7 +258,7 @@ static void test_garbage_to_server_port(void **state)
                 d[0] = 22, d[1] = 0xfe, d[2] = 0xfd, d[3] = d[4] = 0;
                 break;
             }
-            raw_send(fds[i], srv.port, d, len);
+            sn_test_udp_send_to(fds[i], srv.port, d, len);
             sent++;
         }
         FX_ASSERT_WITHIN(&w, accounted(&srv) == sent, WAIT_MS);
@@ -657,10 +593,10 @@ static void test_oversize_datagrams(void **state)
 
     /* To the server port from a new address: a first datagram that is no ClientHello. */
     uint64_t acc = accounted(&p.srv);
-    int fd = raw_socket();
-    raw_send(fd, p.srv.port, big, sizeof big);
+    int fd = sn_test_udp_socket_on(NULL);
+    sn_test_udp_send_to(fd, p.srv.port, big, sizeof big);
     big[0] = 22, big[1] = 0xfe, big[2] = 0xfd, big[3] = big[4] = 0, big[13] = 1;
-    raw_send(fd, p.srv.port, big, sizeof big); /* looks like a hello, is not one */
+    sn_test_udp_send_to(fd, p.srv.port, big, sizeof big); /* looks like a hello, is not one */
     FX_ASSERT_WITHIN(&p.w, accounted(&p.srv) == acc + 2, WAIT_MS);
     assert_int_equal(drain_raw(fd, NULL), 0);
     close(fd);
@@ -849,13 +785,13 @@ static void test_cookie_bound_to_address(void **state)
 {
     (void)state;
     uint8_t hello[2048], withc[2048], hvr[256];
-    size_t hello_len = capture_client_hello(hello, sizeof hello);
+    size_t hello_len = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     fx_server srv;
     assert_true(fx_server_start(&srv, server_opts, NULL));
     fx_world w;
     fx_world_init(&w, &srv, NULL);
-    int a = raw_socket(), b = raw_socket();
-    raw_send(a, srv.port, hello, hello_len);
+    int a = sn_test_udp_socket_on(NULL), b = sn_test_udp_socket_on(NULL);
+    sn_test_udp_send_to(a, srv.port, hello, hello_len);
     ssize_t n = -1;
     uint64_t end = sn_test_now_ms() + WAIT_MS;
     while (n < 0 && sn_test_now_ms() < end) {
@@ -864,27 +800,27 @@ static void test_cookie_bound_to_address(void **state)
     }
     assert_int_equal(n, 28 + 32);
     assert_int_equal(hvr[13], 3); /* HelloVerifyRequest */
-    size_t wl = with_cookie(hello, hello_len, hvr + 28, hvr[27], withc);
+    size_t wl = sn_test_hello_with_cookie(hello, hello_len, hvr + 28, hvr[27], withc, sizeof withc);
 
     sn_dtls_server_stats st;
-    raw_send(b, srv.port, withc, wl); /* someone else's cookie */
+    sn_test_udp_send_to(b, srv.port, withc, wl); /* someone else's cookie */
     FX_ASSERT_WITHIN(&w, (sn_dtls_server_get_stats(srv.dtls, &st), st.cookies_rejected == 1),
                      WAIT_MS);
     assert_int_equal(srv.npeers, 0);
     /* A forged cookie of the right length, and one of the wrong length. */
     uint8_t forged[32];
     memset(forged, 0xa5, sizeof forged);
-    wl = with_cookie(hello, hello_len, forged, sizeof forged, withc);
-    raw_send(a, srv.port, withc, wl);
-    wl = with_cookie(hello, hello_len, forged, 20, withc);
-    raw_send(a, srv.port, withc, wl);
+    wl = sn_test_hello_with_cookie(hello, hello_len, forged, sizeof forged, withc, sizeof withc);
+    sn_test_udp_send_to(a, srv.port, withc, wl);
+    wl = sn_test_hello_with_cookie(hello, hello_len, forged, 20, withc, sizeof withc);
+    sn_test_udp_send_to(a, srv.port, withc, wl);
     FX_ASSERT_WITHIN(&w, (sn_dtls_server_get_stats(srv.dtls, &st), st.cookies_rejected == 3),
                      WAIT_MS);
     assert_int_equal(srv.npeers, 0);
     assert_int_equal(st.handshakes_started, 0);
     /* The rightful owner. */
-    wl = with_cookie(hello, hello_len, hvr + 28, hvr[27], withc);
-    raw_send(a, srv.port, withc, wl);
+    wl = sn_test_hello_with_cookie(hello, hello_len, hvr + 28, hvr[27], withc, sizeof withc);
+    sn_test_udp_send_to(a, srv.port, withc, wl);
     FX_ASSERT_WITHIN(&w, srv.npeers == 1, WAIT_MS);
     sn_dtls_server_get_stats(srv.dtls, &st);
     assert_int_equal(st.handshakes_started, 1);
@@ -905,9 +841,10 @@ static void test_client_hello_flood(void **state)
     const char *env = getenv("SN_FLOOD_TOTAL");
     const uint64_t TOTAL = env && atol(env) >= 2 * WARMUP ? (uint64_t)atol(env) : 20000;
     uint8_t hello[2048], forged_hello[2048], cookie[32];
-    size_t hello_len = capture_client_hello(hello, sizeof hello);
+    size_t hello_len = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     memset(cookie, 0x3c, sizeof cookie);
-    size_t forged_len = with_cookie(hello, hello_len, cookie, sizeof cookie, forged_hello);
+    size_t forged_len = sn_test_hello_with_cookie(hello, hello_len, cookie, sizeof cookie,
+                                                  forged_hello, sizeof forged_hello);
 
     fx_server srv;
     assert_true(fx_server_start(&srv, server_opts, NULL));
@@ -919,7 +856,7 @@ static void test_client_hello_flood(void **state)
     fx_world_init(&w, &srv, NULL);
     int fds[SOCKS];
     for (int i = 0; i < SOCKS; i++)
-        fds[i] = raw_socket();
+        fds[i] = sn_test_udp_socket_on(NULL);
 
     uint64_t t0 = sn_test_now_ms();
     long rss_warm = 0;
@@ -943,7 +880,8 @@ static void test_client_hello_flood(void **state)
         for (int k = 0; k < per_sock; k++)
             for (int i = 0; i < SOCKS && sent < TOTAL; i++) {
                 bool f = sent % 10 == 9;
-                raw_send(fds[i], srv.port, f ? forged_hello : hello, f ? forged_len : hello_len);
+                sn_test_udp_send_to(fds[i], srv.port, f ? forged_hello : hello,
+                                    f ? forged_len : hello_len);
                 sent++;
                 forged += f;
             }
@@ -1022,12 +960,12 @@ static void test_burst_beyond_socket_buffer(void **state)
     assert_true(fx_server_start(&srv, server_opts, NULL));
     fx_world w;
     fx_world_init(&w, &srv, NULL);
-    int fd = raw_socket();
+    int fd = sn_test_udp_socket_on(NULL);
     enum { N = 3000 };
     uint8_t d[100];
     memset(d, 0x42, sizeof d); /* not a ClientHello */
     for (int i = 0; i < N; i++)
-        raw_send(fd, srv.port, d, sizeof d);
+        sn_test_udp_send_to(fd, srv.port, d, sizeof d);
     /* Drain until nothing more arrives for 200 ms. */
     uint64_t last = accounted(&srv), quiet_since = sn_test_now_ms();
     while (sn_test_now_ms() - quiet_since < 200) {
@@ -1373,7 +1311,7 @@ static void test_dtls_server_freed_first(void **state)
     roundtrip(&p, FX_S2C, "peer still here");
     /* A fresh cookie-less ClientHello (a new random) from the client's address. */
     uint8_t hello[2048];
-    size_t n = capture_client_hello(hello, sizeof hello);
+    size_t n = sn_test_capture_client_hello(client_opts, hello, sizeof hello);
     uint64_t s2c = p.relay.seen[FX_S2C];
     assert_true(fx_relay_inject(&p.relay, FX_C2S, hello, n));
     FX_ASSERT_WITHIN(&p.w, p.relay.seen[FX_S2C] > s2c, WAIT_MS);
@@ -1526,7 +1464,7 @@ static void test_server_never_answers(void **state)
     sn_dtls_settings set;
     fast_settings(&set);
     set.handshake_timeout_ms = 800;
-    int sink = raw_socket();
+    int sink = sn_test_udp_socket_on(NULL);
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     assert_int_equal(getsockname(sink, (struct sockaddr *)&a, &alen), 0);
