@@ -10,6 +10,11 @@
  * ClientHello whose cookie sealnet already verified. mbed TLS reads that ClientHello as its
  * first record and asks the cookie check callback, which asks sealnet again (params.cookie_verify)
  * so mbed TLS continues from that ClientHello exactly as after its own HelloVerifyRequest.
+ *
+ * Resumption mirrors the OpenSSL backend: a server with ticket keys issues and opens RFC 5077
+ * tickets through its own callbacks (stateless: no session cache), a client keeps the newest
+ * session per resume key in its config. A server session with tickets also gets its own copy
+ * of the config, so the ticket callbacks know which session they serve (for the counters).
  */
 #include "mbedtls_backend.h"
 
