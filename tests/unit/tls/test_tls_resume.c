@@ -1,5 +1,6 @@
-/* TLS session resumption (TLS 1.3 tickets after the handshake): full, then resumed with the same
- * client options; a server without ticket keys, or with other keys, gives full handshakes. */
+/* TLS session resumption (TLS 1.3 tickets after the handshake, TLS 1.2 tickets in it): full, then
+ * resumed with the same client options, across a key rotation; a server without ticket keys, or
+ * with other keys, gives full handshakes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,20 @@ static void resumes_with_keys(void **state)
         assert_int_equal(st.issued, 1);
     else
         fail_msg("unexpected protocol '%s'", g_protocol);
+    /* Rotation: a new current key, the old one kept as previous. The old ticket still resumes
+     * and is renewed under the new key, which alone then resumes it. */
+    uint8_t both[2 * SN_TICKET_KEY_SIZE];
+    for (size_t i = 0; i < SN_TICKET_KEY_SIZE; i++)
+        both[i] = (uint8_t)(i * 5 + 1);
+    memcpy(both + SN_TICKET_KEY_SIZE, keys, sizeof keys);
+    assert_int_equal(sn_tls_options_set_ticket_keys(so, both, sizeof both), SN_OK);
+    assert_true(one_connection(srv, so, co));
+    assert_int_equal(sn_tls_options_set_ticket_keys(so, both, SN_TICKET_KEY_SIZE), SN_OK);
+    assert_true(one_connection(srv, so, co));
+    sn_tls_options_get_ticket_stats(so, &st);
+    assert_int_equal(st.resumed, 4);
+    assert_int_equal(st.unknown_key, 0);
+    assert_int_equal(st.rejected, 0);
     /* Another server (other keys) at the same address: full handshake, counted. */
     sn_tls_options *other = sn_tls_options_server(certs->key, certs->cert);
     keys[0] ^= 1;
