@@ -25,7 +25,7 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
-#include <mbedtls/ssl_internal.h> /* handshake->resume, ->new_session_ticket (2.28: public) */
+#include <mbedtls/ssl_internal.h> /* handshake->resume, ->new_session_ticket (installed by 2.28) */
 
 #include <arpa/inet.h>
 #include <pthread.h>
