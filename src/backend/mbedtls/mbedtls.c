@@ -72,7 +72,7 @@ int sn_mbed_rng(void *ctx, unsigned char *buf, size_t len)
 static const sn_tls_backend mbedtls_backend = {
     .name = "mbed TLS",
     .library_version = library_version,
-    .caps = 0,
+    .caps = SN_TLS_CAP_TICKETS,
     .route_allocator = NULL,
     .key_load_pem = sn_mbed_key_load_pem,
     .key_save_pem = sn_mbed_key_save_pem,
@@ -110,6 +110,7 @@ static const sn_tls_backend mbedtls_backend = {
     .record_overhead_max = 24, /* AES-GCM: 8-byte explicit nonce + 16-byte tag */
     .describe = sn_mbed_describe,
     .peer_fingerprint = sn_mbed_peer_fingerprint,
+    .session_resumed = sn_mbed_session_resumed,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

@@ -72,5 +72,6 @@ size_t sn_mbed_max_payload(const sn_tls_session *s);
 size_t sn_mbed_record_overhead(const sn_tls_session *s);
 const char *sn_mbed_describe(const sn_tls_session *s);
 sn_err sn_mbed_peer_fingerprint(const sn_tls_session *s, char out[96]);
+bool sn_mbed_session_resumed(const sn_tls_session *s);
 
 #endif

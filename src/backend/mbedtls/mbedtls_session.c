@@ -10,32 +10,55 @@
  * ClientHello whose cookie sealnet already verified. mbed TLS reads that ClientHello as its
  * first record and asks the cookie check callback, which asks sealnet again (params.cookie_verify)
  * so mbed TLS continues from that ClientHello exactly as after its own HelloVerifyRequest.
+ *
+ * Resumption mirrors the OpenSSL backend: a server with ticket keys issues and opens RFC 5077
+ * tickets through its own callbacks (stateless: no session cache), a client keeps the newest
+ * session per resume key in its config. A server session with tickets also gets its own copy
+ * of the config, so the ticket callbacks know which session they serve (for the counters).
  */
 #include "mbedtls_backend.h"
 
+#include <mbedtls/aes.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/ssl_internal.h> /* handshake->resume, ->new_session_ticket (installed by 2.28) */
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct sn_tls_config {
     mbedtls_ssl_config conf;
     atomic_int refs;
     bool server, datagram, verify_name;
-    sn_tls_key *key;       /* server: held for conf's own_cert */
-    sn_tls_chain *chain;   /* server */
-    sn_tls_chain *trusted; /* client: trust anchors, or NULL (system store / none) */
+    sn_tls_key *key;             /* server: held for conf's own_cert */
+    sn_tls_chain *chain;         /* server */
+    sn_tls_chain *trusted;       /* client: trust anchors, or NULL (system store / none) */
+    sn_tls_ticket_keys *tickets; /* server: NULL when it issues no tickets */
+    /* Client: the newest resumable session per server identity, least recently used replaced
+     * first. Sessions on several threads may share the config: under the lock. */
+    pthread_mutex_t lock;
+    struct saved_session {
+        char key[280];
+        mbedtls_ssl_session *session; /* sn_malloc'd; NULL: a free slot */
+        uint64_t used;
+    } saved[SN_TLS_SAVED_SESSIONS];
+    uint64_t use_clock;
 };
 
 struct sn_tls_session {
     mbedtls_ssl_context ssl;
-    mbedtls_ssl_config conf; /* datagram: this session's copy of config->conf */
+    /* Datagram, or a server with tickets: this session's copy of config->conf (the cookie and
+     * ticket callbacks' context is the session). */
+    mbedtls_ssl_config conf;
     sn_tls_config *config;
     sn_tls_io io;
     sn_tls_session_params params;
@@ -46,6 +69,10 @@ struct sn_tls_session {
     bool cookie_rejected; /* server: the opening ClientHello's cookie did not verify */
     bool established;     /* the handshake finished once */
     bool close_sent;
+    bool resumed;      /* the handshake resumed a session (abbreviated) */
+    bool ticket_known; /* server: the client offered a ticket under a key we hold */
+    bool renew_ticket; /* server: that ticket is under the previous key: issue a new one */
+    char *resume_key;  /* client: identity under which new sessions are saved */
     uint64_t timer_start;
     uint32_t timer_int, timer_fin; /* ms; fin 0: no timer armed */
     sn_tls_failure failure;
@@ -207,6 +234,184 @@ static int verify_cert(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *fl
     return 0;
 }
 
+/* --- session tickets (server) ------------------------------------------------------------------
+ */
+
+/* Tickets under sealnet's rotating keys, in RFC 5077 4's layout (the OpenSSL backend's too):
+ * key name (16) | IV (16) | AES-256-CBC of the session as mbedtls_ssl_session_save writes it,
+ * PKCS#7-padded | HMAC-SHA256 (32) of everything before it. The key name picks the key; mbed TLS
+ * checks nothing of a ticket itself, so the MAC, the padding and the session's age are checked
+ * here. Only the server reads its tickets: their content is this backend's own. */
+#define TICKET_NAME     16
+#define TICKET_IV       16
+#define TICKET_HEAD     (TICKET_NAME + TICKET_IV)
+#define TICKET_MAC      32
+#define TICKET_LIFETIME 7200 /* seconds, as the OpenSSL backend's session timeout */
+
+/* HMAC-SHA256 under the key's MAC half (bytes 48..79). */
+static bool ticket_mac(const uint8_t key[SN_TICKET_KEY_LEN], const unsigned char *data, size_t len,
+                       unsigned char out[TICKET_MAC])
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    return md && mbedtls_md_hmac(md, key + 48, 32, data, len, out) == 0;
+}
+
+/* AES-256-CBC in place under the key's cipher half (bytes 16..47); len is a multiple of 16. */
+static int ticket_cbc(const uint8_t key[SN_TICKET_KEY_LEN], int mode, const unsigned char *iv_in,
+                      unsigned char *data, size_t len)
+{
+    unsigned char iv[TICKET_IV];
+    memcpy(iv, iv_in, sizeof iv); /* mbed TLS advances the IV it is given */
+    mbedtls_aes_context aes;
+    mbedtls_aes_init(&aes);
+    int rc = mode == MBEDTLS_AES_ENCRYPT ? mbedtls_aes_setkey_enc(&aes, key + 16, 256)
+                                         : mbedtls_aes_setkey_dec(&aes, key + 16, 256);
+    if (rc == 0) rc = mbedtls_aes_crypt_cbc(&aes, mode, len, iv, data, data);
+    mbedtls_aes_free(&aes);
+    return rc;
+}
+
+static bool same_bytes(const unsigned char *a, const unsigned char *b, size_t len)
+{
+    unsigned char diff = 0; /* constant time: a MAC check must not say how much matched */
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static int ticket_write(void *ctx, const mbedtls_ssl_session *session, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+    sn_tls_session *s = ctx;
+    sn_tls_ticket_keys *keys = s ? s->config->tickets : NULL;
+    *tlen = 0;
+    *lifetime = 0;
+    size_t plain = 0, room = (size_t)(end - start);
+    mbedtls_ctr_drbg_context *rng = sn_mbed_drbg();
+    if (!keys || !rng) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    int rc = mbedtls_ssl_session_save(session, NULL, 0, &plain);
+    if (rc != MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL) return rc ? rc : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    size_t padded = (plain / 16 + 1) * 16;
+    if (room < TICKET_HEAD + padded + TICKET_MAC) return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
+    uint8_t key[SN_TICKET_KEY_LEN];
+    if (!sn_tls_ticket_keys_current(keys, key)) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    unsigned char *body = start + TICKET_HEAD;
+    memcpy(start, key, TICKET_NAME);
+    rc = sn_mbed_rng(rng, start + TICKET_NAME, TICKET_IV);
+    if (rc == 0) rc = mbedtls_ssl_session_save(session, body, plain, &plain);
+    if (rc == 0) {
+        memset(body + plain, (int)(padded - plain), padded - plain);
+        rc = ticket_cbc(key, MBEDTLS_AES_ENCRYPT, start + TICKET_NAME, body, padded);
+    }
+    if (rc == 0 && !ticket_mac(key, start, TICKET_HEAD + padded, body + padded))
+        rc = MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    mbedtls_platform_zeroize(key, sizeof key);
+    if (rc != 0) {
+        mbedtls_platform_zeroize(start, room); /* no session secrets left in the buffer */
+        return rc;
+    }
+    *tlen = TICKET_HEAD + padded + TICKET_MAC;
+    *lifetime = TICKET_LIFETIME;
+    sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, issued));
+    return 0;
+}
+
+static int ticket_parse(void *ctx, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+    sn_tls_session *s = ctx;
+    sn_tls_ticket_keys *keys = s ? s->config->tickets : NULL;
+    if (!keys) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    uint8_t key[SN_TICKET_KEY_LEN];
+    int which = len >= TICKET_NAME ? sn_tls_ticket_keys_find(keys, buf, key) : 0;
+    if (which == 0) {
+        /* Retired or foreign key: a full handshake, and a fresh ticket under ours. */
+        sn_tls_ticket_keys_count(keys, offsetof(sn_tls_ticket_counters, unknown_key));
+        return MBEDTLS_ERR_SSL_INVALID_MAC;
+    }
+    /* Known key: if it does not resume now (forged, expired), the handshake counts it. */
+    s->ticket_known = true;
+    int rc = MBEDTLS_ERR_SSL_INVALID_MAC;
+    size_t padded = len >= TICKET_HEAD + TICKET_MAC ? len - TICKET_HEAD - TICKET_MAC : 0;
+    unsigned char mac[TICKET_MAC];
+    if (padded > 0 && padded % 16 == 0 && ticket_mac(key, buf, TICKET_HEAD + padded, mac) &&
+        same_bytes(mac, buf + TICKET_HEAD + padded, TICKET_MAC)) {
+        /* Authentic: it was written by ticket_write under this key. */
+        unsigned char *body = buf + TICKET_HEAD;
+        rc = ticket_cbc(key, MBEDTLS_AES_DECRYPT, buf + TICKET_NAME, body, padded);
+        size_t pad = rc == 0 ? body[padded - 1] : 0;
+        if (rc == 0 && (pad < 1 || pad > 16)) rc = MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+        if (rc == 0) rc = mbedtls_ssl_session_load(session, body, padded - pad);
+        mbedtls_platform_zeroize(body, padded);
+        time_t now = time(NULL);
+        if (rc == 0 && session->start < now && now - session->start > TICKET_LIFETIME)
+            rc = MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
+    }
+    mbedtls_platform_zeroize(key, sizeof key);
+    /* A ticket under the previous key still resumes, and is replaced by one under the current
+     * (mbed TLS sends none when it resumes: the handshake asks for it, see handshake_steps). */
+    if (rc == 0 && which == 2) s->renew_ticket = true;
+    return rc;
+}
+
+/* --- saved sessions (client) ------------------------------------------------------------------ */
+
+static void session_drop(mbedtls_ssl_session *session)
+{
+    if (!session) return;
+    mbedtls_ssl_session_free(session); /* wipes the master secret */
+    sn_free(session);
+}
+
+/* Offers the session saved under the session's resume key, if any (mbed TLS copies it). */
+static void saved_offer(sn_tls_session *s)
+{
+    sn_tls_config *c = s->config;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++) {
+        struct saved_session *e = &c->saved[i];
+        if (!e->session || strcmp(e->key, s->resume_key) != 0) continue;
+        /* Failing (out of memory) only means a full handshake. */
+        (void)mbedtls_ssl_set_session(&s->ssl, e->session);
+        e->used = ++c->use_clock;
+        break;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Keeps the session just established as the newest for the session's resume key: a new one,
+ * or one resumed (with the ticket renewed or not). */
+static void saved_keep(sn_tls_session *s)
+{
+    sn_tls_config *c = s->config;
+    if (strlen(s->resume_key) >= sizeof c->saved[0].key) return;
+    mbedtls_ssl_session *session = sn_malloc(sizeof *session);
+    if (!session) return;
+    mbedtls_ssl_session_init(session);
+    /* Resumable: a ticket, or a session id the server may have cached. */
+    if (mbedtls_ssl_get_session(&s->ssl, session) != 0 ||
+        (session->ticket_len == 0 && session->id_len == 0)) {
+        session_drop(session);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    struct saved_session *slot = NULL;
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (c->saved[i].session && strcmp(c->saved[i].key, s->resume_key) == 0) slot = &c->saved[i];
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (!c->saved[i].session) slot = &c->saved[i];
+    if (!slot) {
+        slot = &c->saved[0];
+        for (int i = 1; i < SN_TLS_SAVED_SESSIONS; i++)
+            if (c->saved[i].used < slot->used) slot = &c->saved[i];
+    }
+    mbedtls_ssl_session *old = slot->session;
+    slot->session = session;
+    slot->used = ++c->use_clock;
+    snprintf(slot->key, sizeof slot->key, "%s", s->resume_key);
+    pthread_mutex_unlock(&c->lock);
+    session_drop(old);
+}
+
 /* --- configs ---------------------------------------------------------------------------------- */
 
 static sn_tls_config *config_fail(sn_tls_config *c, const char *what, int rc)
@@ -223,6 +428,7 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
     sn_tls_config *c = sn_calloc(1, sizeof *c);
     if (!c) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
     mbedtls_ssl_config_init(&c->conf);
+    pthread_mutex_init(&c->lock, NULL);
     atomic_init(&c->refs, 1);
     c->server = p->server;
     c->datagram = p->datagram;
@@ -242,7 +448,10 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
     mbedtls_ssl_conf_ciphersuites(&c->conf, ciphersuites);
     mbedtls_ssl_conf_curves(&c->conf, curves);
     mbedtls_ssl_conf_renegotiation(&c->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-    mbedtls_ssl_conf_session_tickets(&c->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+    /* Clients always ask for a ticket (as OpenSSL's do) and keep what they get only for a
+     * resume key. Servers issue tickets only with keys: no keys, nothing to resume. */
+    mbedtls_ssl_conf_session_tickets(&c->conf, p->server ? MBEDTLS_SSL_SESSION_TICKETS_DISABLED
+                                                         : MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 
     if (p->server) {
         if (!p->key || !p->chain || p->chain->count < 1)
@@ -254,6 +463,12 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
         if ((rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->chain->crt, &c->key->pk)))
             return config_fail(c, "certificate", rc);
         if (p->datagram) mbedtls_ssl_conf_dtls_cookies(&c->conf, cookie_write, cookie_check, NULL);
+        if (p->tickets) {
+            /* Stateless: everything lives in the ticket, so any worker or machine holding the
+             * keys resumes it; no server-side cache. The callbacks' context is each session's. */
+            c->tickets = sn_tls_ticket_keys_ref(p->tickets);
+            mbedtls_ssl_conf_session_tickets_cb(&c->conf, ticket_write, ticket_parse, NULL);
+        }
         mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
     } else if (p->verify_chain) {
         if (p->trusted) {
@@ -287,6 +502,10 @@ void sn_mbed_config_unref(sn_tls_config *c)
     sn_mbed_key_unref(c->key);
     sn_mbed_chain_unref(c->chain);
     sn_mbed_chain_unref(c->trusted);
+    sn_tls_ticket_keys_unref(c->tickets);
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++)
+        session_drop(c->saved[i].session);
+    pthread_mutex_destroy(&c->lock);
     sn_free(c);
 }
 
@@ -318,14 +537,17 @@ sn_tls_session *sn_mbed_session_new(sn_tls_config *c, const sn_tls_session_param
     mbedtls_ssl_init(&s->ssl);
 
     const mbedtls_ssl_config *conf = &c->conf;
-    if (s->datagram) {
+    if (s->datagram || (s->server && c->tickets)) {
         s->conf = c->conf; /* shallow: shares what the config owns, never freed on its own */
+        conf = &s->conf;
+        if (s->server && c->tickets) s->conf.p_ticket = s;
+    }
+    if (s->datagram) {
         uint32_t initial = s->params.retransmit_initial_ms ? s->params.retransmit_initial_ms : 1000;
         /* Doubling from the initial timeout up to 60 s, as on OpenSSL; sealnet's handshake
          * timeout ends the handshake long before mbed TLS would give up. */
         mbedtls_ssl_conf_handshake_timeout(&s->conf, initial, initial > 60000 ? initial : 60000);
         if (s->server) s->conf.p_cookie = s;
-        conf = &s->conf;
     }
     int rc = mbedtls_ssl_setup(&s->ssl, conf);
     if (rc == 0 && s->hostname && !s->host_is_ip && !s->server)
@@ -333,6 +555,13 @@ sn_tls_session *sn_mbed_session_new(sn_tls_config *c, const sn_tls_session_param
     if (rc == 0 && s->datagram && s->server)
         /* Any identifier will do: the cookie callbacks look at the session, not at this. */
         rc = mbedtls_ssl_set_client_transport_id(&s->ssl, (const unsigned char *)"sealnet", 7);
+    if (rc == 0 && !s->server && params->resume_key && *params->resume_key) {
+        if (!(s->resume_key = sn_strdup(params->resume_key)))
+            rc = MBEDTLS_ERR_SSL_ALLOC_FAILED;
+        else
+            saved_offer(s);
+    }
+    s->params.resume_key = s->resume_key;
     if (rc != 0) {
         sn_mbed_session_free(s);
         return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "cannot create TLS session: %s",
@@ -352,6 +581,7 @@ void sn_mbed_session_free(sn_tls_session *s)
     if (!s) return;
     mbedtls_ssl_free(&s->ssl);
     sn_mbed_config_unref(s->config);
+    sn_free(s->resume_key);
     sn_free(s->hostname);
     sn_free(s);
 }
@@ -491,6 +721,41 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
     return SN_TLS_FAILED;
 }
 
+/* mbedtls_ssl_handshake, one step at a time, to see what 2.28 keeps in its handshake state (freed
+ * when the handshake ends): whether it resumes, and where a renewed ticket must be asked for. */
+static int handshake_steps(sn_tls_session *s)
+{
+    int rc = 0;
+    while (rc == 0 && s->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        rc = mbedtls_ssl_handshake_step(&s->ssl);
+        mbedtls_ssl_handshake_params *hs = s->ssl.handshake;
+        if (!hs) continue;
+        /* The ClientHello resumed a ticket under the previous key: mbed TLS would send no new
+         * one; this asks for it (ServerHello's extension and a NewSessionTicket) before the
+         * ServerHello goes out. */
+        if (s->renew_ticket) {
+            hs->new_session_ticket = 1;
+            s->renew_ticket = false;
+        }
+        s->resumed = hs->resume != 0; /* final once the ServerHello was written or read */
+    }
+    return rc;
+}
+
+/* What the end of a handshake does besides mbed TLS: ticket counters (server), the session kept
+ * for the next connection (client). */
+static void handshake_done(sn_tls_session *s)
+{
+    if (s->server && s->config->tickets) {
+        if (s->resumed)
+            sn_tls_ticket_keys_count(s->config->tickets, offsetof(sn_tls_ticket_counters, resumed));
+        else if (s->ticket_known)
+            sn_tls_ticket_keys_count(s->config->tickets,
+                                     offsetof(sn_tls_ticket_counters, rejected));
+    }
+    if (!s->server && s->resume_key) saved_keep(s);
+}
+
 sn_tls_result sn_mbed_handshake(sn_tls_session *s)
 {
     if (s->failure) return SN_TLS_FAILED;
@@ -500,10 +765,11 @@ sn_tls_result sn_mbed_handshake(sn_tls_session *s)
      * happens before the next expiry, and a caller that polls on timers only would never let
      * them in. So after a resend it gets a second call, which reads. */
     bool expired = timer_get(s) == 2;
-    int rc = mbedtls_ssl_handshake(&s->ssl);
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ && expired) rc = mbedtls_ssl_handshake(&s->ssl);
+    int rc = handshake_steps(s);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ && expired) rc = handshake_steps(s);
     if (rc == 0) {
         s->established = true;
+        handshake_done(s);
         return SN_TLS_OK;
     }
     return fail(s, rc, true);
@@ -635,4 +901,9 @@ sn_err sn_mbed_peer_fingerprint(const sn_tls_session *s, char out[96])
     const mbedtls_x509_crt *cert = s ? mbedtls_ssl_get_peer_cert(&s->ssl) : NULL;
     if (!cert) return sn_fail(SN_ERR_UNAVAILABLE, "the remote presented no certificate");
     return sn_mbed_cert_fingerprint(cert, out);
+}
+
+bool sn_mbed_session_resumed(const sn_tls_session *s)
+{
+    return s && s->established && s->resumed;
 }
