@@ -412,7 +412,6 @@ static void messages_name_the_cause_and_the_fix(void **state)
 static void trace_shows_flights_and_retransmissions(void **state)
 {
     (void)state;
-    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
