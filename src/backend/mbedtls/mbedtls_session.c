@@ -391,10 +391,16 @@ void sn_mbed_session_free(sn_tls_session *s)
 const char *sn_mbed_alert_name(int desc)
 {
     switch (desc) {
+    case MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY:
+        return "close_notify";
     case MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE:
         return "unexpected_message";
     case MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC:
         return "bad_record_mac";
+    case MBEDTLS_SSL_ALERT_MSG_DECRYPTION_FAILED:
+        return "decryption_failed";
+    case MBEDTLS_SSL_ALERT_MSG_DECOMPRESSION_FAILURE:
+        return "decompression_failure";
     case MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW:
         return "record_overflow";
     case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
@@ -435,6 +441,8 @@ const char *sn_mbed_alert_name(int desc)
         return "unsupported_extension";
     case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME:
         return "unrecognized_name";
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY:
+        return "unknown_PSK_identity";
     case MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL:
         return "no_application_protocol";
     default:
