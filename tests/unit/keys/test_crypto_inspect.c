@@ -70,6 +70,19 @@ static const char awkward_pem[] =
     "DiyqyhK/HRzTcVqZSS9M5pCY\n"
     "-----END CERTIFICATE-----\n";
 
+/* A multi-valued RDN (CN + OU) and a BMPString (O, with a character beyond Latin-1). */
+static const char multi_rdn_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBdDCCARkCFAIrdgKt/CAgRgUX8V0cC7zDdiHoMAoGCCqGSM49BAMCMDwxGDAK\n"
+    "BgNVBAMTA2EsYjAKBgNVBAsTA3ggeTETMBEGA1UECh4KANwAbgDvACAnEzELMAkG\n"
+    "A1UEBhMCREUwHhcNMjYxMjAyMDM1MjIzWhcNMjcwMTAxMDM1MjIzWjA8MRgwCgYD\n"
+    "VQQDEwNhLGIwCgYDVQQLEwN4IHkxEzARBgNVBAoeCgDcAG4A7wAgJxMxCzAJBgNV\n"
+    "BAYTAkRFMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1cc2v3LMYLaoOc3EQRu8\n"
+    "xy3v04prqleEF+YmRm4svEEKJEhfXyd4nO7UzCh5DFm0aQC0CroG2Hm1YNYA9gCq\n"
+    "LjAKBggqhkjOPQQDAgNJADBGAiEAg4KdxOunxpApfYRbgYjA32BqpvHsia2SjsKw\n"
+    "0JyRG/YCIQCnghqJFMxe917rBlmRcTrS/E5h/h7v/jS8MulJzCoanA==\n"
+    "-----END CERTIFICATE-----\n";
+
 static void names_read_the_same_on_every_backend(void **state)
 {
     (void)state;
@@ -86,6 +99,13 @@ static void names_read_the_same_on_every_backend(void **state)
                                     "email:me@example.com, URI:https://example.com/x");
     assert_string_equal(info.not_before, "2026-12-02 03:35:44 UTC");
     assert_string_equal(info.not_after, "2036-11-29 03:35:44 UTC");
+    sn_x509_cert_free(c);
+    c = sn_x509_cert_new();
+    assert_int_equal(sn_x509_cert_load_from_string(c, multi_rdn_pem), SN_OK);
+    assert_int_equal(sn_x509_cert_get_info(c, 0, &info), SN_OK);
+    assert_string_equal(info.subject,
+                        "CN=\"a,b\" + OU=x y, O=\xc3\x9cn\xc3\xaf \xe2\x9c\x93, C=DE");
+    assert_string_equal(info.names, "");
     sn_x509_cert_free(c);
 }
 
