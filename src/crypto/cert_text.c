@@ -165,7 +165,7 @@ void sn_dn_text_add(sn_dn_text *t, const uint8_t *oid, size_t oid_len, bool same
         /* Not a string (or a broken one): "#" and the DER (tag, length, content) in hex. */
         char hex[8];
         put(t, "#", 1);
-        uint8_t head[6];
+        uint8_t head[2 + sizeof(size_t)];
         size_t hl = 0;
         head[hl++] = (uint8_t)tag;
         if (value_len < 0x80) {
