@@ -412,7 +412,6 @@ static void messages_name_the_cause_and_the_fix(void **state)
 static void trace_shows_flights_and_retransmissions(void **state)
 {
     (void)state;
-    if (sn_test_backend_lacks("keylog")) skip(); /* docs/backends.md */
     if (!sn_test_have("openssl")) skip();
     char *key, *cert;
     credentials(&key, &cert);
@@ -427,10 +426,25 @@ static void trace_shows_flights_and_retransmissions(void **state)
         !strstr(out, "<<< ServerHello") || !strstr(out, "<<< Certificate") ||
         !strstr(out, "<<< ServerHelloDone") || !strstr(out, ">>> ClientKeyExchange") ||
         !strstr(out, ">>> ChangeCipherSpec") || !strstr(out, "<<< Finished") ||
-        !strstr(out, "connected: DTLSv1.2"))
+        !strstr(out, "connected: DTLSv1.2") || !strstr(out, ">>> close_notify (warning) (alert"))
         fail_msg("--trace: rc %d:\n%s", rc, out);
     free(out);
     sn_test_proc_stop(srv);
+
+    /* TLS over a stream (1.3 on OpenSSL, 1.2 on mbed TLS): the messages both versions have. */
+    srv = start_server((const char *[]){"tls-server", "--port", "0", "--key", key, "--cert", cert,
+                                        "--echo", "--seconds", "60", NULL},
+                       &port);
+    snprintf(hp, sizeof hp, "localhost:%d", port);
+    rc = run((const char *[]){"tls-client", hp, "--ca", cert, "--trace", NULL}, "s\n", 30000, &out);
+    if (rc != 0 || !strstr(out, "flight 1 sent") || !strstr(out, ">>> ClientHello (handshake") ||
+        !strstr(out, "<<< ServerHello (handshake") || !strstr(out, "<<< Certificate (handshake") ||
+        !strstr(out, "<<< Finished (handshake") || !strstr(out, ">>> Finished (handshake") ||
+        !strstr(out, "connected: TLSv1.") || !strstr(out, ">>> close_notify (warning) (alert") ||
+        strstr(out, "unknown"))
+        fail_msg("tls-client --trace: rc %d:\n%s", rc, out);
+    free(out);
+    assert_int_equal(sn_test_proc_stop(srv), 0);
 
     /* Nobody answers: the ClientHello goes out again after 1 s, marked as such. */
     int fd = silent_udp(&port);

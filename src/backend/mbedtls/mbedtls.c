@@ -67,12 +67,14 @@ int sn_mbed_rng(void *ctx, unsigned char *buf, size_t len)
 }
 
 /* No SN_TLS_CAP_TLS13 (2.28 has no TLS 1.3 on streams), no SN_TLS_CAP_ALLOCATOR (Debian builds
- * it without MBEDTLS_PLATFORM_MEMORY, so its calloc/free are libc's), no SN_TLS_CAP_KEYLOG and
- * no SN_TLS_CAP_PKCS1_WRITE (keys are written as PKCS#8, like the OpenSSL backend). */
+ * it without MBEDTLS_PLATFORM_MEMORY, so its calloc/free are libc's) and no
+ * SN_TLS_CAP_PKCS1_WRITE (keys are written as PKCS#8, like the OpenSSL backend). Key logging
+ * needs MBEDTLS_SSL_EXPORT_KEYS, the peer's chain MBEDTLS_SSL_KEEP_PEER_CERTIFICATE and the
+ * trace's alerts MBEDTLS_DEBUG_C, all in Debian's build. */
 static const sn_tls_backend mbedtls_backend = {
     .name = "mbed TLS",
     .library_version = library_version,
-    .caps = SN_TLS_CAP_TICKETS,
+    .caps = SN_TLS_CAP_TICKETS | SN_TLS_CAP_KEYLOG,
     .route_allocator = NULL,
     .key_load_pem = sn_mbed_key_load_pem,
     .key_save_pem = sn_mbed_key_save_pem,
@@ -111,6 +113,8 @@ static const sn_tls_backend mbedtls_backend = {
     .describe = sn_mbed_describe,
     .peer_fingerprint = sn_mbed_peer_fingerprint,
     .session_resumed = sn_mbed_session_resumed,
+    .peer_chain = sn_mbed_peer_chain,
+    .chain_info = sn_mbed_chain_info,
 };
 
 const sn_tls_backend *sn_tls_backend_get(void)

@@ -18,6 +18,8 @@
  */
 #include "mbedtls_backend.h"
 
+#include "cert_text.h"
+
 #include <mbedtls/aes.h>
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
@@ -52,6 +54,7 @@ struct sn_tls_config {
         uint64_t used;
     } saved[SN_TLS_SAVED_SESSIONS];
     uint64_t use_clock;
+    sn_mbed_observer obs; /* key log and trace callbacks (mbedtls_inspect.c) */
 };
 
 struct sn_tls_session {
@@ -78,6 +81,11 @@ struct sn_tls_session {
     sn_tls_failure failure;
     char message[320];
     char description[96];
+    sn_mbed_trace trace;      /* mbedtls_inspect.c; trace.obs NULL: none */
+    sn_mbed_verify verify;    /* client: what failed verification, for the message */
+    sn_tls_chain *seen_chain; /* client: the chain that failed verification (mbed TLS drops it) */
+    unsigned char first_bytes[24]; /* stream, before the handshake ends: what the remote sent */
+    size_t first_len;
 };
 
 /* ECDHE with AEAD only, the OpenSSL backend's list in its order (server preference). */
@@ -118,6 +126,8 @@ static int io_send(void *ctx, const unsigned char *data, size_t len)
 {
     sn_tls_session *s = ctx;
     long n = s->io.send(s->io.user, data, len);
+    if (s->trace.obs && (n > 0 || (s->datagram && n == SN_TLS_IO_WOULD_BLOCK)))
+        sn_mbed_trace_io(&s->trace, true, data, n > 0 ? (size_t)n : len);
     if (n >= 0) return (int)n;
     if (n == SN_TLS_IO_WOULD_BLOCK) {
         if (s->datagram) {
@@ -136,6 +146,14 @@ static int io_recv(void *ctx, unsigned char *buf, size_t cap)
 {
     sn_tls_session *s = ctx;
     long n = s->io.recv(s->io.user, buf, cap);
+    if (n > 0 && !s->datagram && !s->established && s->first_len < sizeof s->first_bytes) {
+        /* Kept to name what a remote that does not speak TLS sent instead. */
+        size_t take = sizeof s->first_bytes - s->first_len;
+        if ((size_t)n < take) take = (size_t)n;
+        memcpy(s->first_bytes + s->first_len, buf, take);
+        s->first_len += take;
+    }
+    if (n > 0 && s->trace.obs) sn_mbed_trace_io(&s->trace, false, buf, (size_t)n);
     if (n > 0) return (int)n;
     if (n == 0 && s->datagram) return MBEDTLS_ERR_SSL_WANT_READ; /* an empty datagram */
     if (n == SN_TLS_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
@@ -222,15 +240,21 @@ static bool cert_names_ip(const mbedtls_x509_crt *crt, const char *ip)
 static int verify_cert(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     sn_tls_session *s = ctx;
-    if (depth != 0) return 0;
-    if (!s->config->verify_name || !s->hostname) {
-        *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
-    } else if (s->host_is_ip) {
-        if (cert_names_ip(crt, s->hostname))
+    if (depth == 0) {
+        if (!s->config->verify_name || !s->hostname) {
             *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
-        else
-            *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+        } else if (s->host_is_ip) {
+            if (cert_names_ip(crt, s->hostname))
+                *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
+            else
+                *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+        }
     }
+    sn_mbed_verify_note(&s->verify, crt, depth, *flags);
+    /* mbed TLS frees a chain that fails verification: a copy shows what was refused. At depth
+     * 0 (the last call) crt is the head of the list the server sent. */
+    if (depth == 0 && s->verify.flags_seen != 0 && !s->seen_chain)
+        s->seen_chain = sn_mbed_chain_copy(crt);
     return 0;
 }
 
@@ -440,6 +464,7 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
         MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc) return config_fail(c, "defaults", rc);
     mbedtls_ssl_conf_rng(&c->conf, sn_mbed_rng, rng);
+    sn_mbed_observe_config(&c->conf, &c->obs, p);
     /* TLS 1.2 / DTLS 1.2 only: mbed TLS 2.28 has no TLS 1.3 (docs/backends.md). */
     mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
@@ -549,6 +574,12 @@ sn_tls_session *sn_mbed_session_new(sn_tls_config *c, const sn_tls_session_param
         mbedtls_ssl_conf_handshake_timeout(&s->conf, initial, initial > 60000 ? initial : 60000);
         if (s->server) s->conf.p_cookie = s;
     }
+    if (c->obs.trace) {
+        /* The trace's debug callback is per session: its own copy of the config, as on DTLS. */
+        if (conf == &c->conf) s->conf = c->conf; /* not copied above (a ticket-less stream) */
+        sn_mbed_trace_start(&s->trace, &c->obs, s, s->datagram, &s->conf);
+        conf = &s->conf;
+    }
     int rc = mbedtls_ssl_setup(&s->ssl, conf);
     if (rc == 0 && s->hostname && !s->host_is_ip && !s->server)
         rc = mbedtls_ssl_set_hostname(&s->ssl, s->hostname); /* SNI and the name checked */
@@ -580,19 +611,26 @@ void sn_mbed_session_free(sn_tls_session *s)
 {
     if (!s) return;
     mbedtls_ssl_free(&s->ssl);
+    sn_mbed_chain_unref(s->seen_chain);
     sn_mbed_config_unref(s->config);
     sn_free(s->resume_key);
     sn_free(s->hostname);
     sn_free(s);
 }
 
-static const char *alert_name(int desc)
+const char *sn_mbed_alert_name(int desc)
 {
     switch (desc) {
+    case MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY:
+        return "close_notify";
     case MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE:
         return "unexpected_message";
     case MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC:
         return "bad_record_mac";
+    case MBEDTLS_SSL_ALERT_MSG_DECRYPTION_FAILED:
+        return "decryption_failed";
+    case MBEDTLS_SSL_ALERT_MSG_DECOMPRESSION_FAILURE:
+        return "decompression_failure";
     case MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW:
         return "record_overflow";
     case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
@@ -633,27 +671,13 @@ static const char *alert_name(int desc)
         return "unsupported_extension";
     case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME:
         return "unrecognized_name";
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY:
+        return "unknown_PSK_identity";
     case MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL:
         return "no_application_protocol";
     default:
         return "unknown";
     }
-}
-
-/* The first line of mbed TLS's description of verification flags. */
-static void verify_reason(uint32_t flags, char *out, size_t cap)
-{
-    char buf[512];
-    if (mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags) <= 0) {
-        snprintf(out, cap, "flags 0x%x", (unsigned)flags);
-        return;
-    }
-    char *nl = strchr(buf, '\n');
-    if (nl) *nl = '\0';
-    size_t n = strlen(buf);
-    if (n >= cap) n = cap - 1; /* one line of mbed TLS's text; a longer one is cut */
-    memcpy(out, buf, n);
-    out[n] = '\0';
 }
 
 /* Turns a failed mbed TLS call into a sticky failure with a message naming the cause. */
@@ -676,18 +700,20 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
                (verify & ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH) == 0) {
         s->failure = SN_TLS_FAIL_HOSTNAME;
         snprintf(s->message, sizeof s->message,
-                 "certificate verify failed: hostname mismatch (certificate does not name '%s')",
-                 s->hostname ? s->hostname : "");
+                 "certificate verify failed: hostname mismatch (certificate does not name "
+                 "'%s'%s%.200s)",
+                 s->hostname ? s->hostname : "", s->verify.names[0] ? "; " : "", s->verify.names);
     } else if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
                (in_handshake && verify != 0 && rc != MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE)) {
-        char why[200];
-        verify_reason(verify & ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH, why, sizeof why);
+        char why[280];
+        sn_mbed_verify_text(&s->verify, verify & ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH, why,
+                            sizeof why);
         s->failure = SN_TLS_FAIL_VERIFY;
         snprintf(s->message, sizeof s->message, "certificate verify failed: %s", why);
     } else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         s->failure = SN_TLS_FAIL_ALERT;
         snprintf(s->message, sizeof s->message, "peer sent alert: %s",
-                 alert_name(s->ssl.in_msg ? s->ssl.in_msg[1] : -1));
+                 sn_mbed_alert_name(s->ssl.in_msg ? s->ssl.in_msg[1] : -1));
     } else if (s->transport_error) {
         s->failure = SN_TLS_FAIL_TRANSPORT;
         snprintf(s->message, sizeof s->message, "transport error during %s",
@@ -702,6 +728,21 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
             snprintf(s->message, sizeof s->message,
                      "connection closed without close_notify: the stream was truncated");
         }
+    } else if (in_handshake && !s->datagram && s->first_len >= 3 &&
+               (s->first_bytes[0] < MBEDTLS_SSL_MSG_CHANGE_CIPHER_SPEC ||
+                s->first_bytes[0] > MBEDTLS_SSL_MSG_APPLICATION_DATA || s->first_bytes[1] != 3)) {
+        /* The first bytes are no TLS record header: what the remote sent instead, with what
+         * follows if it is here already ("HTTP/1.1 400 Bad Request", "SSH-2.0-..."). */
+        if (s->first_len < sizeof s->first_bytes) {
+            long n = s->io.recv(s->io.user, s->first_bytes + s->first_len,
+                                sizeof s->first_bytes - s->first_len);
+            if (n > 0) s->first_len += (size_t)n;
+        }
+        char got[96];
+        sn_quote_bytes(s->first_bytes, s->first_len, got, sizeof got);
+        s->failure = SN_TLS_FAIL_PROTOCOL;
+        snprintf(s->message, sizeof s->message, "the %s does not speak TLS (got %s)",
+                 s->server ? "client" : "server", got);
     } else if (rc == MBEDTLS_ERR_SSL_INVALID_MAC) {
         s->failure = SN_TLS_FAIL_PROTOCOL;
         snprintf(s->message, sizeof s->message,
@@ -906,4 +947,15 @@ sn_err sn_mbed_peer_fingerprint(const sn_tls_session *s, char out[96])
 bool sn_mbed_session_resumed(const sn_tls_session *s)
 {
     return s && s->established && s->resumed;
+}
+
+sn_tls_chain *sn_mbed_peer_chain(const sn_tls_session *s)
+{
+    if (!s) return NULL;
+    /* During the handshake the chain is in the handshake's session; after a failed
+     * verification only in the copy verify_cert kept. */
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&s->ssl);
+    if (!crt && s->ssl.session_negotiate) crt = s->ssl.session_negotiate->peer_cert;
+    if (!crt) return s->seen_chain ? sn_mbed_chain_ref(s->seen_chain) : NULL;
+    return sn_mbed_chain_copy(crt);
 }

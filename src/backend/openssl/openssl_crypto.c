@@ -11,6 +11,7 @@
 
 #include "openssl.h"
 
+#include "cert_text.h"
 #include "crypto_util.h"
 #include "pem.h"
 
@@ -471,27 +472,34 @@ int sn_ossl_chain_count(const sn_tls_chain *chain)
     return chain && chain->certs ? sk_X509_num(chain->certs) : 0;
 }
 
-/* "CN=localhost, O=sealnet": RFC 2253 order reversed to the order people read (as openssl x509
- * -subject prints it), UTF-8 kept. */
+/* "CN=localhost, O=sealnet": the attributes in certificate order, written by the backend-neutral
+ * crypto/cert_text.c so that every backend spells a name the same way (the form is what
+ * `openssl x509 -nameopt oneline,-esc_msb,-space_eq,utf8` prints). */
 static void name_text(const X509_NAME *name, char *out, size_t cap)
 {
-    out[0] = '\0';
-    BIO *b = BIO_new(BIO_s_mem());
-    if (!b) return;
-    X509_NAME_print_ex(b, name, 0,
-                       (XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB & ~XN_FLAG_SPC_EQ) |
-                           ASN1_STRFLGS_UTF8_CONVERT);
-    char *data = NULL;
-    long n = BIO_get_mem_data(b, &data);
-    if (n > 0) snprintf(out, cap, "%.*s", (int)n, data);
-    BIO_free(b);
+    sn_dn_text t;
+    sn_dn_text_init(&t, out, cap);
+    int prev_set = -1;
+    for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        const ASN1_OBJECT *obj = X509_NAME_ENTRY_get_object(e);
+        const ASN1_STRING *v = X509_NAME_ENTRY_get_data(e);
+        int set = X509_NAME_ENTRY_set(e);
+        const unsigned char *oid = OBJ_get0_data(obj);
+        if (!oid || !v) continue;
+        sn_dn_text_add(&t, oid, OBJ_length(obj), i > 0 && set == prev_set, ASN1_STRING_type(v),
+                       ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v));
+        prev_set = set;
+    }
 }
 
 static void time_text(const ASN1_TIME *t, char *out, size_t cap)
 {
     struct tm tm;
     out[0] = '\0';
-    if (t && ASN1_TIME_to_tm(t, &tm) == 1) strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (t && ASN1_TIME_to_tm(t, &tm) == 1)
+        sn_cert_time_text(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                          tm.tm_sec, out, cap);
 }
 
 void sn_ossl_cert_names(const X509 *x, char *out, size_t cap)
@@ -501,26 +509,19 @@ void sn_ossl_cert_names(const X509 *x, char *out, size_t cap)
     size_t used = 0;
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        char one[300] = "";
+        const ASN1_STRING *v;
+        const char *kind;
         if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
-            const ASN1_IA5STRING *s = g->d.ia5;
-            snprintf(one, sizeof one, "%s:%.*s",
-                     g->type == GEN_DNS     ? "DNS"
-                     : g->type == GEN_EMAIL ? "email"
-                                            : "URI",
-                     ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
+            v = g->d.ia5;
+            kind = g->type == GEN_DNS ? "DNS" : g->type == GEN_EMAIL ? "email" : "URI";
         } else if (g->type == GEN_IPADD) {
-            const unsigned char *a = ASN1_STRING_get0_data(g->d.ip);
-            char ip[64] = "?";
-            int len = ASN1_STRING_length(g->d.ip);
-            if (len == 4 || len == 16) inet_ntop(len == 4 ? AF_INET : AF_INET6, a, ip, sizeof ip);
-            snprintf(one, sizeof one, "IP:%s", ip);
+            v = g->d.ip;
+            kind = "IP";
         } else {
             continue;
         }
-        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", one);
-        if (n < 0 || (size_t)n >= cap - used) break;
-        used += (size_t)n;
+        sn_cert_names_add(out, cap, &used, kind, ASN1_STRING_get0_data(v),
+                          (size_t)ASN1_STRING_length(v));
     }
     GENERAL_NAMES_free(names);
 }

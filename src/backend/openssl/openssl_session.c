@@ -6,6 +6,8 @@
  */
 #include "openssl.h"
 
+#include "cert_text.h"
+
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -661,31 +663,6 @@ static bool not_tls(unsigned long code)
            r == SSL_R_WRONG_SSL_VERSION;
 }
 
-/* "\"HTTP/1.1 400 B\"" for text, "16 03 01 .." in hex otherwise. */
-static void quote_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
-{
-    bool text = true;
-    for (size_t i = 0; i < n; i++)
-        if (!(b[i] >= 0x20 && b[i] < 0x7f) && b[i] != '\r' && b[i] != '\n') text = false;
-    size_t used = 0;
-    out[0] = '\0';
-    if (text) {
-        used = (size_t)snprintf(out, cap, "\"");
-        for (size_t i = 0; i < n && used + 4 < cap; i++) {
-            if (b[i] == '\r' || b[i] == '\n') {
-                out[used++] = '\\';
-                out[used++] = b[i] == '\r' ? 'r' : 'n';
-            } else {
-                out[used++] = (char)b[i];
-            }
-        }
-        snprintf(out + used, cap - used, "\"...");
-        return;
-    }
-    for (size_t i = 0; i < n && used + 4 < cap; i++)
-        used += (size_t)snprintf(out + used, cap - used, "%s%02x", i ? " " : "bytes ", b[i]);
-}
-
 /* Turns a failed OpenSSL call into a sticky failure with a message naming the cause. */
 static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
 {
@@ -756,7 +733,7 @@ static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
             if (n > 0) s->first_len += (size_t)n;
         }
         char got[96];
-        quote_bytes(s->first_bytes, s->first_len, got, sizeof got);
+        sn_quote_bytes(s->first_bytes, s->first_len, got, sizeof got);
         snprintf(s->message, sizeof s->message, "the %s does not speak TLS (got %s)",
                  s->server ? "client" : "server", got);
     } else {

@@ -50,6 +50,65 @@ static void info_of_a_generated_certificate(void **state)
     sn_crypto_key_free(k);
 }
 
+/* A certificate made by openssl req with awkward names: quoting and escaping, UTF-8, an
+ * attribute OpenSSL has no name for, every kind of subjectAltName. Every backend must print it
+ * as the OpenSSL backend does (openssl x509 -nameopt oneline,-esc_msb,-space_eq,utf8). */
+static const char awkward_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIICTjCCAfSgAwIBAgIBBzAKBggqhkjOPQQDAjBzMQwwCgYDVQQDDANhLGIxGzAZ\n"
+    "BgNVBAoMEsOcbsOvICJxIiBcIDw+Oz0jaDEOMAwGA1UECwwFIGxlYWQxFDASBgkq\n"
+    "hkiG9w0BCQEWBWFAYi5jMQ4wDAYDVQQHDAV0YWIJeDEQMA4GByoDBAWSp2AMA29k\n"
+    "ZDAeFw0yNjEyMDIwMzM1NDRaFw0zNjExMjkwMzM1NDRaMHMxDDAKBgNVBAMMA2Es\n"
+    "YjEbMBkGA1UECgwSw5xuw68gInEiIFwgPD47PSNoMQ4wDAYDVQQLDAUgbGVhZDEU\n"
+    "MBIGCSqGSIb3DQEJARYFYUBiLmMxDjAMBgNVBAcMBXRhYgl4MRAwDgYHKgMEBZKn\n"
+    "YAwDb2RkMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZPvQx7iZeKNppnx1whK4\n"
+    "SYP7b/MVekkJ7gHDOfRALk4MFp9IMiYg5eEHrx/kZM6h+piYVLzFLLoIspEV0DAD\n"
+    "WqN5MHcwVgYDVR0RBE8wTYIMZ2FtZS5leGFtcGxlhwR/AAABhxAAAAAAAAAAAAAA\n"
+    "AAAAAAABgQ5tZUBleGFtcGxlLmNvbYYVaHR0cHM6Ly9leGFtcGxlLmNvbS94MB0G\n"
+    "A1UdDgQWBBR/VEFbuDmdRRmo312ewP0Eg1K2zzAKBggqhkjOPQQDAgNIADBFAiA+\n"
+    "XspuNDxMhdg74J7gZgNC1i5fobN7nVigwkFefAvT+AIhAJzofsZ9CutQYkDDeWz1\n"
+    "DiyqyhK/HRzTcVqZSS9M5pCY\n"
+    "-----END CERTIFICATE-----\n";
+
+/* A multi-valued RDN (CN + OU) and a BMPString (O, with a character beyond Latin-1). */
+static const char multi_rdn_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBdDCCARkCFAIrdgKt/CAgRgUX8V0cC7zDdiHoMAoGCCqGSM49BAMCMDwxGDAK\n"
+    "BgNVBAMTA2EsYjAKBgNVBAsTA3ggeTETMBEGA1UECh4KANwAbgDvACAnEzELMAkG\n"
+    "A1UEBhMCREUwHhcNMjYxMjAyMDM1MjIzWhcNMjcwMTAxMDM1MjIzWjA8MRgwCgYD\n"
+    "VQQDEwNhLGIwCgYDVQQLEwN4IHkxEzARBgNVBAoeCgDcAG4A7wAgJxMxCzAJBgNV\n"
+    "BAYTAkRFMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1cc2v3LMYLaoOc3EQRu8\n"
+    "xy3v04prqleEF+YmRm4svEEKJEhfXyd4nO7UzCh5DFm0aQC0CroG2Hm1YNYA9gCq\n"
+    "LjAKBggqhkjOPQQDAgNJADBGAiEAg4KdxOunxpApfYRbgYjA32BqpvHsia2SjsKw\n"
+    "0JyRG/YCIQCnghqJFMxe917rBlmRcTrS/E5h/h7v/jS8MulJzCoanA==\n"
+    "-----END CERTIFICATE-----\n";
+
+static void names_read_the_same_on_every_backend(void **state)
+{
+    (void)state;
+    if (sn_test_backend_lacks("peer chain")) skip();
+    sn_x509_cert *c = sn_x509_cert_new();
+    assert_int_equal(sn_x509_cert_load_from_string(c, awkward_pem), SN_OK);
+    sn_x509_info info;
+    assert_int_equal(sn_x509_cert_get_info(c, 0, &info), SN_OK);
+    assert_string_equal(info.subject,
+                        "CN=\"a,b\", O=\"\xc3\x9cn\xc3\xaf \\\"q\\\" \\\\ <>;=#h\", "
+                        "OU=\" lead\", emailAddress=a@b.c, L=tab\\09x, 1.2.3.4.5.300000=odd");
+    assert_string_equal(info.issuer, info.subject);
+    assert_string_equal(info.names, "DNS:game.example, IP:127.0.0.1, IP:::1, "
+                                    "email:me@example.com, URI:https://example.com/x");
+    assert_string_equal(info.not_before, "2026-12-02 03:35:44 UTC");
+    assert_string_equal(info.not_after, "2036-11-29 03:35:44 UTC");
+    sn_x509_cert_free(c);
+    c = sn_x509_cert_new();
+    assert_int_equal(sn_x509_cert_load_from_string(c, multi_rdn_pem), SN_OK);
+    assert_int_equal(sn_x509_cert_get_info(c, 0, &info), SN_OK);
+    assert_string_equal(info.subject,
+                        "CN=\"a,b\" + OU=x y, O=\xc3\x9cn\xc3\xaf \xe2\x9c\x93, C=DE");
+    assert_string_equal(info.names, "");
+    sn_x509_cert_free(c);
+}
+
 static void keylog_and_trace_setters(void **state)
 {
     (void)state;
@@ -88,6 +147,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(info_of_a_generated_certificate),
+        cmocka_unit_test(names_read_the_same_on_every_backend),
         cmocka_unit_test(keylog_and_trace_setters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
