@@ -630,9 +630,10 @@ static sn_dtls_peer *lossy_gnutls_handshake(uint64_t seed, sn_test_proc **proc, 
  * and when the relay's 25 % loss takes every copy (about 1 run in 100 for a random seed) no
  * client can finish, whatever its TLS library. Such a run proves nothing either way: it is
  * retried with another seed, at most twice; any other failure fails the test. (This case used
- * to be skipped on mbed TLS: with that backend's datagram sequence the fixed seed 22 happened to
- * drop all four copies, which gnutls-serv's log showed as "invalid decryption" of our
- * retransmitted epoch-0 records after it had finished: harmless, not a key mismatch.) */
+ * to be skipped on mbed TLS: with that backend's datagram sequence the seed it used, 22, dropped
+ * all four copies in 11 of 12 runs, which gnutls-serv's log showed as "invalid decryption" of our
+ * retransmitted epoch-0 records after it had finished: harmless, not a key mismatch. Seed 2
+ * connects in ~2 s on both backends with datagrams lost both ways; so did each of seeds 1-21.) */
 static void test_lossy_gnutls_server(void **state)
 {
     (void)state;
@@ -643,7 +644,7 @@ static void test_lossy_gnutls_server(void **state)
     sn_dtls_peer *cl = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
         bool all_finished_lost = false;
-        cl = lossy_gnutls_handshake(22 + 1000u * (unsigned)attempt, &proc, &relay, &w,
+        cl = lossy_gnutls_handshake(2 + 1000u * (unsigned)attempt, &proc, &relay, &w,
                                     &all_finished_lost);
         if (sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED) break;
         if (!all_finished_lost) break;
