@@ -235,9 +235,19 @@ static void release_held(fx_relay *r, int dir)
     r->held[dir] = NULL;
 }
 
+/* True when one of the datagram's records is of an epoch above 0. */
+static bool carries_protected_record(const uint8_t *d, size_t len)
+{
+    for (size_t off = 0; off + 13 <= len; off += 13 + ((size_t)d[off + 11] << 8 | d[off + 12]))
+        if (d[off + 3] != 0 || d[off + 4] != 0) return true;
+    return false;
+}
+
 static void handle(fx_relay *r, int dir, const uint8_t *d, size_t len)
 {
+    bool protected_record = carries_protected_record(d, len);
     r->seen[dir]++;
+    r->protected_seen[dir] += protected_record;
     if (len > r->max_len[dir]) r->max_len[dir] = len;
     if (r->capture) capture(r, dir, d, len);
     if (r->blackhole ||
@@ -245,6 +255,7 @@ static void handle(fx_relay *r, int dir, const uint8_t *d, size_t len)
         (r->drop_pct[dir] && (int)fx_rng_below(&r->rng, 100) < r->drop_pct[dir]) ||
         (r->filter && r->filter(dir, d, len))) {
         r->dropped[dir]++;
+        r->protected_dropped[dir] += protected_record;
         return;
     }
     if (!r->held[dir] && r->reorder_pct[dir] &&

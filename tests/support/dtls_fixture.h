@@ -93,6 +93,8 @@ typedef struct fx_relay {
     uint64_t held_ms[2];
     /* Counters. */
     uint64_t seen[2], forwarded[2], dropped[2], reordered[2], duplicated[2], injected[2];
+    /* Datagrams carrying a protected record (epoch > 0): during a handshake, the Finished. */
+    uint64_t protected_seen[2], protected_dropped[2];
     size_t max_len[2];
     fx_dgram *caps;
     size_t ncaps, capcap;

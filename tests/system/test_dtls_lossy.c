@@ -580,54 +580,95 @@ static void test_lossy_gnutls_client(void **state)
     fx_relay_stop(&relay);
 }
 
-/* Our client through the lossy relay to gnutls-serv, both at MTU 600 with RSA-2048. */
-static void test_lossy_gnutls_server(void **state)
+/* One handshake of our client through a fresh lossy relay (this seed) to a fresh gnutls-serv.
+ * Returns the client once it left HANDSHAKING, connected or not; *all_finished_lost says the
+ * relay dropped every copy of gnutls-serv's Finished (its only datagrams with a protected record
+ * during the handshake) after it had sent at least two. *proc and *relay stay running for the
+ * caller in either case. */
+static sn_dtls_peer *lossy_gnutls_handshake(uint64_t seed, sn_test_proc **proc, fx_relay *relay,
+                                            fx_world *w, bool *all_finished_lost)
 {
-    (void)state;
-    if (!sn_test_have("gnutls-serv")) skip();
-#ifdef SN_TEST_BACKEND_MBEDTLS
-    /* Open (docs/backends.md): through this relay's loss and reordering an mbed TLS 2.28
-     * client and gnutls-serv end on different epoch-1 keys (gnutls logs "invalid decryption"
-     * for every retransmitted Finished); lossless interop passes (test_dtls_interop). */
-    print_message("SKIP on mbed TLS: lossy handshake against gnutls-serv never completes\n");
-    skip();
-#endif
     int gport;
-    sn_test_proc *proc = fx_start_gnutls_server(rsa_crt, rsa_key, MTU, 15000, &gport);
-    assert_non_null(proc);
+    *proc = fx_start_gnutls_server(rsa_crt, rsa_key, MTU, 15000, &gport);
+    assert_non_null(*proc);
     sn_dtls_settings set;
     sn_dtls_default_settings(&set);
     set.mtu = MTU;
     set.retransmit_initial_ms = 100;
     set.handshake_timeout_ms = 40000;
-    fx_relay relay;
-    assert_true(fx_relay_start(&relay, gport, 22));
-    relay.drop_pct[FX_C2S] = relay.drop_pct[FX_S2C] = FOREIGN_LOSS;
-    relay.reorder_pct[FX_C2S] = relay.reorder_pct[FX_S2C] = 10;
+    assert_true(fx_relay_start(relay, gport, seed));
+    relay->drop_pct[FX_C2S] = relay->drop_pct[FX_S2C] = FOREIGN_LOSS;
+    relay->reorder_pct[FX_C2S] = relay->reorder_pct[FX_S2C] = 10;
     sn_tls_options *copts = sn_tls_options_client(rsa_trusted, NULL);
-    sn_dtls_peer *cl = fx_client_connect(relay.port, "localhost", copts, &set);
+    sn_dtls_peer *cl = fx_client_connect(relay->port, "localhost", copts, &set);
     sn_tls_options_free(copts);
     assert_non_null(cl);
-    fx_world w;
-    fx_world_init(&w, NULL, &relay);
-    fx_world_add_client(&w, cl);
+    fx_world_init(w, NULL, relay);
+    fx_world_add_client(w, cl);
     uint64_t t0 = sn_test_now_ms();
-    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, 45000);
-    if (sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_CONNECTED)
+    FX_ASSERT_WITHIN(w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, 45000);
+    print_message("seed %llu: sealnet client -> gnutls-serv through %d%% loss: %s after %llu ms; "
+                  "relay c->s seen %llu dropped %llu max %zu, s->c seen %llu dropped %llu max "
+                  "%zu; gnutls-serv's Finished sent %llu times, dropped %llu\n",
+                  (unsigned long long)seed, FOREIGN_LOSS,
+                  sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED ? "connected" : "failed",
+                  (unsigned long long)(sn_test_now_ms() - t0), (unsigned long long)relay->seen[0],
+                  (unsigned long long)relay->dropped[0], relay->max_len[0],
+                  (unsigned long long)relay->seen[1], (unsigned long long)relay->dropped[1],
+                  relay->max_len[1], (unsigned long long)relay->protected_seen[FX_S2C],
+                  (unsigned long long)relay->protected_dropped[FX_S2C]);
+    *all_finished_lost = relay->protected_seen[FX_S2C] >= 2 &&
+                         relay->protected_dropped[FX_S2C] == relay->protected_seen[FX_S2C];
+    return cl;
+}
+
+/* Our client through the lossy relay to gnutls-serv, both at MTU 600 with RSA-2048.
+ *
+ * gnutls-serv resends its last flight (ChangeCipherSpec and Finished, one datagram each) only
+ * when a retransmission of ours arrives at least its own doubling timer (1 s, 2 s, 4 s...) after
+ * its previous send: within the 40 s handshake timeout it sends its Finished about five times,
+ * and when the relay's 25 % loss takes every copy (about 1 run in 100 for a random seed) no
+ * client can finish, whatever its TLS library. Such a run proves nothing either way: it is
+ * retried with another seed, at most twice; any other failure fails the test. (This case used
+ * to be skipped on mbed TLS: with that backend's datagram sequence the seed it used, 22, dropped
+ * all four copies in 11 of 12 runs, which gnutls-serv's log showed as "invalid decryption" of our
+ * retransmitted epoch-0 records after it had finished: harmless, not a key mismatch. Seed 2
+ * connects in ~2 s on both backends with datagrams lost both ways; so did each of seeds 1-21.) */
+static void test_lossy_gnutls_server(void **state)
+{
+    (void)state;
+    if (!sn_test_have("gnutls-serv")) skip();
+    sn_test_proc *proc = NULL;
+    fx_relay relay;
+    fx_world w;
+    sn_dtls_peer *cl = NULL;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        bool all_finished_lost = false;
+        cl = lossy_gnutls_handshake(2 + 1000u * (unsigned)attempt, &proc, &relay, &w,
+                                    &all_finished_lost);
+        if (sn_dtls_peer_get_status(cl) == SN_DTLS_STATUS_CONNECTED) break;
+        if (!all_finished_lost) break;
+        print_message("the relay dropped every copy of gnutls-serv's Finished: inconclusive, "
+                      "trying another seed\n");
+        sn_dtls_peer_free(cl);
+        fx_relay_stop(&relay);
+        sn_test_proc_stop(proc);
+    }
+    if (sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_CONNECTED) {
         print_error("client: %s\ngnutls-serv output:\n%s\n", sn_dtls_peer_get_error_message(cl),
                     sn_test_proc_output(proc));
-    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_CONNECTED);
-    print_message("sealnet client -> gnutls-serv through %d%% loss: handshake %llu ms; relay c->s "
-                  "seen %llu dropped %llu max %zu, s->c seen %llu dropped %llu max %zu\n",
-                  FOREIGN_LOSS, (unsigned long long)(sn_test_now_ms() - t0),
-                  (unsigned long long)relay.seen[0], (unsigned long long)relay.dropped[0],
-                  relay.max_len[0], (unsigned long long)relay.seen[1],
-                  (unsigned long long)relay.dropped[1], relay.max_len[1]);
+        sn_dtls_peer_free(cl);
+        fx_relay_stop(&relay);
+        sn_test_proc_stop(proc); /* not left running after the test program */
+        fail();
+    }
     assert_true(relay.max_len[FX_C2S] <= MTU && relay.max_len[FX_S2C] <= MTU);
-    /* The echo of a checked packet, with the loss off (the server may still be finishing, so
-     * resend until something comes back). gnutls-serv echoes in pieces of at most 254 bytes:
-     * collect until the packet is whole. */
+    /* The echo of a checked packet, with loss and reordering off (the server may still be
+     * finishing, so resend until something comes back). gnutls-serv echoes in pieces of at most
+     * 254 bytes: collect until the packet is whole. Reordering stays off so those pieces arrive
+     * in order (one piece held back behind the next used to fail about 1 run in 10). */
     relay.drop_pct[FX_C2S] = relay.drop_pct[FX_S2C] = 0;
+    relay.reorder_pct[FX_C2S] = relay.reorder_pct[FX_S2C] = 0;
     fx_rng rng;
     fx_rng_seed(&rng, 99);
     uint8_t pkt[600], back[1200];
@@ -657,6 +698,121 @@ static void test_lossy_gnutls_server(void **state)
     sn_test_proc_stop(proc);
 }
 
+/* --- the last flight lost: deterministic, no random loss ----------------------------------- */
+
+/* Drops the first two datagrams each way that carry a protected record: during a handshake,
+ * the ones with each side's Finished. A peer that has sent its Finished learns of the loss only
+ * from the other side's retransmission, and the side that finished last (the server) resends its
+ * last flight only when the client's retransmission arrives. */
+static int finished_dropped[2];
+
+static bool drop_first_two_finished(int dir, const uint8_t *d, size_t len)
+{
+    bool protected_record = false;
+    for (size_t off = 0; off + 13 <= len; off += 13 + ((size_t)d[off + 11] << 8 | d[off + 12]))
+        protected_record = protected_record || d[off + 3] != 0 || d[off + 4] != 0;
+    if (!protected_record || finished_dropped[dir] >= 2) return false;
+    finished_dropped[dir]++;
+    return true;
+}
+
+/* Both Finished datagrams lost twice, between sealnet client and sealnet server: the handshake
+ * completes on both sides by retransmission and data flows both ways. */
+static void test_finished_lost_twice_each_way(void **state)
+{
+    (void)state;
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.retransmit_initial_ms = 100;
+    set.handshake_timeout_ms = 20000;
+    fx_server srv;
+    fx_relay relay;
+    assert_true(fx_server_start(&srv, ec_server, &set));
+    assert_true(fx_relay_start(&relay, srv.port, 31));
+    memset(finished_dropped, 0, sizeof finished_dropped);
+    relay.filter = drop_first_two_finished;
+    sn_tls_options *copts = sn_tls_options_client(ec_trusted, NULL);
+    sn_dtls_peer *cl = fx_client_connect(relay.port, "localhost", copts, &set);
+    sn_tls_options_free(copts);
+    assert_non_null(cl);
+    fx_world w;
+    fx_world_init(&w, &srv, &relay);
+    fx_world_add_client(&w, cl);
+    FX_ASSERT_WITHIN(&w,
+                     sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING && srv.npeers > 0 &&
+                         sn_dtls_peer_get_status(fx_server_last_peer(&srv)) !=
+                             SN_DTLS_STATUS_HANDSHAKING,
+                     25000);
+    sn_dtls_peer *sp = fx_server_last_peer(&srv);
+    if (sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_CONNECTED ||
+        sn_dtls_peer_get_status(sp) != SN_DTLS_STATUS_CONNECTED)
+        print_error("client %d \"%s\", server %d \"%s\"\n", sn_dtls_peer_get_status(cl),
+                    sn_dtls_peer_get_error_message(cl), sn_dtls_peer_get_status(sp),
+                    sn_dtls_peer_get_error_message(sp));
+    assert_int_equal(sn_dtls_peer_get_status(cl), SN_DTLS_STATUS_CONNECTED);
+    assert_int_equal(sn_dtls_peer_get_status(sp), SN_DTLS_STATUS_CONNECTED);
+    assert_int_equal(relay.protected_dropped[FX_C2S], 2);
+    assert_int_equal(relay.protected_dropped[FX_S2C], 2);
+    relay.filter = NULL;
+    uint8_t buf[64];
+    size_t len;
+    assert_int_equal(sn_dtls_peer_put_packet(cl, "up", 2), SN_OK);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_available_packet_count(sp) > 0, 5000);
+    assert_int_equal(sn_dtls_peer_get_packet(sp, buf, sizeof buf, &len), SN_OK);
+    assert_int_equal(len, 2);
+    assert_int_equal(sn_dtls_peer_put_packet(sp, "down", 4), SN_OK);
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_available_packet_count(cl) > 0, 5000);
+    assert_int_equal(sn_dtls_peer_get_packet(cl, buf, sizeof buf, &len), SN_OK);
+    assert_memory_equal(buf, "down", 4);
+    sn_dtls_peer_free(cl);
+    fx_server_stop(&srv);
+    fx_relay_stop(&relay);
+}
+
+/* The same against gnutls-serv (the peer whose final-flight policy the lossy case above runs
+ * into): our Finished and gnutls-serv's each lost twice, the handshake still completes. */
+static void test_finished_lost_twice_gnutls_server(void **state)
+{
+    (void)state;
+    if (!sn_test_have("gnutls-serv")) skip();
+    int gport;
+    sn_test_proc *proc = fx_start_gnutls_server(rsa_crt, rsa_key, MTU, 15000, &gport);
+    assert_non_null(proc);
+    sn_dtls_settings set;
+    sn_dtls_default_settings(&set);
+    set.mtu = MTU;
+    set.retransmit_initial_ms = 100;
+    set.handshake_timeout_ms = 30000;
+    fx_relay relay;
+    assert_true(fx_relay_start(&relay, gport, 32));
+    memset(finished_dropped, 0, sizeof finished_dropped);
+    relay.filter = drop_first_two_finished;
+    sn_tls_options *copts = sn_tls_options_client(rsa_trusted, NULL);
+    sn_dtls_peer *cl = fx_client_connect(relay.port, "localhost", copts, &set);
+    sn_tls_options_free(copts);
+    assert_non_null(cl);
+    fx_world w;
+    fx_world_init(&w, NULL, &relay);
+    fx_world_add_client(&w, cl);
+    uint64_t t0 = sn_test_now_ms();
+    FX_ASSERT_WITHIN(&w, sn_dtls_peer_get_status(cl) != SN_DTLS_STATUS_HANDSHAKING, 35000);
+    sn_dtls_status st = sn_dtls_peer_get_status(cl);
+    if (st != SN_DTLS_STATUS_CONNECTED)
+        print_error("client: %s\ngnutls-serv output:\n%s\n", sn_dtls_peer_get_error_message(cl),
+                    sn_test_proc_output(proc));
+    print_message("gnutls-serv, each Finished lost twice: %s after %llu ms\n",
+                  st == SN_DTLS_STATUS_CONNECTED ? "connected" : "failed",
+                  (unsigned long long)(sn_test_now_ms() - t0));
+    uint64_t dropped_c2s = relay.protected_dropped[FX_C2S],
+             dropped_s2c = relay.protected_dropped[FX_S2C];
+    sn_dtls_peer_free(cl);
+    fx_relay_stop(&relay);
+    sn_test_proc_stop(proc);
+    assert_int_equal(st, SN_DTLS_STATUS_CONNECTED);
+    assert_int_equal(dropped_c2s, 2);
+    assert_int_equal(dropped_s2c, 2);
+}
+
 int main(void)
 {
     if (!sn_test_have("openssl")) {
@@ -664,10 +820,16 @@ int main(void)
         return 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lossless_baseline),   cmocka_unit_test(test_lossy_rsa_mtu600),
-        cmocka_unit_test(test_lossy_ec_mtu512),     cmocka_unit_test(test_lossy_many_clients),
-        cmocka_unit_test(test_sizes_large_mtu),     cmocka_unit_test(test_small_mtu_long_hostname),
-        cmocka_unit_test(test_lossy_gnutls_client), cmocka_unit_test(test_lossy_gnutls_server),
+        cmocka_unit_test(test_lossless_baseline),
+        cmocka_unit_test(test_lossy_rsa_mtu600),
+        cmocka_unit_test(test_lossy_ec_mtu512),
+        cmocka_unit_test(test_lossy_many_clients),
+        cmocka_unit_test(test_sizes_large_mtu),
+        cmocka_unit_test(test_small_mtu_long_hostname),
+        cmocka_unit_test(test_lossy_gnutls_client),
+        cmocka_unit_test(test_lossy_gnutls_server),
+        cmocka_unit_test(test_finished_lost_twice_each_way),
+        cmocka_unit_test(test_finished_lost_twice_gnutls_server),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
