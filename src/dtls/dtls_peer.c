@@ -640,6 +640,17 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (!p || !p->tls) return;
     const sn_tls_backend *b = sn_tls_backend_get();
     sn_udp_peer_pump(p->udp);
+    /* A datagram the session handed over earlier left later, in its server's batch, and failed
+     * for good: the session is as dead as when a direct send fails. */
+    if (sn_udp_peer_take_send_error(p->udp, p->transport_message, sizeof p->transport_message)) {
+        char why[sizeof p->message];
+        snprintf(why, sizeof why, "transport error during %s: %s",
+                 p->status == SN_DTLS_STATUS_HANDSHAKING ? "the handshake" : "the session",
+                 p->transport_message);
+        set_error(p, SN_DTLS_STATUS_ERROR, "%s", why);
+        release_transport(p);
+        return;
+    }
     if (p->status == SN_DTLS_STATUS_HANDSHAKING && p->half_table) {
         if (atomic_load(&p->half.evicted)) {
             sn_dtls_peer_abort_handshake(
