@@ -574,13 +574,19 @@ static void read_all(sn_dtls_peer *p)
     const sn_tls_backend *b = sn_tls_backend_get();
     /* One record is at most 16 KiB of plaintext. */
     uint8_t buf[16384];
+    uint64_t now = 0;
     for (;;) {
         size_t n = 0;
         sn_tls_result r = b->read(p->tls, buf, sizeof buf, &n);
         if (restarted(p)) return;
         if (r == SN_TLS_OK) {
-            p->last_packet_ms = sn_now_ms();
+            if (!now) now = sn_now_ms(); /* one clock read per poll, not per record */
+            p->last_packet_ms = now;
             enqueue(p, buf, n);
+            /* The same test as the poll's before reading: with no datagram queued and nothing
+             * buffered in the session, another read would only come back empty (a whole trip
+             * through the TLS library and its error queue, per packet). */
+            if (!sn_udp_peer_peek(p->udp, NULL) && !b->has_buffered_input(p->tls)) return;
             continue;
         }
         if (r == SN_TLS_CLOSED) {

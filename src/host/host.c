@@ -365,7 +365,8 @@ int sn_host_service(sn_host *h, sn_host_event *ev, int timeout_ms)
     /* Another event of the same pass: the replies to the previous ones stay queued. */
     if (sn_host_deliver(h, ev)) return 1;
     cork(h);
-    uint64_t start = sn_now_ms();
+    /* The clock is read only for a timeout that needs it (a poll with 0 is the common call). */
+    uint64_t start = timeout_ms > 0 ? sn_now_ms() : 0;
     int wait = 0;
     for (;;) {
         if (io_step(h, wait) < 0) {
@@ -373,7 +374,7 @@ int sn_host_service(sn_host *h, sn_host_event *ev, int timeout_ms)
             return -1;
         }
         if (sn_host_deliver(h, ev)) return 1; /* still corked: the program's replies queue */
-        uint64_t elapsed = sn_now_ms() - start;
+        uint64_t elapsed = timeout_ms > 0 ? sn_now_ms() - start : 0;
         if (timeout_ms >= 0 && elapsed >= (uint64_t)timeout_ms) {
             uncork(h); /* no pass in progress: sends between service calls go out at once */
             return 0;
