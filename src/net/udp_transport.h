@@ -34,6 +34,8 @@ void *sn_udp_peer_ready_tag(const sn_udp_peer *p);
  * peer on the ready list; one refused for a full buffer is dropped and counted (send_busy), as
  * the network could have dropped it. Default uncorked. */
 void sn_udp_server_set_corked(sn_udp_server *s, bool corked);
+/* Off: corking is ignored and every send is its own sendto (for comparisons; default on). */
+void sn_udp_server_set_send_batching(sn_udp_server *s, bool enabled);
 bool sn_udp_server_is_corked(const sn_udp_server *s);
 void sn_udp_server_flush(sn_udp_server *s);
 /* Datagrams waiting for the next flush. */
