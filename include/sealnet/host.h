@@ -197,6 +197,14 @@ SN_API sn_host_peer *sn_host_connect(sn_host *host, const char *address, int por
 SN_API int sn_host_broadcast(sn_host *host, const void *data, size_t len,
                              const sn_host_peer *except);
 
+/* Sends now what the host queued (ENet's enet_host_flush). Rarely needed: replies sent while
+ * handling the events of a service pass wait in a queue and leave together, in one sendmmsg,
+ * at the next sn_host_service call (or when 64 are queued); sends made when no pass is in
+ * progress leave at once. sn_host_next_timeout_ms is 0 while anything is queued. A datagram
+ * that then fails for good ends its peer's session: DISCONNECT ERROR with the cause, at the
+ * next service. NULL is fine. */
+SN_API void sn_host_flush(sn_host *host);
+
 /* The live peer with this id (ids are never reused within a host's life); NULL when it is
  * gone. The safe way to keep a reference across service calls. */
 SN_API sn_host_peer *sn_host_find_peer(const sn_host *host, uint32_t id);

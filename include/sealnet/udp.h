@@ -140,6 +140,7 @@ typedef struct sn_udp_server_stats {
     uint64_t pending_now;          /* gauge */
     uint64_t taken_now;            /* gauge: taken peers still registered */
     uint64_t table_capacity;       /* gauge: slots in the address table */
+    uint64_t send_batches;         /* sendmmsg calls for the datagrams of a corked server */
 } sn_udp_server_stats;
 
 /* Copies the server's counters into *out (zeroes when s is NULL). */

@@ -7,8 +7,13 @@
 typedef struct packet {
     struct packet *next;
     size_t len;
+    size_t cap; /* bytes data[] can hold (a reused node may be larger than len) */
     uint8_t data[];
 } packet;
+
+/* A node read by the program is kept for the next record when it is at most this large, so a
+ * steady flow of small packets allocates nothing per packet; larger ones are freed. */
+#define SN_DTLS_SPARE_MAX 2048
 
 /* A client's current streak of ICMP port unreachable answers (see nobody_listening). */
 typedef struct icmp_watch {
@@ -27,7 +32,9 @@ struct sn_dtls_peer {
     int mtu, handshake_timeout_ms, retransmit_initial_ms, max_queued;
     uint64_t handshake_started_ms, last_packet_ms;
     packet *head, *tail;
+    packet *spare; /* one node kept for reuse (SN_DTLS_SPARE_MAX) */
     int queued;
+    size_t overhead; /* record_overhead of the session's cipher, once connected (0: ask) */
     sn_dtls_peer_stats stats;
     uint8_t cookie[SN_DTLS_COOKIE_LEN]; /* server: the verified cookie of the opening hello */
     uint8_t client_random[32];          /* server: the opening hello's random */
@@ -104,7 +111,9 @@ static long io_send(void *user, const void *data, size_t len)
  * records, not the valid ones before them); 0 drops it whole. */
 static size_t acceptable_prefix(const sn_dtls_peer *p, const uint8_t *d, size_t len)
 {
-    size_t overhead = sn_tls_backend_get()->record_overhead(p->tls), good = 0;
+    /* The cipher is fixed once connected (renegotiation is off): asked once, not per datagram. */
+    size_t overhead = p->overhead ? p->overhead : sn_tls_backend_get()->record_overhead(p->tls);
+    size_t good = 0;
     while (len - good >= 13) {
         const uint8_t *r = d + good;
         unsigned epoch = (unsigned)r[3] << 8 | r[4];
@@ -345,6 +354,7 @@ static void release_transport(sn_dtls_peer *p)
     leave_half(p);
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
+    p->overhead = 0;
     sn_udp_peer_free(p->udp);
     p->udp = NULL;
 }
@@ -430,6 +440,8 @@ static void clear_queue(sn_dtls_peer *p)
     }
     p->head = p->tail = NULL;
     p->queued = 0;
+    sn_free(p->spare);
+    p->spare = NULL;
 }
 
 void sn_dtls_peer_free(sn_dtls_peer *p)
@@ -546,8 +558,12 @@ static void enqueue(sn_dtls_peer *p, const uint8_t *data, size_t len)
         p->stats.dropped_queue_full++;
         return;
     }
-    packet *k = sn_malloc(sizeof *k + len);
-    if (!k) {
+    packet *k = p->spare;
+    if (k && k->cap >= len) {
+        p->spare = NULL;
+    } else if ((k = sn_malloc(sizeof *k + len))) {
+        k->cap = len;
+    } else {
         p->stats.dropped_queue_full++;
         return;
     }
@@ -584,13 +600,19 @@ static void read_all(sn_dtls_peer *p)
     const sn_tls_backend *b = sn_tls_backend_get();
     /* One record is at most 16 KiB of plaintext. */
     uint8_t buf[16384];
+    uint64_t now = 0;
     for (;;) {
         size_t n = 0;
         sn_tls_result r = b->read(p->tls, buf, sizeof buf, &n);
         if (restarted(p)) return;
         if (r == SN_TLS_OK) {
-            p->last_packet_ms = sn_now_ms();
+            if (!now) now = sn_now_ms(); /* one clock read per poll, not per record */
+            p->last_packet_ms = now;
             enqueue(p, buf, n);
+            /* The same test as the poll's before reading: with no datagram queued and nothing
+             * buffered in the session, another read would only come back empty (a whole trip
+             * through the TLS library and its error queue, per packet). */
+            if (!sn_udp_peer_peek(p->udp, NULL) && !b->has_buffered_input(p->tls)) return;
             continue;
         }
         if (r == SN_TLS_CLOSED) {
@@ -650,6 +672,17 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (!p || !p->tls) return;
     const sn_tls_backend *b = sn_tls_backend_get();
     sn_udp_peer_pump(p->udp);
+    /* A datagram the session handed over earlier left later, in its server's batch, and failed
+     * for good: the session is as dead as when a direct send fails. */
+    if (sn_udp_peer_take_send_error(p->udp, p->transport_message, sizeof p->transport_message)) {
+        char why[sizeof p->message];
+        snprintf(why, sizeof why, "transport error during %s: %s",
+                 p->status == SN_DTLS_STATUS_HANDSHAKING ? "the handshake" : "the session",
+                 p->transport_message);
+        set_error(p, SN_DTLS_STATUS_ERROR, "%s", why);
+        release_transport(p);
+        return;
+    }
     if (p->status == SN_DTLS_STATUS_HANDSHAKING && p->half_table) {
         if (atomic_load(&p->half.evicted)) {
             sn_dtls_peer_abort_handshake(
@@ -704,6 +737,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             return;
         }
         p->status = SN_DTLS_STATUS_CONNECTED;
+        p->overhead = b->record_overhead(p->tls);
         leave_half(p);
         p->last_packet_ms = sn_now_ms();
         p->resumed = b->session_resumed && b->session_resumed(p->tls); /* optional */
@@ -754,7 +788,11 @@ sn_err sn_dtls_peer_get_packet(sn_dtls_peer *p, void *buf, size_t cap, size_t *l
     p->head = k->next;
     if (!p->head) p->tail = NULL;
     p->queued--;
-    sn_free(k);
+    if (!p->spare && k->cap <= SN_DTLS_SPARE_MAX) {
+        p->spare = k;
+    } else {
+        sn_free(k);
+    }
     return SN_OK;
 }
 

@@ -101,14 +101,48 @@ static void server_io(sn_host *h, uint64_t now, int *budget, bool readable)
     if (sn_udp_server_ready_count(h->udp) > 0) h->more_work = true;
 }
 
+/* ---- send batching ------------------------------------------------------------------------- */
+
+/* The server socket's send queue (docs/host.md, "Send batching"): from the start of a service
+ * pass until a service call returns without an event, the server is corked, so the program's
+ * replies to one pass's events, and what the host itself sends during its I/O and timer rounds,
+ * leave in one sendmmsg per flush rather than one sendto each. A flush comes before every
+ * epoll_wait (nothing waits while the host sleeps) and after every I/O round. */
+static void cork(sn_host *h)
+{
+    if (h->udp) sn_udp_server_set_corked(h->udp, true);
+}
+
+/* A datagram that failed in the batch put its peer on the server's ready list: the next I/O
+ * round polls it and turns the failure into that peer's DISCONNECT. */
+static void flush_sends(sn_host *h)
+{
+    if (!h->udp) return;
+    sn_udp_server_flush(h->udp);
+    if (sn_udp_server_ready_count(h->udp) > 0) h->more_work = true;
+}
+
+static void uncork(sn_host *h)
+{
+    if (!h->udp) return;
+    sn_udp_server_set_corked(h->udp, false);
+    if (sn_udp_server_ready_count(h->udp) > 0) h->more_work = true;
+}
+
 /* One round of I/O and timers; sleeps up to wait_ms in epoll_wait first. */
 static int io_step(sn_host *h, int wait_ms)
 {
+    flush_sends(h); /* before sleeping: the replies of the last pass go out now */
     if (wait_ms > 0) h->st.waits++;
     /* An override's datagrams never wake epoll: look again every millisecond instead. */
     if (wait_ms != 0 && sn_udp_transport_is_overridden()) wait_ms = 1;
-    int n = epoll_wait(h->epfd, h->evs, MAX_EPOLL_EVENTS, wait_ms);
-    if (n < 0) {
+    int n = 0;
+    bool server_ready = false;
+    if (wait_ms == 0 && h->udp && h->n_outgoing == 0) {
+        /* A look without waiting when the server's socket is the only one: its recvmmsg says
+         * as much as epoll_wait would, and saves that system call on every wake-up. */
+        server_ready = true;
+    } else if ((n = epoll_wait(h->epfd, h->evs, MAX_EPOLL_EVENTS, wait_ms)) < 0) {
         if (errno != EINTR) {
             sn_fail(SN_FAILED, "epoll_wait: %s", strerror(errno));
             return -1;
@@ -119,7 +153,6 @@ static int io_step(sn_host *h, int wait_ms)
     int budget = h->cfg.max_work_per_service;
     bool overridden = sn_udp_transport_is_overridden();
     h->more_work = false;
-    bool server_ready = false;
     for (int i = 0; i < n; i++) {
         void *ptr = h->evs[i].data.ptr;
         if (ptr == h) {
@@ -161,6 +194,7 @@ static int io_step(sn_host *h, int wait_ms)
         sn_host_heap_remove(h, p);
         sn_host_on_timer(h, p, now);
     }
+    flush_sends(h); /* handshake flights, pongs and pings of this round */
     return 0;
 }
 
@@ -279,6 +313,7 @@ sn_host *sn_host_new(void)
 void sn_host_free(sn_host *h)
 {
     if (!h) return;
+    uncork(h);
     /* Peers first: a server-side peer sends its close_notify through the server's socket. */
     while (h->npeers)
         sn_host_release_peer(h, h->peers[h->npeers - 1]);
@@ -306,6 +341,9 @@ int sn_host_next_timeout_ms(const sn_host *h)
 {
     if (!h) return -1;
     if (h->dhead || h->more_work) return 0;
+    /* Queued sends leave at the next service call; failed ones are reported by it. */
+    if (h->udp && (sn_udp_server_queued_sends(h->udp) || sn_udp_server_ready_count(h->udp)))
+        return 0;
     int64_t best = -1;
     if (h->nheap) {
         uint64_t now = sn_now_ms(), w = h->heap[0]->wake_ms;
@@ -328,14 +366,23 @@ int sn_host_service(sn_host *h, sn_host_event *ev, int timeout_ms)
     ev->message = "";
     h->st.service_calls++;
     sn_host_free_dead(h);
+    /* Another event of the same pass: the replies to the previous ones stay queued. */
     if (sn_host_deliver(h, ev)) return 1;
-    uint64_t start = sn_now_ms();
+    cork(h);
+    /* The clock is read only for a timeout that needs it (a poll with 0 is the common call). */
+    uint64_t start = timeout_ms > 0 ? sn_now_ms() : 0;
     int wait = 0;
     for (;;) {
-        if (io_step(h, wait) < 0) return -1;
-        if (sn_host_deliver(h, ev)) return 1;
-        uint64_t elapsed = sn_now_ms() - start;
-        if (timeout_ms >= 0 && elapsed >= (uint64_t)timeout_ms) return 0;
+        if (io_step(h, wait) < 0) {
+            uncork(h);
+            return -1;
+        }
+        if (sn_host_deliver(h, ev)) return 1; /* still corked: the program's replies queue */
+        uint64_t elapsed = timeout_ms > 0 ? sn_now_ms() - start : 0;
+        if (timeout_ms >= 0 && elapsed >= (uint64_t)timeout_ms) {
+            uncork(h); /* no pass in progress: sends between service calls go out at once */
+            return 0;
+        }
         if (h->more_work) {
             wait = 0;
             continue;
@@ -414,13 +461,22 @@ int sn_host_broadcast(sn_host *h, const void *data, size_t len, const sn_host_pe
         return -1;
     }
     int sent = 0;
+    /* One sendmmsg per 64 peers, unless a pass is in progress (then its flush sends them). */
+    bool corked = h->udp && sn_udp_server_is_corked(h->udp);
+    cork(h);
     /* Indexes, not pointers: a send that fails fatally only changes state, never the array. */
     for (size_t i = 0; i < h->npeers; i++) {
         sn_host_peer *p = h->peers[i];
         if (p == except || p->state != PS_CONNECTED || !p->announced) continue;
         if (sn_host_peer_send(p, data, len) == SN_OK) sent++;
     }
+    if (!corked) uncork(h);
     return sent;
+}
+
+void sn_host_flush(sn_host *h)
+{
+    if (h) flush_sends(h);
 }
 
 sn_host_peer *sn_host_find_peer(const sn_host *h, uint32_t id)

@@ -88,7 +88,8 @@ struct sn_host {
     sn_host_peer *dhead, *dtail;
     sn_host_peer *dead;
 
-    bool more_work; /* budget ran out with work left: service again without sleeping */
+    bool more_work;    /* budget ran out with work left: service again without sleeping */
+    size_t n_outgoing; /* outgoing peers not yet freed: their sockets are in the epoll set */
 
     size_t n_handshaking, n_connected, n_half_open;
     sn_host_peer *half_head, *half_tail; /* incoming half-open peers, oldest first */

@@ -202,6 +202,7 @@ sn_host_peer *sn_host_new_peer(sn_host *h, bool outgoing)
         return NULL;
     }
     p->outgoing = outgoing;
+    if (outgoing) h->n_outgoing++;
     p->fd = -1;
     p->heap_idx = NO_HEAP;
     p->keepalive_ms = h->cfg.keepalive_interval_ms;
@@ -216,6 +217,7 @@ void sn_host_release_peer(sn_host *h, sn_host_peer *p)
     if (p->dtls) sn_host_count_drops(h, p);
     sn_dtls_peer_free(p->dtls); /* close_notify when still connected */
     sn_host_ids_remove(h, p);
+    if (p->outgoing) h->n_outgoing--;
     size_t i = p->index;
     h->peers[i] = h->peers[--h->npeers];
     h->peers[i]->index = i;

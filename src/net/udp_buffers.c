@@ -243,14 +243,26 @@ int sn_udp_rx_recv(sn_udp_rx *rx, int fd, unsigned want)
 {
     if (want > rx->batch) want = rx->batch;
     unsigned n = 0;
+    while (n < rx->written && rx_ready(rx, n))
+        n++;
+    if (n < rx->written)
+        rx->ready = n; /* out of memory: the armed prefix ends here */
+    else if (n < rx->ready)
+        n = rx->ready;
+    rx->written = 0;
     while (n < want && rx_ready(rx, n))
         n++;
+    if (n > rx->ready) rx->ready = n;
+    if (n > want) n = want;
     if (n == 0) {
         errno = ENOMEM;
         return -1;
     }
     int r = sn_udp_sys_recvmmsg(fd, rx->msgs, n);
-    if (r > 0) memset(rx->armed, 0, (size_t)r); /* the kernel wrote into these */
+    if (r > 0) { /* the kernel wrote into these */
+        memset(rx->armed, 0, (size_t)r);
+        rx->written = (unsigned)r;
+    }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     return r;
 }

@@ -214,6 +214,7 @@ void sn_udp_hub_forget(sn_udp_hub *s, sn_udp_peer *p)
 {
     table_remove(s, p);
     ready_unlink(s, p);
+    sn_udp_sendq_forget(s, p);
     if (p->pending)
         sn_udp_hub_pending_unlink(s, p);
     else

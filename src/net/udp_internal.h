@@ -89,6 +89,10 @@ typedef struct sn_udp_rx {
     /* armed[i]: slot i is ready and no datagram was received into it since, so the next
      * recvmmsg needs no work on it (a wake-up for one datagram re-arms one slot, not 64). */
     uint8_t *armed;
+    /* Slots [0, written) were filled by the last recvmmsg; [written, ready) are still armed.
+     * The next call re-arms the first and skips the second without looking at them: a wake-up
+     * for one datagram touches one slot, not the 64 flags. */
+    unsigned written, ready;
 } sn_udp_rx;
 
 /* Hash key of a remote: IPv6 bytes (IPv4 as IPv4-mapped), port, scope. 24 bytes. */
@@ -100,6 +104,7 @@ typedef struct sn_udp_key {
 } sn_udp_key;
 
 typedef struct sn_udp_hub sn_udp_hub;
+typedef struct sn_udp_sendq sn_udp_sendq;
 
 struct sn_udp_peer {
     /* Hot while routing: the key, the queue and its bounds, the receive counters. Kept first so
@@ -122,6 +127,7 @@ struct sn_udp_peer {
     struct sn_udp_peer *prev, *next;   /* server's pending or taken list */
     struct sn_udp_peer *rprev, *rnext; /* server's ready list (taken peers with new datagrams) */
     bool in_ready;
+    int send_err;    /* errno of a queued datagram that failed for good; 0: none (udp_sendq.c) */
     void *ready_tag; /* what the ready list hands the consumer (sn_udp_peer_set_ready_tag) */
     sn_udp_rx *rx;   /* standalone: lazily allocated */
     sn_addr remote;
@@ -174,6 +180,10 @@ struct sn_udp_hub {
      * the list; sn_udp_server_pop_ready takes it off. */
     sn_udp_peer *ready_head, *ready_tail;
     size_t ready_count;
+    /* Corked (sn_udp_server_set_corked): the taken peers' sends wait in sendq and leave in one
+     * sendmmsg at the flush. */
+    bool corked;
+    sn_udp_sendq *sendq; /* allocated at the first cork */
     sn_udp_server_stats st;
 };
 
@@ -190,6 +200,26 @@ sn_udp_peer *sn_udp_hub_ready_pop(sn_udp_hub *hub);
  * closed. */
 void sn_udp_hub_forget(sn_udp_hub *hub, sn_udp_peer *p);
 void sn_udp_hub_count_send(sn_udp_hub *hub, size_t bytes, sn_err result);
+
+/* ---- the send queue (udp_sendq.c) ------------------------------------------------------ */
+
+/* Datagrams per sendmmsg, and the payload bytes a queue holds before it is flushed. */
+#define SN_UDP_SENDQ_MAX   64
+#define SN_UDP_SENDQ_BYTES (64u * 1024u)
+
+/* Queues a copy of one datagram of peer p for `to` (flushing first when the queue is full).
+ * False when it cannot be queued (no memory, or longer than the queue holds): send it now. */
+bool sn_udp_sendq_push(sn_udp_hub *hub, sn_udp_peer *p, const void *buf, size_t len,
+                       const sn_addr *to);
+/* Sends what is queued (sendmmsg; sendto for a single datagram). Each datagram's result is
+ * counted on its peer and the server; one that failed for good (not a full buffer) is kept as
+ * the peer's send_err and the peer joins the ready list, so its consumer hears of it at its
+ * next poll (sn_udp_peer_take_send_error). */
+void sn_udp_sendq_flush(sn_udp_hub *hub);
+size_t sn_udp_sendq_count(const sn_udp_hub *hub);
+/* p is going away: its queued datagrams still leave, but their results concern nobody. */
+void sn_udp_sendq_forget(sn_udp_hub *hub, const sn_udp_peer *p);
+void sn_udp_sendq_free(sn_udp_hub *hub);
 
 /* udp_server.c: test hook, the peer registered for an address (NULL when none). */
 sn_udp_peer *sn_udp_server_lookup(const sn_udp_server *s, const struct sockaddr *sa);

@@ -62,6 +62,7 @@ static void peer_reset(sn_udp_peer *p)
     p->family = 0;
     p->connected = false;
     p->has_remote = false;
+    p->send_err = 0;
     memset(&p->remote, 0, sizeof p->remote);
     sn_udp_queue_clear(&p->q);
     sn_udp_rx_free(p->rx);
@@ -214,11 +215,14 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
                        SN_UDP_MAX_PAYLOAD);
     int fd;
     sn_addr dest;
+    const sn_addr *to = &dest;
     bool use_dest = true;
     if (p->server_owned) {
         if (!p->hub || (fd = p->hub->fd) < 0)
             return sn_fail(SN_ERR_UNCONFIGURED, "put_packet: the UDP server of this peer is gone");
-        dest = p->remote;
+        /* Corked: counted when the queue is flushed, where a failure becomes send_err. */
+        if (p->hub->corked && sn_udp_sendq_push(p->hub, p, buf, len, &p->remote)) return SN_OK;
+        to = &p->remote;
     } else {
         if (!p->has_remote)
             return sn_fail(SN_ERR_UNCONFIGURED, "put_packet: no destination address set");
@@ -236,8 +240,8 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
     /* One retry after ECONNREFUSED: that error reports an earlier datagram's ICMP reply and
      * clears it; this datagram was not sent yet. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        r = sn_udp_sys_send(fd, buf, len, use_dest ? (const struct sockaddr *)&dest.ss : NULL,
-                            use_dest ? dest.len : 0);
+        r = sn_udp_sys_send(fd, buf, len, use_dest ? (const struct sockaddr *)&to->ss : NULL,
+                            use_dest ? to->len : 0);
         if (r >= 0) break;
         err = errno;
         if (err != ECONNREFUSED) break;
@@ -349,6 +353,14 @@ void *sn_udp_peer_ready_tag(const sn_udp_peer *p)
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p)
 {
     return p && p->server_owned;
+}
+
+bool sn_udp_peer_take_send_error(sn_udp_peer *p, char *msg, size_t cap)
+{
+    if (!p || !p->send_err) return false;
+    if (msg && cap) snprintf(msg, cap, "send failed: %s", strerror(p->send_err));
+    p->send_err = 0;
+    return true;
 }
 
 int sn_udp_peer_get_available_packet_count(sn_udp_peer *p)

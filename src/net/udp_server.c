@@ -21,7 +21,8 @@ struct sn_udp_server {
     unsigned batch, cap;
     size_t max_dgram;
     int rcvbuf;
-    bool reuse_port; /* SO_REUSEPORT at the next listen (sn_udp_server_set_reuse_port) */
+    bool reuse_port;  /* SO_REUSEPORT at the next listen (sn_udp_server_set_reuse_port) */
+    bool no_batching; /* sn_udp_server_set_send_batching(false): corking does nothing */
     sn_udp_rx *rx;
     sn_udp_pool *pool;
 };
@@ -85,6 +86,8 @@ void sn_udp_server_stop(sn_udp_server *s)
 {
     if (!s) return;
     sn_udp_hub *hub = &s->hub;
+    sn_udp_sendq_flush(hub); /* what the peers queued still leaves */
+    sn_udp_sendq_free(hub);
     while (hub->pend_head) {
         hub->st.pending_discarded++;
         discard_pending(s, hub->pend_head);
@@ -167,6 +170,35 @@ sn_udp_peer *sn_udp_server_pop_ready(sn_udp_server *s)
 size_t sn_udp_server_ready_count(const sn_udp_server *s)
 {
     return s ? s->hub.ready_count : 0;
+}
+
+void sn_udp_server_set_send_batching(sn_udp_server *s, bool enabled)
+{
+    if (!s) return;
+    if (!enabled) sn_udp_server_set_corked(s, false);
+    s->no_batching = !enabled;
+}
+
+void sn_udp_server_set_corked(sn_udp_server *s, bool corked)
+{
+    if (!s || s->hub.corked == corked || (corked && s->no_batching)) return;
+    if (!corked) sn_udp_sendq_flush(&s->hub);
+    s->hub.corked = corked;
+}
+
+bool sn_udp_server_is_corked(const sn_udp_server *s)
+{
+    return s && s->hub.corked;
+}
+
+void sn_udp_server_flush(sn_udp_server *s)
+{
+    if (s) sn_udp_sendq_flush(&s->hub);
+}
+
+size_t sn_udp_server_queued_sends(const sn_udp_server *s)
+{
+    return s ? sn_udp_sendq_count(&s->hub) : 0;
 }
 
 /* ---- poll ----------------------------------------------------------------------------- */

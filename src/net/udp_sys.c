@@ -42,6 +42,25 @@ ssize_t sn_udp_sys_send(int fd, const void *buf, size_t len, const struct sockad
     return r;
 }
 
+int sn_udp_sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n)
+{
+    if (sn_udp_transport_is_overridden()) {
+        for (unsigned i = 0; i < n; i++) {
+            const struct msghdr *h = &msgs[i].msg_hdr;
+            long r = installed.send(installed.user, fd, h->msg_iov[0].iov_base,
+                                    h->msg_iov[0].iov_len, h->msg_name, (unsigned)h->msg_namelen);
+            if (r < 0) return i > 0 ? (int)i : -1; /* errno from the hook */
+            msgs[i].msg_len = (unsigned)r;
+        }
+        return (int)n;
+    }
+    int r;
+    do
+        r = sendmmsg(fd, msgs, n, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
 /* recvmmsg through the override: one call per datagram, scattered into the message's iovecs
  * as the kernel would (MSG_TRUNC when it did not fit). */
 static int emulate_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n)

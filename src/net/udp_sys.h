@@ -8,6 +8,10 @@
 /* sendto (to != NULL) or send on a connected socket; EINTR retried. -1 with errno. */
 ssize_t sn_udp_sys_send(int fd, const void *buf, size_t len, const struct sockaddr *to,
                         socklen_t to_len);
+/* sendmmsg of n messages (each one iovec, msg_name set); EINTR retried. Returns how many left,
+ * -1 with errno when the first failed. Through an override: one send call per message,
+ * stopping at the first failure as the kernel does. */
+int sn_udp_sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 /* recvmmsg(MSG_DONTWAIT) for up to n messages; EINTR retried. -1 with errno (EAGAIN: none). */
 int sn_udp_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 

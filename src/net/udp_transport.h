@@ -27,6 +27,23 @@ size_t sn_udp_server_ready_count(const sn_udp_server *s);
 void sn_udp_peer_set_ready_tag(sn_udp_peer *p, void *tag);
 void *sn_udp_peer_ready_tag(const sn_udp_peer *p);
 
+/* Send batching (udp_sendq.c). While a server is corked, what its taken peers send is queued
+ * (put_packet returns SN_OK) and leaves in one sendmmsg per flush: at uncorking, at
+ * sn_udp_server_flush, when the queue is full (64 datagrams or 64 KiB), and when the server
+ * stops. A queued datagram that then fails for good becomes its peer's send error and puts the
+ * peer on the ready list; one refused for a full buffer is dropped and counted (send_busy), as
+ * the network could have dropped it. Default uncorked. */
+void sn_udp_server_set_corked(sn_udp_server *s, bool corked);
+/* Off: corking is ignored and every send is its own sendto (for comparisons; default on). */
+void sn_udp_server_set_send_batching(sn_udp_server *s, bool enabled);
+bool sn_udp_server_is_corked(const sn_udp_server *s);
+void sn_udp_server_flush(sn_udp_server *s);
+/* Datagrams waiting for the next flush. */
+size_t sn_udp_server_queued_sends(const sn_udp_server *s);
+/* True once, with the message ("send failed: <strerror>"), when a queued datagram of this peer
+ * failed for good; clears it. */
+bool sn_udp_peer_take_send_error(sn_udp_peer *p, char *msg, size_t cap);
+
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
 

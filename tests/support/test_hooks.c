@@ -1,7 +1,9 @@
 /* Test doubles for the clock and the UDP transport (test_hooks.h). */
 #include "test_hooks.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 static uint64_t fake_us;
@@ -34,12 +36,26 @@ void sn_test_clock_remove(void)
 }
 
 static int fail_fd = -2, fail_errno;
+static int fail_port, fail_port_errno;
+
+static int port_of(const struct sockaddr *to)
+{
+    if (!to) return -1;
+    if (to->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)to)->sin_port);
+    if (to->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)to)->sin6_port);
+    return -1;
+}
 static unsigned long failed_sends;
 
 static long pass_send(void *user, int fd, const void *buf, size_t len, const struct sockaddr *to,
                       unsigned to_len)
 {
     (void)user;
+    if (fail_port_errno && port_of(to) == fail_port) {
+        failed_sends++;
+        errno = fail_port_errno;
+        return -1;
+    }
     if (fail_errno && (fail_fd == -1 || fail_fd == fd)) {
         failed_sends++;
         errno = fail_errno;
@@ -64,6 +80,7 @@ void sn_test_transport_install(void)
     static const sn_udp_transport t = {pass_send, pass_recv, NULL};
     fail_fd = -2;
     fail_errno = 0;
+    fail_port_errno = 0;
     failed_sends = 0;
     sn_set_udp_transport(&t);
 }
@@ -82,4 +99,10 @@ void sn_test_transport_fail_sends(int fd, int err)
 unsigned long sn_test_transport_failed_sends(void)
 {
     return failed_sends;
+}
+
+void sn_test_transport_fail_sends_to(int port, int err)
+{
+    fail_port = port;
+    fail_port_errno = err;
 }

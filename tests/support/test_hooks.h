@@ -23,5 +23,8 @@ void sn_test_transport_remove(void);
  * socket). Counts the failures. */
 void sn_test_transport_fail_sends(int fd, int err);
 unsigned long sn_test_transport_failed_sends(void);
+/* From now on, sends addressed to `port` (given by the caller: an unconnected socket's
+ * sends) fail with errno `err` (0: stop failing). Counted with the others. */
+void sn_test_transport_fail_sends_to(int port, int err);
 
 #endif

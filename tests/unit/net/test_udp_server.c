@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "test_hooks.h"
 #include "testutil.h"
 #include "udp_internal.h"
+#include "udp_transport.h"
 
 static sn_udp_server *listening(const char *addr)
 {
@@ -949,6 +951,89 @@ static void ready_list_over_scripted_transport(void **state)
     assert_false(sn_udp_transport_is_overridden());
 }
 
+/* A corked server queues its peers' sends and flushes them in one sendmmsg: through the kernel
+ * (all arrive, one system call), and through the transport override with the middle datagram
+ * failing for good: the other two still arrive, the failure is counted and becomes that peer's
+ * send error (and puts it on the ready list), the neighbours have none. */
+static void corked_sends_batch_and_report_failures(void **state)
+{
+    (void)state;
+    for (int hooked = 0; hooked < 2; hooked++) {
+        if (hooked) sn_test_transport_install();
+        sn_udp_server *s = listening("127.0.0.1");
+        sn_udp_peer *c[3], *p[3];
+        for (int i = 0; i < 3; i++) {
+            c[i] = client_of(s, "127.0.0.1");
+            assert_int_equal(sn_udp_peer_put_packet(c[i], "hi", 2), SN_OK);
+            p[i] = take_one(s);
+            sn_udp_peer_set_ready_tag(p[i], (void *)(uintptr_t)(i + 1));
+        }
+        while (sn_udp_server_pop_ready(s)) {
+        }
+        sn_udp_server_set_corked(s, true);
+        assert_true(sn_udp_server_is_corked(s));
+        for (int i = 0; i < 3; i++) {
+            char msg[8];
+            snprintf(msg, sizeof msg, "r%d", i);
+            /* Queued: SN_OK now, nothing on the wire yet. */
+            assert_int_equal(sn_udp_peer_put_packet(p[i], msg, 2), SN_OK);
+        }
+        assert_int_equal(sn_udp_server_queued_sends(s), 3);
+        assert_int_equal(sn_udp_peer_get_available_packet_count(c[0]), 0);
+        if (hooked) sn_test_transport_fail_sends_to(remote_port(p[1]), EPERM);
+        sn_udp_server_flush(s);
+        assert_int_equal(sn_udp_server_queued_sends(s), 0);
+
+        sn_udp_server_stats st;
+        sn_udp_server_get_stats(s, &st);
+        assert_true(st.send_batches >= 1);
+        assert_int_equal(st.datagrams_sent, hooked ? 2 : 3);
+        assert_int_equal(st.send_errors, hooked ? 1 : 0);
+        for (int i = 0; i < 3; i++) {
+            bool lost = hooked && i == 1;
+            uint64_t t0 = sn_test_now_ms();
+            while (!lost && sn_udp_peer_get_available_packet_count(c[i]) < 1) {
+                assert_true(sn_test_now_ms() - t0 < 5000);
+                sn_test_sleep_ms(1);
+            }
+            char buf[8];
+            size_t len = 0;
+            if (!lost) {
+                assert_int_equal(sn_udp_peer_get_packet(c[i], buf, sizeof buf, &len), SN_OK);
+                assert_int_equal(len, 2);
+                assert_int_equal(buf[1], '0' + i);
+            }
+            char why[128] = "";
+            assert_int_equal(sn_udp_peer_take_send_error(p[i], why, sizeof why), lost);
+            if (lost) {
+                assert_non_null(strstr(why, "Operation not permitted"));
+                assert_false(sn_udp_peer_take_send_error(p[i], why, sizeof why)); /* once */
+            }
+        }
+        /* The failed peer, and only it, is on the ready list for its consumer to hear. */
+        if (hooked) {
+            assert_int_equal((uintptr_t)sn_udp_peer_ready_tag(sn_udp_server_pop_ready(s)), 2);
+            assert_null(sn_udp_server_pop_ready(s));
+            sn_test_transport_fail_sends_to(0, 0);
+        }
+        /* A peer freed with a datagram queued: the datagram still leaves, nobody is told. */
+        assert_int_equal(sn_udp_peer_put_packet(p[2], "zz", 2), SN_OK);
+        sn_udp_peer_free(p[2]);
+        sn_udp_server_set_corked(s, false); /* uncorking flushes */
+        uint64_t t0 = sn_test_now_ms();
+        while (sn_udp_peer_get_available_packet_count(c[2]) < 1) {
+            assert_true(sn_test_now_ms() - t0 < 5000);
+            sn_test_sleep_ms(1);
+        }
+        for (int i = 0; i < 3; i++)
+            sn_udp_peer_free(c[i]);
+        sn_udp_peer_free(p[0]);
+        sn_udp_peer_free(p[1]);
+        sn_udp_server_free(s);
+        if (hooked) sn_test_transport_remove();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1054,7 @@ int main(void)
         cmocka_unit_test(port_in_use_refused),
         cmocka_unit_test(reuse_port_opt_in),
         cmocka_unit_test(ready_list_over_scripted_transport),
+        cmocka_unit_test(corked_sends_batch_and_report_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
