@@ -29,5 +29,8 @@ void *sn_udp_peer_ready_tag(const sn_udp_peer *p);
 
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
+/* The peer's own counters (sn_udp_peer_get_stats without dropped_kernel, which costs a
+ * system call): cheap enough for every poll. */
+const sn_udp_peer_stats *sn_udp_peer_counters(const sn_udp_peer *p);
 
 #endif

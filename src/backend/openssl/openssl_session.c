@@ -635,6 +635,11 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
 void sn_ossl_session_free(sn_tls_session *s)
 {
     if (!s) return;
+    /* A session the peer ended with close_notify ended cleanly and stays resumable: OpenSSL
+     * marks one freed before this side's own close_notify as bad, and the client's next
+     * connection to that server would pay a full handshake. */
+    if (!s->failure && (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN))
+        SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(s->ssl);
     sn_free(s->resume_key);
     if (s->seen_chain) sk_X509_pop_free(s->seen_chain, X509_free);
