@@ -419,11 +419,30 @@ static void saved_put(sn_tls_config *c, const char *key, SSL_SESSION *session)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A TLS 1.3 ticket is a key of its own: a connection that used it and then failed says nothing
+ * against it (unlike a TLS 1.2 session, which RFC 5246 7.2.2 says must not be resumed after a
+ * fatal alert). OpenSSL marks the session a connection holds as not resumable when that
+ * connection fails or is freed without close_notify, so the saved copy and the connection's
+ * must be separate objects, or one dropped connection costs every later one a full
+ * handshake. */
+static SSL_SESSION *private_copy(SSL_SESSION *session)
+{
+    if (SSL_SESSION_get_protocol_version(session) != TLS1_3_VERSION) return session;
+    SSL_SESSION *copy = SSL_SESSION_dup(session);
+    SSL_SESSION_free(session);
+    return copy;
+}
+
 /* Client: keeps the newest resumable session (TLS 1.3 sends tickets after the handshake). */
 static int new_session_cb(SSL *ssl, SSL_SESSION *session)
 {
     sn_tls_session *s = session_of(ssl);
     if (!s || !s->resume_key || !SSL_SESSION_is_resumable(session)) return 0;
+    if (SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION) {
+        SSL_SESSION *copy = SSL_SESSION_dup(session);
+        if (copy) saved_put(s->config, s->resume_key, copy);
+        return 0; /* OpenSSL keeps its reference: the connection's copy is not the saved one */
+    }
     saved_put(s->config, s->resume_key, session);
     return 1; /* the cache keeps our reference */
 }
@@ -624,6 +643,7 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
         if (params->resume_key && *params->resume_key) {
             s->resume_key = sn_strdup(params->resume_key);
             SSL_SESSION *saved = s->resume_key ? saved_get(c, s->resume_key) : NULL;
+            if (saved) saved = private_copy(saved);
             if (saved && SSL_set_session(s->ssl, saved) != 1) ERR_clear_error();
             SSL_SESSION_free(saved); /* SSL_set_session took its own reference */
         }
