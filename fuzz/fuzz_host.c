@@ -38,21 +38,26 @@
  *
  * What lives across inputs (creating it is most of an input's cost otherwise): the options, key
  * and certificate, the TLS contexts behind them, and a server host and a client host per
- * configuration (CACHED of them, least recently used replaced). Each slot keeps its port, and
- * the client options hold a session ticket for it from one warm-up handshake when the slot's
- * first host was made, so a real client (operation 4) resumes: an abbreviated handshake, no
- * certificate to decode, no key exchange, no signature. Every input ends with all peers gone
- * (their events delivered and checked), the network empty and the clock past every timer, so
- * the next input starts from the same state whatever came before: no peer, a ticket for the
- * port, an empty network. A single input replayed on its own (`fuzz_host -runs=0 FILE`) makes
- * its slot afresh (with the warm-up) and meets the same state; only peer ids, cookies and the
- * clock's absolute value differ, and nothing in the harness or the library depends on them. */
+ * configuration (CACHED of them, least recently used replaced). Each slot keeps its port and
+ * its own client options, which hold a session ticket for that port from one warm-up handshake
+ * when the slot's first host was made, so a real client (operation 4) resumes: an abbreviated
+ * handshake, no certificate to decode, no key exchange, no signature. (Without it every real
+ * client paid a full handshake, ~7 M instructions, a quarter of them OpenSSL 3.0 decoding the
+ * server's certificate on the client side.) A client that ends in a way that makes OpenSSL
+ * forget its session (timeout, error, refused handshake) has its slot warmed up again before
+ * the next input. Every input ends with all peers gone (their events delivered and checked),
+ * the network empty and the clock past every timer, so the next input starts from the same
+ * state whatever came before: no peer, a ticket for the port, an empty network. A single input
+ * replayed on its own (`fuzz_host -runs=0 FILE`) makes its slot afresh (with the warm-up) and
+ * meets the same state; only peer ids, cookies, ports and the clock's absolute value differ,
+ * and nothing in the harness or the library depends on them. FUZZ_STATS=1 prints how many
+ * hosts, warm-ups, full and resumed handshakes the inputs cost. */
 #include "fuzz_common.h"
 
 enum {
     SOURCES = 32,
     MAX_IDS = 8192,
-    MAX_CLIENTS = 2, /* each costs a full handshake: the bulk of an input's time */
+    MAX_CLIENTS = 2, /* each costs a (resumed) handshake: the bulk of an input's time */
     MAX_ROUNDS = 16,
 };
 
