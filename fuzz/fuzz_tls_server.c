@@ -33,9 +33,11 @@
  * ticket comes from one full handshake before the first input that needs it and outlives
  * clients that fail (the backend keeps TLS 1.3 tickets apart from the connections using them;
  * checked: every later real client resumes), so every input with a real client starts the
- * same way: a fresh stream pair and a ticket to resume. Replayed alone (`fuzz_tls_server -runs=0
- * FILE`) an input meets the same state. Everything else (socket pair, streams) is made and freed by
- * each input. */
+ * same way: a connected stream pair as a resumed handshake leaves it. Each input makes its own
+ * socket pair and streams, except that a real-client input that leaves its pair exactly as a
+ * new one would be hands it to the next real-client input (see `kept`). Replayed alone
+ * (`fuzz_tls_server -runs=0 FILE`) an input gets a new pair and meets the same state.
+ * FUZZ_STATS=1 prints the warm-ups, full and resumed handshakes and reused pairs. */
 #include "fuzz_common.h"
 #include "tcp_internal.h" /* sn_tcp_peer_from_accepted: white-box, as tests do */
 
