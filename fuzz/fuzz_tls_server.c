@@ -31,8 +31,8 @@
  * always connects as "localhost" from the same address and port, so a real client resumes (no
  * certificate to decode or verify, no signature; TLS 1.3 still does its key exchange). The
  * ticket comes from one full handshake before the first input that needs it and outlives
- * clients that fail (the backend keeps TLS 1.3 tickets apart from the connections using them;
- * checked: every later real client resumes), so every input with a real client starts the
+ * clients that fail (the backend keeps TLS 1.3 tickets apart from the connections using them),
+ * and each resumed handshake brings a fresh one, so every input with a real client starts the
  * same way: a connected stream pair as a resumed handshake leaves it. Each input makes its own
  * socket pair and streams, except that a real-client input that leaves its pair exactly as a
  * new one would be hands it to the next real-client input (see `kept`). Replayed alone
@@ -274,9 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pairs_reused++;
     } else {
         open_pair(&srv, &cli, sv, ctl & 1, ctl & 2);
-        /* The ticket outlived every earlier client, those that failed included (the backend
-         * keeps TLS 1.3 tickets apart from the connections that use them). */
-        if (cli.s && tickets) FUZZ_CHECK(sn_tls_stream_is_session_resumed(cli.s));
+        /* The ticket outlives clients that failed (the backend keeps TLS 1.3 tickets apart from
+         * the connections that use them: test_tls_resume.c), so this resumed; not an invariant
+         * here, as OpenSSL ages tickets by the wall clock (7200 s). FUZZ_STATS counts both. */
         if (cli.s) step(&srv, &cli, -1); /* as a kept pair: the tickets read */
     }
     int raw_fd = sv[1];
