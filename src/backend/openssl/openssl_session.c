@@ -57,6 +57,16 @@ struct sn_tls_session {
     char verify_detail[400];       /* client: what failed verification, with names and dates */
     unsigned char first_bytes[24]; /* stream, before the handshake ends: what the remote sent */
     size_t first_len;
+    struct hello_screen {        /* stream server: the client's plaintext handshake records */
+        unsigned char hdr[5];    /* record header being read */
+        unsigned char msg[4];    /* handshake message header being read */
+        size_t hdr_len, msg_len; /* bytes of each read so far */
+        size_t rec_left;         /* payload bytes of the current record still to come */
+        size_t body_left;        /* body bytes of the current handshake message still to come */
+        bool handshake;          /* the current record is a handshake record */
+        bool done;               /* past the plaintext handshake: nothing more to screen */
+        bool refused;            /* a ClientHello over the limit: the session failed */
+    } screen;
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -115,6 +125,73 @@ static int io_write(BIO *bio, const char *data, int len)
     return -1;
 }
 
+/* The largest ClientHello a stream server accepts. OpenSSL takes up to 128 KiB and reserves a
+ * buffer of the declared size as soon as the message header arrives, so a client could make
+ * every handshaking connection hold that much by declaring it and sending nothing more (found
+ * by fuzz_tls_server). Real ClientHellos are a few hundred bytes to a few KiB (post-quantum key
+ * shares and resumption tickets included). */
+#define SN_TLS_MAX_CLIENT_HELLO 16384
+
+/* Reads the client's bytes as records before OpenSSL does, until its handshake is encrypted:
+ * false (with the session failed and the reason set) at a ClientHello declaring more than
+ * SN_TLS_MAX_CLIENT_HELLO bytes, the first or the one after a HelloRetryRequest. */
+static bool screen_hello(sn_tls_session *s, const unsigned char *p, size_t n)
+{
+    struct hello_screen *h = &s->screen;
+    while (n && !h->done) {
+        if (h->rec_left == 0) {
+            size_t take = sizeof h->hdr - h->hdr_len < n ? sizeof h->hdr - h->hdr_len : n;
+            memcpy(h->hdr + h->hdr_len, p, take);
+            h->hdr_len += take;
+            p += take;
+            n -= take;
+            if (h->hdr_len < sizeof h->hdr) return true;
+            h->hdr_len = 0;
+            h->rec_left = (size_t)h->hdr[3] << 8 | h->hdr[4];
+            h->handshake = h->hdr[0] == SSL3_RT_HANDSHAKE;
+            /* Encrypted from here on: application data records (TLS 1.3), or anything after
+             * the ChangeCipherSpec before TLS 1.3 (TLS 1.3's is a no-op: a second ClientHello
+             * may follow it). Not a record at all: OpenSSL says so itself. */
+            if (h->hdr[0] == SSL3_RT_APPLICATION_DATA ||
+                (h->hdr[0] == SSL3_RT_CHANGE_CIPHER_SPEC &&
+                 SSL_version(s->ssl) != TLS1_3_VERSION) ||
+                (h->hdr[0] < SSL3_RT_CHANGE_CIPHER_SPEC || h->hdr[0] > SSL3_RT_APPLICATION_DATA))
+                h->done = true;
+            continue;
+        }
+        size_t take = h->rec_left < n ? h->rec_left : n;
+        h->rec_left -= take;
+        n -= take;
+        if (!h->handshake) {
+            p += take;
+            continue;
+        }
+        for (; take; take--, p++) {
+            if (h->body_left) {
+                size_t skip = h->body_left < take ? h->body_left : take;
+                h->body_left -= skip;
+                p += skip - 1;
+                take -= skip - 1;
+                continue;
+            }
+            h->msg[h->msg_len++] = *p;
+            if (h->msg_len < sizeof h->msg) continue;
+            h->msg_len = 0;
+            h->body_left = (size_t)h->msg[1] << 16 | (size_t)h->msg[2] << 8 | h->msg[3];
+            if (h->msg[0] == SSL3_MT_CLIENT_HELLO && h->body_left > SN_TLS_MAX_CLIENT_HELLO) {
+                h->refused = h->done = true;
+                s->failure = SN_TLS_FAIL_PROTOCOL;
+                snprintf(s->message, sizeof s->message,
+                         "TLS handshake failed: the client declared a %zu-byte ClientHello, over "
+                         "this server's limit of %d bytes",
+                         h->body_left, SN_TLS_MAX_CLIENT_HELLO);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static int io_read(BIO *bio, char *buf, int cap)
 {
     sn_tls_session *s = BIO_get_data(bio);
@@ -127,6 +204,9 @@ static int io_read(BIO *bio, char *buf, int cap)
         memcpy(s->first_bytes + s->first_len, buf, take);
         s->first_len += take;
     }
+    if (n > 0 && s->server && !s->datagram && !s->screen.done &&
+        !screen_hello(s, (const unsigned char *)buf, (size_t)n))
+        return -1; /* no retry flag: the handshake fails, with the reason screen_hello set */
     if (n >= 0) return (int)n;
     if (n == SN_TLS_IO_WOULD_BLOCK) {
         BIO_set_retry_read(bio);
@@ -714,6 +794,10 @@ static void quote_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
 /* Turns a failed OpenSSL call into a sticky failure with a message naming the cause. */
 static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
 {
+    if (s->screen.refused) {
+        ERR_clear_error();
+        return SN_TLS_FAILED; /* failure and message set by screen_hello */
+    }
     int err = SSL_get_error(s->ssl, rc);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
         ERR_clear_error();
