@@ -33,13 +33,31 @@
  * DISCONNECT (outgoing peers may end without CONNECT); the event's handle is live for CONNECT and
  * RECEIVE and gone one service call after DISCONNECT; incoming half-open <= max_half_open;
  * handshaking + connected <= max_peers; counters agree with the events delivered and the sends
- * made; memory held <= a fixed part + a bound per peer (FUZZ_SESSION_BOUND, bytes). */
+ * made; memory held <= a fixed part + a bound per peer (FUZZ_SESSION_BOUND, bytes). Counters
+ * are checked as deltas from where the input started.
+ *
+ * What lives across inputs (creating it is most of an input's cost otherwise): the options, key
+ * and certificate, the TLS contexts behind them, and a server host and a client host per
+ * configuration (CACHED of them, least recently used replaced). Each slot keeps its port and
+ * its own client options, which hold a session ticket for that port from one warm-up handshake
+ * when the slot's first host was made, so a real client (operation 4) resumes: an abbreviated
+ * handshake, no certificate to decode, no key exchange, no signature. (Without it every real
+ * client paid a full handshake, ~7 M instructions, a quarter of them OpenSSL 3.0 decoding the
+ * server's certificate on the client side.) A client that ends in a way that makes OpenSSL
+ * forget its session (timeout, error, refused handshake) has its slot warmed up again before
+ * the next input. Every input ends with all peers gone (their events delivered and checked),
+ * the network empty and the clock past every timer, so the next input starts from the same
+ * state whatever came before: no peer, a ticket for the port, an empty network. A single input
+ * replayed on its own (`fuzz_host -runs=0 FILE`) makes its slot afresh (with the warm-up) and
+ * meets the same state; only peer ids, cookies, ports and the clock's absolute value differ,
+ * and nothing in the harness or the library depends on them. FUZZ_STATS=1 prints how many
+ * hosts, warm-ups, full and resumed handshakes the inputs cost. */
 #include "fuzz_common.h"
 
 enum {
     SOURCES = 32,
     MAX_IDS = 8192,
-    MAX_CLIENTS = 2, /* each costs a full handshake: the bulk of an input's time */
+    MAX_CLIENTS = 2, /* each costs a (resumed) handshake: the bulk of an input's time */
     MAX_ROUNDS = 16,
 };
 
@@ -52,7 +70,11 @@ static const size_t client_session_bound = 1024 * 1024;
 static const size_t fixed_bound = 256 * 1024;
 static size_t mem_base; /* after the server host's first service: its receive buffers exist */
 
-static sn_tls_options *server_opts, *client_opts;
+static sn_tls_options *server_opts, *client_opts; /* client_opts: the current slot's */
+/* FUZZ_STATS=1: what the inputs cost, printed after 2^k inputs (libFuzzer exits without
+ * running atexit handlers). */
+static bool stats;
+static uint64_t inputs, hosts_made, warmups, handshakes_full, handshakes_resumed;
 static sn_test_addr sources[SOURCES];
 
 enum { ID_NONE = 0, ID_CONNECTED = 1, ID_DEAD = 2 };
@@ -65,7 +87,8 @@ typedef struct tracker {
     uint8_t state[MAX_IDS];
     uint32_t just_died[64];
     int njust_died;
-    uint64_t connects, receives, bytes, disconnects;
+    sn_host_stats base; /* the host's counters when this input started */
+    uint64_t connects, receives, bytes, disconnects; /* this input's */
     uint64_t sends_ok, bytes_sent_ok;
     int max_half_open, max_peers;
 } tracker;
@@ -74,14 +97,31 @@ typedef struct tracker {
  * input costs more than most inputs do (its receive batch, the DTLS server's state). Every
  * input ends with all peers gone and the network empty, so the next starts from the same
  * state, only later on the clock. */
-enum { CACHED = 6 };
+enum { CACHED = 64 };
 static tracker servers[CACHED], clients[CACHED];
+static int slot_port[CACHED]; /* the port each slot's server keeps (its client has a ticket) */
+static bool lost[CACHED];     /* the slot's ticket was lost in the last input */
+/* Client options per slot: options remember the sessions of their last 32 servers, fewer than
+ * the slots, and a slot's ticket must not depend on what the other slots did. */
+static sn_tls_options *slot_client_opts[CACHED];
 static unsigned lru[CACHED];
 static unsigned lru_clock;
 static tracker *srv_t, *cli_t;
 #define srv (*srv_t)
 #define cli (*cli_t)
 static int debug;
+static bool tickets; /* the backend resumes sessions from tickets */
+static bool in_warmup;
+static bool ticket_lost; /* the slot's client lost its ticket during this input */
+
+static void print_stats(void)
+{
+    fprintf(stderr,
+            "fuzz_host: %llu inputs, %llu hosts made, %llu warm-up handshakes, real-client "
+            "handshakes: %llu full, %llu resumed\n",
+            (unsigned long long)inputs, (unsigned long long)hosts_made, (unsigned long long)warmups,
+            (unsigned long long)handshakes_full, (unsigned long long)handshakes_resumed);
+}
 
 static void setup(void)
 {
@@ -93,8 +133,16 @@ static void setup(void)
     sn_x509_cert *cert =
         key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
     server_opts = cert ? sn_tls_options_server(key, cert) : NULL;
-    client_opts = sn_tls_options_client_unsafe(NULL);
-    FUZZ_CHECK(server_opts && client_opts);
+    FUZZ_CHECK(server_opts);
+    /* Fixed ticket keys: a real client resumes (see the header). */
+    uint8_t ticket_keys[80];
+    for (size_t i = 0; i < sizeof ticket_keys; i++)
+        ticket_keys[i] = (uint8_t)(i * 37 + 11);
+    /* A backend without session tickets (mbed TLS) refuses them: full handshakes there. */
+    sn_err te = sn_tls_options_set_ticket_keys(server_opts, ticket_keys, sizeof ticket_keys);
+    FUZZ_CHECK(te == SN_OK || te == SN_ERR_UNAVAILABLE);
+    tickets = te == SN_OK;
+    stats = getenv("FUZZ_STATS") != NULL;
     sn_x509_cert_free(cert);
     sn_crypto_key_free(key);
     for (int i = 0; i < SOURCES; i++)
@@ -115,13 +163,14 @@ static void check_stats(tracker *t)
     FUZZ_CHECK(st.peers_connected_now == sn_host_peer_count(t->h, SN_HOST_PEER_CONNECTED));
     FUZZ_CHECK(st.peers_handshaking_now == sn_host_peer_count(t->h, SN_HOST_PEER_HANDSHAKING));
     FUZZ_CHECK(st.incoming_half_open_now <= st.peers_handshaking_now);
-    FUZZ_CHECK(st.disconnects == t->disconnects);
-    FUZZ_CHECK(st.packets_received == t->receives);
-    FUZZ_CHECK(st.bytes_received == t->bytes);
-    FUZZ_CHECK(st.handshakes_completed >= t->connects);
     FUZZ_CHECK(st.handshakes_completed + st.handshakes_failed <= st.handshakes_started);
-    FUZZ_CHECK(st.packets_sent == t->sends_ok);
-    FUZZ_CHECK(st.bytes_sent == t->bytes_sent_ok);
+    const sn_host_stats *b = &t->base;
+    FUZZ_CHECK(st.disconnects - b->disconnects == t->disconnects);
+    FUZZ_CHECK(st.packets_received - b->packets_received == t->receives);
+    FUZZ_CHECK(st.bytes_received - b->bytes_received == t->bytes);
+    FUZZ_CHECK(st.handshakes_completed - b->handshakes_completed >= t->connects);
+    FUZZ_CHECK(st.packets_sent - b->packets_sent == t->sends_ok);
+    FUZZ_CHECK(st.bytes_sent - b->bytes_sent == t->bytes_sent_ok);
 }
 
 /* One service call and the checks of what it returned. True when it gave an event. */
@@ -151,6 +200,14 @@ static bool service_once(tracker *t)
         FUZZ_CHECK(sn_host_find_peer(t->h, ev.peer_id) == ev.peer);
         *s = ID_CONNECTED;
         t->connects++;
+        if (sn_host_peer_is_outgoing(ev.peer)) {
+            if (sn_host_peer_is_session_resumed(ev.peer))
+                handshakes_resumed++;
+            else
+                handshakes_full++;
+            if (debug && !in_warmup && !sn_host_peer_is_session_resumed(ev.peer))
+                fprintf(stderr, "client: a full handshake\n");
+        }
         break;
     case SN_HOST_EVENT_RECEIVE:
         FUZZ_CHECK(*s == ID_CONNECTED);
@@ -164,6 +221,13 @@ static bool service_once(tracker *t)
         FUZZ_CHECK(ev.message);
         FUZZ_CHECK(ev.reason >= SN_HOST_DISCONNECT_CLOSED && ev.reason <= SN_HOST_DISCONNECT_ERROR);
         FUZZ_CHECK(sn_host_peer_get_state(ev.peer) == SN_HOST_PEER_DISCONNECTED);
+        /* OpenSSL forgets a session that ended without close_notify (a timeout, an error) or
+         * met a fatal alert (a refused resumption too): the client's ticket for this port is
+         * gone, and the next input would do a full handshake where a replay of it alone
+         * resumes. The slot is warmed up again before the next input. */
+        if (sn_host_peer_is_outgoing(ev.peer) && ev.reason != SN_HOST_DISCONNECT_KICKED &&
+            ev.reason != SN_HOST_DISCONNECT_CLOSED)
+            ticket_lost = true;
         *s = ID_DEAD;
         t->disconnects++;
         if (t->njust_died < 64) t->just_died[t->njust_died++] = ev.peer_id;
@@ -188,16 +252,67 @@ static int drain_events(tracker *t)
 
 static void check_memory(void)
 {
+    if (in_warmup) return;
     size_t peers = sn_host_get_peers(srv.h, NULL, 0);
     size_t outgoing = cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0;
     /* What the previous input left to free (peers die at the next service call) may go
      * during this one: the base follows memory down. */
     if (fuzz_mem_live() < mem_base) mem_base = fuzz_mem_live();
     size_t live = fuzz_mem_live() - mem_base;
-    if (debug)
-        fprintf(stderr, "memory: %zu bytes over the base, %zu server peers, %zu client peers\n",
-                live, peers, outgoing);
-    FUZZ_CHECK(live <= fixed_bound + peers * session_bound + outgoing * client_session_bound);
+    size_t bound = fixed_bound + peers * session_bound + outgoing * client_session_bound;
+    if (debug || live > bound)
+        fprintf(stderr,
+                "memory: %zu bytes over the base (bound %zu), %zu server peers, %zu client "
+                "peers\n",
+                live, bound, peers, outgoing);
+    FUZZ_CHECK(live <= bound);
+}
+
+/* What the server sent to the fake sources, taken off the network as soon as it is sent: a
+ * datagram left queued anywhere makes the in-memory network ask the kernel for the address of
+ * every socket that reads (two system calls per read, a few hundred per input). Kept in order,
+ * at most MAILBOX per source (later ones dropped, as a full queue drops), for operations 1 and
+ * 10. */
+enum { MAILBOX = 32, MAIL_MAX = 2048 };
+static struct mailbox {
+    uint16_t len[MAILBOX];
+    uint8_t data[MAILBOX][MAIL_MAX];
+    int head, count;
+} mail[SOURCES];
+
+static void collect_mail(void)
+{
+    uint8_t buf[MAIL_MAX];
+    for (int k = 0; k < SOURCES; k++) {
+        long n;
+        while ((n = sn_test_net_take(&sources[k], buf, sizeof buf, NULL)) >= 0) {
+            struct mailbox *m = &mail[k];
+            if (m->count == MAILBOX) continue;
+            int slot = (m->head + m->count++) % MAILBOX;
+            m->len[slot] = (uint16_t)((size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+            memcpy(m->data[slot], buf, m->len[slot]);
+        }
+    }
+}
+
+/* The oldest datagram the server sent to source k (copied to buf, at most MAIL_MAX bytes): its
+ * length, -1 when none. */
+static long take_mail(int k, uint8_t *buf)
+{
+    collect_mail();
+    struct mailbox *m = &mail[k];
+    if (!m->count) return -1;
+    long n = m->len[m->head];
+    memcpy(buf, m->data[m->head], (size_t)n);
+    m->head = (m->head + 1) % MAILBOX;
+    m->count--;
+    return n;
+}
+
+static void clear_mail(void)
+{
+    for (int k = 0; k < SOURCES; k++)
+        mail[k].head = mail[k].count = 0;
 }
 
 /* Services both hosts until the network is quiet (bounded): datagrams in flight between the
@@ -209,6 +324,7 @@ static void pump(void)
         sn_test_net_get_stats(&before);
         int events = drain_events(&srv) + drain_events(&cli);
         sn_test_net_get_stats(&after);
+        collect_mail();
         if (!events && after.delivered == before.delivered && after.sent == before.sent) break;
     }
     check_memory();
@@ -239,13 +355,14 @@ static void send_from_host(tracker *t, sn_host_peer *p, size_t len)
     }
 }
 
-static sn_host *new_host(const uint8_t cfgb[2], bool server)
+static sn_host *new_host(const uint8_t cfgb[2], bool server, int port)
 {
     sn_host_config c;
     sn_host_default_config(&c);
     if (server) {
         c.server_options = server_opts;
         c.bind_address = "127.0.0.1";
+        c.port = port;
     }
     c.max_half_open = 1 + (cfgb[0] & 7);
     c.max_peers = 1 + ((cfgb[0] >> 3) & 15);
@@ -257,7 +374,12 @@ static sn_host *new_host(const uint8_t cfgb[2], bool server)
     if (cfgb[1] & 32) c.handshake_timeout_ms = 1000;
     c.recv_buffer_size = 0;
     sn_host *h = sn_host_create(&c);
+    if (!h && port) { /* someone else took the slot's port meanwhile: a new one */
+        c.port = 0;
+        h = sn_host_create(&c);
+    }
     FUZZ_CHECK(h);
+    hosts_made++;
     return h;
 }
 
@@ -282,9 +404,9 @@ static void get_cookie(int k, const sn_test_addr *to, const uint8_t *ch, size_t 
 {
     sn_test_net_inject(&sources[k], to, ch, len);
     drain_events(&srv);
-    uint8_t buf[2048];
+    uint8_t buf[MAIL_MAX];
     long n;
-    while ((n = sn_test_net_take(&sources[k], buf, sizeof buf, NULL)) >= 0) {
+    while ((n = take_mail(k, buf)) >= 0) {
         const uint8_t *cookie;
         size_t cookie_len;
         if (fuzz_hvr_cookie(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf, &cookie,
@@ -309,9 +431,10 @@ static void send_with_cookie(int k, const sn_test_addr *to, const uint8_t *ch, s
         sn_test_net_inject(&sources[k], to, ch, len);
 }
 
-/* Back to a host with no peer and an empty network: every peer is disconnected (its events
- * delivered and checked), then time passes beyond every timer. */
-static void end_input(const uint8_t cfgb[2])
+/* Back to hosts with no peer and an empty network: every peer is disconnected (its events
+ * delivered and checked), then time passes beyond every timer. False when a peer is left (it
+ * should not happen: the caller makes the slot afresh rather than carry state over). */
+static bool end_input(void)
 {
     sn_test_net_fail_sends(0);
     for (int round = 0; round < 8; round++) {
@@ -327,23 +450,71 @@ static void end_input(const uint8_t cfgb[2])
         if (!sn_host_get_peers(srv.h, NULL, 0) && (!cli.h || !sn_host_get_peers(cli.h, NULL, 0)))
             break;
     }
-    size_t left =
-        sn_host_get_peers(srv.h, NULL, 0) + (cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0);
-    if (left) { /* should not happen; start afresh rather than carry state over */
-        if (debug) fprintf(stderr, "%zu peers left: new hosts\n", left);
-        tracker_start(&srv, new_host(cfgb, true), "server", cfgb);
-        sn_host_free(cli.h);
-        memset(&cli, 0, sizeof cli);
-    }
     sn_test_clock_advance(120000); /* pending datagrams, cookies: all stale */
     drain_events(&srv);
     drain_events(&cli);
     sn_test_net_reset();
+    size_t left =
+        sn_host_get_peers(srv.h, NULL, 0) + (cli.h ? sn_host_get_peers(cli.h, NULL, 0) : 0);
+    if (left && debug) fprintf(stderr, "%zu peers left: new hosts\n", left);
+    return left == 0;
+}
+
+/* Makes slot i's hosts for config cfgb: the server on the slot's port, so the client options'
+ * ticket for that port stays good; on a port without one (the slot's first host), one full
+ * handshake from the client host gets it. The slot is then as every input finds it. */
+static void warm_up(void);
+static void open_slot(int i, const uint8_t cfgb[2])
+{
+    srv_t = &servers[i];
+    cli_t = &clients[i];
+    if (!slot_client_opts[i]) FUZZ_CHECK(slot_client_opts[i] = sn_tls_options_client_unsafe(NULL));
+    client_opts = slot_client_opts[i];
+    sn_host_free(srv.h); /* first: its port is the new host's */
+    srv.h = NULL;
+    tracker_start(&srv, new_host(cfgb, true, slot_port[i]), "server", cfgb);
+    tracker_start(&cli, new_host(cfgb, false, 0), "client", cfgb);
+    /* The first service call allocates the receive batches: before any memory base. */
+    drain_events(&srv);
+    sn_test_net_reset();
+    int port = sn_host_get_port(srv.h);
+    if (port == slot_port[i] || !tickets) return;
+    slot_port[i] = port;
+    warm_up();
+}
+
+/* One full handshake from the slot's client host to its server: the client options keep a
+ * ticket for the port, so the inputs' real clients resume. */
+static void warm_up(void)
+{
+    int port = sn_host_get_port(srv.h);
+    warmups++;
+    in_warmup = true;
+    mem_base = fuzz_mem_live();
+    FUZZ_CHECK(sn_host_connect(cli.h, "127.0.0.1", port, "localhost", client_opts));
+    uint64_t before = handshakes_full + handshakes_resumed;
+    for (int k = 0; k < 4 && handshakes_full + handshakes_resumed == before; k++)
+        pump();
+    FUZZ_CHECK(handshakes_full + handshakes_resumed > before);
+    FUZZ_CHECK(end_input());
+    in_warmup = false;
+    if (debug) fprintf(stderr, "warm-up: %zu bytes held after it\n", fuzz_mem_live() - mem_base);
+}
+
+/* The counters this input's checks start from. */
+static void rebase(tracker *t)
+{
+    memset(t->state, 0, sizeof t->state);
+    t->connects = t->receives = t->bytes = t->disconnects = 0;
+    t->sends_ok = t->bytes_sent_ok = 0;
+    sn_host_get_stats(t->h, &t->base);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!server_opts) setup();
+    inputs++;
+    if (stats && (inputs & (inputs - 1)) == 0) print_stats();
     fuzz_reader r = {data, data + size};
     uint8_t cfgb[2];
     if (!fuzz_u8(&r, &cfgb[0]) || !fuzz_u8(&r, &cfgb[1])) return 0;
@@ -357,20 +528,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         slot = 0;
         for (int i = 1; i < CACHED; i++)
             if (lru[i] < lru[slot]) slot = i;
-        tracker_start(&servers[slot], new_host(cfgb, true), "server", cfgb);
-        sn_host_free(clients[slot].h);
-        memset(&clients[slot], 0, sizeof clients[slot]);
+        open_slot(slot, cfgb);
     }
     lru[slot] = ++lru_clock;
     srv_t = &servers[slot];
     cli_t = &clients[slot];
-    memset(srv.state, 0, sizeof srv.state);
-    memset(cli.state, 0, sizeof cli.state);
+    client_opts = slot_client_opts[slot];
+    if (lost[slot] && tickets) warm_up();
+    lost[slot] = false;
+    rebase(&srv);
+    rebase(&cli);
     const sn_test_addr server_addr = fuzz_addr(1, sn_host_get_port(srv.h));
-    drain_events(&srv);
     mem_base = fuzz_mem_live();
     int nclients = 0;
     memset(cookie_lens, 0, sizeof cookie_lens);
+    clear_mail();
+    ticket_lost = false;
 
     uint8_t op, a, b;
     const uint8_t *d;
@@ -402,7 +575,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 4:
             if (nclients >= MAX_CLIENTS) break;
-            if (!cli.h) tracker_start(&cli, new_host(cfgb, false), "client", cfgb);
             if (sn_host_connect(cli.h, "127.0.0.1", sn_host_get_port(srv.h), "localhost",
                                 client_opts))
                 nclients++;
@@ -435,12 +607,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 10: {
             if (!fuzz_u8(&r, &a)) break;
-            uint8_t buf[4096];
+            uint8_t buf[MAIL_MAX];
             long n;
             const sn_test_addr *src = &sources[a % SOURCES];
-            for (int k = 0; k < 8 && (n = sn_test_net_take(src, buf, sizeof buf, NULL)) >= 0; k++)
-                sn_test_net_inject(src, &server_addr, buf,
-                                   (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+            for (int k = 0; k < 8 && (n = take_mail(a % SOURCES, buf)) >= 0; k++)
+                sn_test_net_inject(src, &server_addr, buf, (size_t)n);
             break;
         }
         case 11:
@@ -460,6 +631,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (kind == 2 || kind == 3 || kind == 4 || kind == 11) pump();
     }
     pump();
-    end_input(cfgb);
+    if (!end_input()) open_slot(slot, cfgb);
+    lost[slot] = ticket_lost;
     return 0;
 }

@@ -24,15 +24,45 @@
  * Invariants (abort on violation): the status is a known value; ERROR carries a message; once
  * ended (DISCONNECTED / ERROR after having started) it never comes back; a real client's bytes
  * reach the server's reader exactly, in order, while no raw byte was injected; reads and writes
- * give documented errors only; memory held stays under a bound per session. */
+ * give documented errors only; memory held stays under a bound per session.
+ *
+ * What lives across inputs: the options, key and certificate and the TLS contexts behind them,
+ * and a session ticket in the client options. The server has fixed ticket keys and the client
+ * always connects as "localhost" from the same address and port, so a real client resumes (no
+ * certificate to decode or verify, no signature; TLS 1.3 still does its key exchange). The
+ * ticket comes from one full handshake before the first input that needs it and outlives
+ * clients that fail (the backend keeps TLS 1.3 tickets apart from the connections using them),
+ * and each resumed handshake brings a fresh one, so every input with a real client starts the
+ * same way: a connected stream pair as a resumed handshake leaves it. Each input makes its own
+ * socket pair and streams, except that a real-client input that leaves its pair exactly as a
+ * new one would be hands it to the next real-client input (see `kept`). Replayed alone
+ * (`fuzz_tls_server -runs=0 FILE`) an input gets a new pair and meets the same state.
+ * FUZZ_STATS=1 prints the warm-ups, full and resumed handshakes and reused pairs. */
 #include "fuzz_common.h"
 #include "tcp_internal.h" /* sn_tcp_peer_from_accepted: white-box, as tests do */
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 static sn_tls_options *server_opts, *client_opts;
 static size_t session_bound = 192 * 1024; /* bytes per stream (TLS state and 16 KiB buffers) */
 static int debug;
+static bool tickets;     /* the backend resumes sessions from tickets */
+static bool have_ticket; /* the client options hold a ticket the server will take */
+/* FUZZ_STATS=1: what the inputs cost, printed after 2^k inputs (libFuzzer exits without
+ * running atexit handlers). */
+static bool stats;
+static uint64_t inputs, warmups, handshakes_full, handshakes_resumed, pairs_reused;
+
+static void print_stats(void)
+{
+    fprintf(stderr,
+            "fuzz_tls_server: %llu inputs, %llu warm-up handshakes, real-client handshakes: %llu "
+            "full, %llu resumed, %llu pairs reused\n",
+            (unsigned long long)inputs, (unsigned long long)warmups,
+            (unsigned long long)handshakes_full, (unsigned long long)handshakes_resumed,
+            (unsigned long long)pairs_reused);
+}
 
 static void setup(void)
 {
@@ -46,6 +76,14 @@ static void setup(void)
     FUZZ_CHECK(server_opts && client_opts);
     sn_x509_cert_free(cert);
     sn_crypto_key_free(key);
+    uint8_t ticket_keys[80];
+    for (size_t i = 0; i < sizeof ticket_keys; i++)
+        ticket_keys[i] = (uint8_t)(i * 37 + 11);
+    /* A backend without session tickets (mbed TLS) refuses them: full handshakes there. */
+    sn_err te = sn_tls_options_set_ticket_keys(server_opts, ticket_keys, sizeof ticket_keys);
+    FUZZ_CHECK(te == SN_OK || te == SN_ERR_UNAVAILABLE);
+    tickets = te == SN_OK;
+    stats = getenv("FUZZ_STATS") != NULL;
 }
 
 typedef struct end {
@@ -134,42 +172,114 @@ static void check_memory(size_t base, bool with_client)
     FUZZ_CHECK(live <= allowed);
 }
 
+/* A server stream on one end of a fresh socket pair (sv[0]); with a client, a client stream
+ * owning the other end, the handshake done. */
+static void open_pair(end *srv, end *cli, int sv[2], bool with_client, bool short_timeout)
+{
+    FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+    /* Always the same remote: the client's ticket is kept under "localhost:40000". */
+    struct sockaddr_in remote = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *srv = (end){0};
+    *cli = (end){0};
+    srv->s = sn_tls_stream_new();
+    FUZZ_CHECK(srv->s);
+    sn_tcp_peer *tcp = sn_tcp_peer_from_accepted(sv[0], (const struct sockaddr *)&remote);
+    FUZZ_CHECK(tcp);
+    FUZZ_CHECK(sn_tls_stream_accept_stream(srv->s, tcp, server_opts) == SN_OK);
+    if (short_timeout) FUZZ_CHECK(sn_tls_stream_set_handshake_timeout_ms(srv->s, 1000) == SN_OK);
+    check_status(srv);
+    if (!with_client) return;
+    cli->s = sn_tls_stream_new();
+    sn_tcp_peer *ct = sn_tcp_peer_from_accepted(sv[1], (const struct sockaddr *)&remote);
+    FUZZ_CHECK(cli->s && ct);
+    FUZZ_CHECK(sn_tls_stream_connect_to_stream(cli->s, ct, "localhost", client_opts) == SN_OK);
+    /* sv[1] stays usable: the client's TCP peer owns it, the harness writes beside it */
+    for (int k = 0; k < 8 && (sn_tls_stream_get_status(srv->s) == SN_TLS_STATUS_HANDSHAKING ||
+                              sn_tls_stream_get_status(cli->s) == SN_TLS_STATUS_HANDSHAKING);
+         k++)
+        step(srv, cli, -1);
+    FUZZ_CHECK(sn_tls_stream_get_status(srv->s) == SN_TLS_STATUS_CONNECTED);
+    FUZZ_CHECK(sn_tls_stream_get_status(cli->s) == SN_TLS_STATUS_CONNECTED);
+    if (sn_tls_stream_is_session_resumed(cli->s))
+        handshakes_resumed++;
+    else
+        handshakes_full++;
+}
+
+/* One full handshake whose ticket (TLS 1.3 sends it after the handshake: the client reads it
+ * in step) the next real client resumes from. */
+static void warm_up(void)
+{
+    end srv, cli;
+    int sv[2];
+    warmups++;
+    open_pair(&srv, &cli, sv, true, false);
+    step(&srv, &cli, -1);
+    sn_tls_stream_free(srv.s);
+    sn_tls_stream_free(cli.s); /* closes sv[1], after its close_notify */
+    have_ticket = true;
+}
+
+/* A real-client input that leaves its pair as a new one would be (both ends connected, every
+ * byte sent read, nothing buffered or in flight, no raw byte ever injected, nothing closed)
+ * hands it to the next real-client input instead of freeing it: a TLS 1.3 handshake, resumed
+ * or not, costs more than most inputs (key exchange, key schedule). What differs from a new
+ * pair is invisible to the script: record sequence numbers, and the manual clock, which
+ * matters only while handshaking. The memory base is the one from before the pair existed, as
+ * for a new pair, so a replay alone checks the same bound. */
+static struct {
+    end srv, cli;
+    int sv[2];
+    size_t base;
+} kept;
+
+static bool clean(end *srv, end *cli, const int sv[2], bool raw_open)
+{
+    if (!cli->s || !exact || !raw_open || expect_len) return false;
+    if (sn_tls_stream_get_status(srv->s) != SN_TLS_STATUS_CONNECTED ||
+        sn_tls_stream_get_status(cli->s) != SN_TLS_STATUS_CONNECTED)
+        return false;
+    if (sn_tls_stream_get_available_bytes(srv->s) || sn_tls_stream_get_available_bytes(cli->s) ||
+        sn_tls_stream_get_unsent_bytes(srv->s) || sn_tls_stream_get_unsent_bytes(cli->s))
+        return false;
+    int q0 = 0, q1 = 0;
+    if (ioctl(sv[0], FIONREAD, &q0) != 0 || ioctl(sv[1], FIONREAD, &q1) != 0) return false;
+    return q0 == 0 && q1 == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!server_opts) setup();
+    inputs++;
+    if (stats && (inputs & (inputs - 1)) == 0) print_stats();
     fuzz_reader r = {data, data + size};
     uint8_t ctl;
     if (!fuzz_u8(&r, &ctl)) return 0;
+    if ((ctl & 1) && tickets && !have_ticket) warm_up();
     size_t base = fuzz_mem_live();
 
     int sv[2];
-    FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-    struct sockaddr_in remote = {.sin_family = AF_INET, .sin_port = htons(40000)};
-    remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    end srv = {0}, cli = {0};
-    srv.s = sn_tls_stream_new();
-    FUZZ_CHECK(srv.s);
-    sn_tcp_peer *tcp = sn_tcp_peer_from_accepted(sv[0], (const struct sockaddr *)&remote);
-    FUZZ_CHECK(tcp);
-    FUZZ_CHECK(sn_tls_stream_accept_stream(srv.s, tcp, server_opts) == SN_OK);
-    if (ctl & 2) FUZZ_CHECK(sn_tls_stream_set_handshake_timeout_ms(srv.s, 1000) == SN_OK);
-    check_status(&srv);
-    int raw_fd = sv[1];
+    end srv, cli;
     expect_len = 0;
     exact = true;
-    if (ctl & 1) {
-        cli.s = sn_tls_stream_new();
-        sn_tcp_peer *ct = sn_tcp_peer_from_accepted(sv[1], (const struct sockaddr *)&remote);
-        FUZZ_CHECK(cli.s && ct);
-        FUZZ_CHECK(sn_tls_stream_connect_to_stream(cli.s, ct, "localhost", client_opts) == SN_OK);
-        /* raw_fd stays usable: the client's TCP peer owns it, the harness writes beside it */
-        for (int k = 0; k < 8 && (sn_tls_stream_get_status(srv.s) == SN_TLS_STATUS_HANDSHAKING ||
-                                  sn_tls_stream_get_status(cli.s) == SN_TLS_STATUS_HANDSHAKING);
-             k++)
-            step(&srv, &cli, -1);
-        FUZZ_CHECK(sn_tls_stream_get_status(srv.s) == SN_TLS_STATUS_CONNECTED);
-        FUZZ_CHECK(sn_tls_stream_get_status(cli.s) == SN_TLS_STATUS_CONNECTED);
+    if ((ctl & 1) && kept.srv.s) {
+        /* The pair the last real-client input left clean: what a new one would be. */
+        srv = kept.srv;
+        cli = kept.cli;
+        sv[0] = kept.sv[0];
+        sv[1] = kept.sv[1];
+        base = kept.base;
+        kept.srv.s = NULL;
+        pairs_reused++;
+    } else {
+        open_pair(&srv, &cli, sv, ctl & 1, ctl & 2);
+        /* The ticket outlives clients that failed (the backend keeps TLS 1.3 tickets apart from
+         * the connections that use them: test_tls_resume.c), so this resumed; not an invariant
+         * here, as OpenSSL ages tickets by the wall clock (7200 s). FUZZ_STATS counts both. */
+        if (cli.s) step(&srv, &cli, -1); /* as a kept pair: the tickets read */
     }
+    int raw_fd = sv[1];
 
     uint8_t op;
     const uint8_t *d;
@@ -234,6 +344,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (debug)
             fprintf(stderr, "op %d len %zu: server %d client %d %s\n", kind, len, (int)srv.last,
                     (int)cli.last, sn_tls_stream_get_error_message(srv.s));
+    }
+    if (clean(&srv, &cli, sv, raw_open)) {
+        kept.srv = srv;
+        kept.cli = cli;
+        kept.sv[0] = sv[0];
+        kept.sv[1] = sv[1];
+        kept.base = base;
+        return 0;
     }
     sn_tls_stream_free(srv.s);
     if (cli.s)

@@ -548,6 +548,11 @@ void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out)
     if (!p->server_owned) out->dropped_kernel = sn_udp_kernel_drops(p->fd);
 }
 
+const sn_udp_peer_stats *sn_udp_peer_counters(const sn_udp_peer *p)
+{
+    return &p->stats;
+}
+
 sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t max_bytes)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_queue_limits: peer is NULL");

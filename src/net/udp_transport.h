@@ -46,5 +46,8 @@ bool sn_udp_peer_take_send_error(sn_udp_peer *p, char *msg, size_t cap);
 
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
+/* The peer's own counters (sn_udp_peer_get_stats without dropped_kernel, which costs a
+ * system call): cheap enough for every poll. */
+const sn_udp_peer_stats *sn_udp_peer_counters(const sn_udp_peer *p);
 
 #endif

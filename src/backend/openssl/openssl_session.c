@@ -59,6 +59,16 @@ struct sn_tls_session {
     char verify_detail[400];       /* client: what failed verification, with names and dates */
     unsigned char first_bytes[24]; /* stream, before the handshake ends: what the remote sent */
     size_t first_len;
+    struct hello_screen {        /* stream server: the client's plaintext handshake records */
+        unsigned char hdr[5];    /* record header being read */
+        unsigned char msg[4];    /* handshake message header being read */
+        size_t hdr_len, msg_len; /* bytes of each read so far */
+        size_t rec_left;         /* payload bytes of the current record still to come */
+        size_t body_left;        /* body bytes of the current handshake message still to come */
+        bool handshake;          /* the current record is a handshake record */
+        bool done;               /* past the plaintext handshake: nothing more to screen */
+        bool refused;            /* a ClientHello over the limit: the session failed */
+    } screen;
     sn_tls_failure failure;
     char message[320];
     char description[96];
@@ -117,6 +127,73 @@ static int io_write(BIO *bio, const char *data, int len)
     return -1;
 }
 
+/* The largest ClientHello a stream server accepts. OpenSSL takes up to 128 KiB and reserves a
+ * buffer of the declared size as soon as the message header arrives, so a client could make
+ * every handshaking connection hold that much by declaring it and sending nothing more (found
+ * by fuzz_tls_server). Real ClientHellos are a few hundred bytes to a few KiB (post-quantum key
+ * shares and resumption tickets included). */
+#define SN_TLS_MAX_CLIENT_HELLO 16384
+
+/* Reads the client's bytes as records before OpenSSL does, until its handshake is encrypted:
+ * false (with the session failed and the reason set) at a ClientHello declaring more than
+ * SN_TLS_MAX_CLIENT_HELLO bytes, the first or the one after a HelloRetryRequest. */
+static bool screen_hello(sn_tls_session *s, const unsigned char *p, size_t n)
+{
+    struct hello_screen *h = &s->screen;
+    while (n && !h->done) {
+        if (h->rec_left == 0) {
+            size_t take = sizeof h->hdr - h->hdr_len < n ? sizeof h->hdr - h->hdr_len : n;
+            memcpy(h->hdr + h->hdr_len, p, take);
+            h->hdr_len += take;
+            p += take;
+            n -= take;
+            if (h->hdr_len < sizeof h->hdr) return true;
+            h->hdr_len = 0;
+            h->rec_left = (size_t)h->hdr[3] << 8 | h->hdr[4];
+            h->handshake = h->hdr[0] == SSL3_RT_HANDSHAKE;
+            /* Encrypted from here on: application data records (TLS 1.3), or anything after
+             * the ChangeCipherSpec before TLS 1.3 (TLS 1.3's is a no-op: a second ClientHello
+             * may follow it). Not a record at all: OpenSSL says so itself. */
+            if (h->hdr[0] == SSL3_RT_APPLICATION_DATA ||
+                (h->hdr[0] == SSL3_RT_CHANGE_CIPHER_SPEC &&
+                 SSL_version(s->ssl) != TLS1_3_VERSION) ||
+                (h->hdr[0] < SSL3_RT_CHANGE_CIPHER_SPEC || h->hdr[0] > SSL3_RT_APPLICATION_DATA))
+                h->done = true;
+            continue;
+        }
+        size_t take = h->rec_left < n ? h->rec_left : n;
+        h->rec_left -= take;
+        n -= take;
+        if (!h->handshake) {
+            p += take;
+            continue;
+        }
+        for (; take; take--, p++) {
+            if (h->body_left) {
+                size_t skip = h->body_left < take ? h->body_left : take;
+                h->body_left -= skip;
+                p += skip - 1;
+                take -= skip - 1;
+                continue;
+            }
+            h->msg[h->msg_len++] = *p;
+            if (h->msg_len < sizeof h->msg) continue;
+            h->msg_len = 0;
+            h->body_left = (size_t)h->msg[1] << 16 | (size_t)h->msg[2] << 8 | h->msg[3];
+            if (h->msg[0] == SSL3_MT_CLIENT_HELLO && h->body_left > SN_TLS_MAX_CLIENT_HELLO) {
+                h->refused = h->done = true;
+                s->failure = SN_TLS_FAIL_PROTOCOL;
+                snprintf(s->message, sizeof s->message,
+                         "TLS handshake failed: the client declared a %zu-byte ClientHello, over "
+                         "this server's limit of %d bytes",
+                         h->body_left, SN_TLS_MAX_CLIENT_HELLO);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static int io_read(BIO *bio, char *buf, int cap)
 {
     sn_tls_session *s = BIO_get_data(bio);
@@ -129,6 +206,9 @@ static int io_read(BIO *bio, char *buf, int cap)
         memcpy(s->first_bytes + s->first_len, buf, take);
         s->first_len += take;
     }
+    if (n > 0 && s->server && !s->datagram && !s->screen.done &&
+        !screen_hello(s, (const unsigned char *)buf, (size_t)n))
+        return -1; /* no retry flag: the handshake fails, with the reason screen_hello set */
     if (n >= 0) return (int)n;
     if (n == SN_TLS_IO_WOULD_BLOCK) {
         BIO_set_retry_read(bio);
@@ -421,11 +501,30 @@ static void saved_put(sn_tls_config *c, const char *key, SSL_SESSION *session)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A TLS 1.3 ticket is a key of its own: a connection that used it and then failed says nothing
+ * against it (unlike a TLS 1.2 session, which RFC 5246 7.2.2 says must not be resumed after a
+ * fatal alert). OpenSSL marks the session a connection holds as not resumable when that
+ * connection fails or is freed without close_notify, so the saved copy and the connection's
+ * must be separate objects, or one dropped connection costs every later one a full
+ * handshake. */
+static SSL_SESSION *private_copy(SSL_SESSION *session)
+{
+    if (SSL_SESSION_get_protocol_version(session) != TLS1_3_VERSION) return session;
+    SSL_SESSION *copy = SSL_SESSION_dup(session);
+    SSL_SESSION_free(session);
+    return copy;
+}
+
 /* Client: keeps the newest resumable session (TLS 1.3 sends tickets after the handshake). */
 static int new_session_cb(SSL *ssl, SSL_SESSION *session)
 {
     sn_tls_session *s = session_of(ssl);
     if (!s || !s->resume_key || !SSL_SESSION_is_resumable(session)) return 0;
+    if (SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION) {
+        SSL_SESSION *copy = SSL_SESSION_dup(session);
+        if (copy) saved_put(s->config, s->resume_key, copy);
+        return 0; /* OpenSSL keeps its reference: the connection's copy is not the saved one */
+    }
     saved_put(s->config, s->resume_key, session);
     return 1; /* the cache keeps our reference */
 }
@@ -626,6 +725,7 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
         if (params->resume_key && *params->resume_key) {
             s->resume_key = sn_strdup(params->resume_key);
             SSL_SESSION *saved = s->resume_key ? saved_get(c, s->resume_key) : NULL;
+            if (saved) saved = private_copy(saved);
             if (saved && SSL_set_session(s->ssl, saved) != 1) ERR_clear_error();
             SSL_SESSION_free(saved); /* SSL_set_session took its own reference */
         }
@@ -637,6 +737,11 @@ sn_tls_session *sn_ossl_session_new(sn_tls_config *c, const sn_tls_session_param
 void sn_ossl_session_free(sn_tls_session *s)
 {
     if (!s) return;
+    /* A session the peer ended with close_notify ended cleanly and stays resumable: OpenSSL
+     * marks one freed before this side's own close_notify as bad, and the client's next
+     * connection to that server would pay a full handshake. */
+    if (!s->failure && (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN))
+        SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(s->ssl);
     sn_free(s->resume_key);
     if (s->seen_chain) sk_X509_pop_free(s->seen_chain, X509_free);
@@ -666,6 +771,10 @@ static bool not_tls(unsigned long code)
 /* Turns a failed OpenSSL call into a sticky failure with a message naming the cause. */
 static sn_tls_result fail(sn_tls_session *s, int rc, bool in_handshake)
 {
+    if (s->screen.refused) {
+        ERR_clear_error();
+        return SN_TLS_FAILED; /* failure and message set by screen_hello */
+    }
     int err = SSL_get_error(s->ssl, rc);
     /* SSL_get_error answers WANT_* only when the error queue is empty: nothing to clear (the
      * clear costs ~500 instructions in OpenSSL 3.0, on every read that finds no record). */

@@ -101,6 +101,58 @@ static void resumes_with_keys(void **state)
     sn_tls_options_free(co);
 }
 
+/* A TLS 1.3 ticket outlives a connection that used it and then failed: the next connection
+ * still resumes. (OpenSSL marks the session a failed connection holds as not resumable; the
+ * saved ticket used to be that very object, so one dropped connection cost the next a full
+ * handshake.) */
+static void ticket_outlives_failed_connection(void **state)
+{
+    (void)state;
+    uint8_t keys[SN_TICKET_KEY_SIZE];
+    for (size_t i = 0; i < sizeof keys; i++)
+        keys[i] = (uint8_t)(i ^ 0x3c);
+    sn_tls_options *so = sn_tls_options_server(certs->key, certs->cert);
+    assert_int_equal(sn_tls_options_set_ticket_keys(so, keys, sizeof keys), SN_OK);
+    sn_tls_options *co = sn_tls_options_client(certs->cert, NULL);
+    sn_tcp_server *srv = sn_tcp_server_new();
+    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
+    assert_false(one_connection(srv, so, co));
+    for (int round = 0; round < 2; round++) {
+        /* Resumes, reads (so it holds the server's fresh ticket too), then meets garbage in the
+         * record stream: a fatal error on the client. */
+        sn_tcp_peer *tcp = sn_tcp_peer_new();
+        assert_int_equal(
+            sn_tcp_peer_connect_to_host(tcp, "127.0.0.1", sn_tcp_server_get_local_port(srv)),
+            SN_OK);
+        sn_tcp_peer *side = tls_take(srv);
+        assert_non_null(side);
+        sn_tls_stream *c = sn_tls_stream_new(), *s = sn_tls_stream_new();
+        assert_int_equal(sn_tls_stream_accept_stream(s, side, so), SN_OK);
+        assert_int_equal(sn_tls_stream_connect_to_stream(c, tcp, "localhost", co), SN_OK);
+        tls_pump_handshake(c, s, 5000);
+        assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_CONNECTED);
+        assert_true(sn_tls_stream_is_session_resumed(c));
+        assert_int_equal(sn_tls_stream_put_data(s, "hi", 2), SN_OK);
+        char buf[2];
+        assert_int_equal(sn_tls_stream_get_data(c, buf, 2), SN_OK);
+        static const uint8_t junk[64] = {23, 3, 3, 0, 59, 1, 2, 3};
+        assert_int_equal(sn_tcp_peer_put_data(side, junk, sizeof junk), SN_OK);
+        uint64_t end = sn_test_now_ms() + 5000;
+        while (sn_tls_stream_get_status(c) == SN_TLS_STATUS_CONNECTED && sn_test_now_ms() < end) {
+            sn_tls_stream_poll(c);
+            size_t got = 0;
+            sn_tls_stream_get_partial_data(c, buf, sizeof buf, &got);
+        }
+        assert_int_equal(sn_tls_stream_get_status(c), SN_TLS_STATUS_ERROR);
+        sn_tls_stream_free(c);
+        sn_tls_stream_free(s);
+    }
+    assert_true(one_connection(srv, so, co));
+    sn_tcp_server_free(srv);
+    sn_tls_options_free(so);
+    sn_tls_options_free(co);
+}
+
 int main(void)
 {
     /* A backend without session tickets refuses ticket keys (SN_ERR_UNAVAILABLE): skipped. */
@@ -108,6 +160,7 @@ int main(void)
     signal(SIGPIPE, SIG_DFL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resumes_with_keys),
+        cmocka_unit_test(ticket_outlives_failed_connection),
     };
     if (!sn_test_have("openssl")) {
         fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");

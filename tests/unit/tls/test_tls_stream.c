@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "core.h"
 #include "test_tls_util.h"
 
@@ -296,6 +297,62 @@ static void unsafe_client_reports_the_real_cause(void **state)
     sn_tls_options_free(unsafe);
 }
 
+/* A client declaring a 128 KiB ClientHello (OpenSSL's own ceiling) is refused with the reason as
+ * soon as the message header is in. Before, OpenSSL reserved a buffer of the declared size and
+ * waited for the rest, so every such connection held ~130 KiB for the whole handshake timeout
+ * (found by fuzz_tls_server). The same with the header split over one-byte records. */
+static void oversized_client_hello_refused(void **state)
+{
+    (void)state;
+    sn_tcp_server *srv = sn_tcp_server_new();
+    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
+    for (int split = 0; split < 2; split++) {
+        sn_tcp_peer *raw = sn_tcp_peer_new();
+        assert_int_equal(
+            sn_tcp_peer_connect_to_host(raw, "127.0.0.1", sn_tcp_server_get_local_port(srv)),
+            SN_OK);
+        sn_tcp_peer *side = tls_take(srv);
+        assert_non_null(side);
+        sn_tls_stream *s = sn_tls_stream_new();
+        assert_int_equal(sn_tls_stream_accept_stream(s, side, certs->server), SN_OK);
+        /* A handshake record of 512 bytes opening a ClientHello of 0x020000 bytes. */
+        static const uint8_t head[4] = {1, 2, 0, 0};
+        uint8_t wire[4 * 6 + 5 + 512] = {0};
+        size_t n = 0;
+        if (split) {
+            for (int i = 0; i < 4; i++) {
+                const uint8_t rec[6] = {22, 3, 1, 0, 1, head[i]};
+                memcpy(wire + n, rec, sizeof rec);
+                n += sizeof rec;
+            }
+            const uint8_t rec[5] = {22, 3, 1, 2, 0};
+            memcpy(wire + n, rec, sizeof rec);
+            n += sizeof rec + 512;
+        } else {
+            const uint8_t rec[5] = {22, 3, 1, 2, 0};
+            memcpy(wire, rec, sizeof rec);
+            memcpy(wire + 5, head, sizeof head);
+            n = 5 + 512;
+        }
+        uint64_t end = sn_test_now_ms() + 3000;
+        while (sn_tcp_peer_get_status(raw) == SN_TCP_STATUS_CONNECTING && sn_test_now_ms() < end) {
+            sn_tcp_peer_poll(raw);
+            sn_test_sleep_ms(1);
+        }
+        assert_int_equal(sn_tcp_peer_put_data(raw, wire, n), SN_OK);
+        assert_int_equal(tls_poll_until_not(s, NULL, SN_TLS_STATUS_HANDSHAKING, 3000),
+                         SN_TLS_STATUS_ERROR);
+        /* mbed TLS reads into a fixed 16 KiB buffer and refuses it in its own words. */
+        const char *msg = sn_tls_stream_get_error_message(s);
+        bool openssl = strcmp(sn_tls_backend_get()->name, "OpenSSL") == 0;
+        if (openssl && (!strstr(msg, "131072-byte ClientHello") || !strstr(msg, "limit")))
+            fail_msg("split %d: message '%s'", split, msg);
+        sn_tls_stream_free(s);
+        sn_tcp_peer_free(raw);
+    }
+    sn_tcp_server_free(srv);
+}
+
 static void arguments_and_ownership(void **state)
 {
     (void)state;
@@ -452,6 +509,7 @@ int main(void)
         cmocka_unit_test(many_small_writes),
         cmocka_unit_test(never_reading_peer),
         cmocka_unit_test(unsafe_client_reports_the_real_cause),
+        cmocka_unit_test(oversized_client_hello_refused),
     };
     if (!sn_test_have("openssl")) {
         fprintf(stderr, "SKIP: the openssl command is needed to make test certificates\n");
