@@ -611,7 +611,7 @@ static bool nobody_listening(sn_dtls_peer *p)
     if (w->udp != p->udp || w->attempt_ms != p->handshake_started_ms)
         *w = (icmp_watch){.udp = p->udp, .attempt_ms = p->handshake_started_ms};
     sn_udp_peer_stats st;
-    sn_udp_peer_get_stats(p->udp, &st);
+    sn_udp_peer_get_counters(p->udp, &st); /* every poll: no system call */
     bool connected = p->status == SN_DTLS_STATUS_CONNECTED;
     uint64_t heard = connected ? p->stats.packets_received : st.datagrams_received;
     if (w->since_ms && heard != w->heard) w->since_ms = 0;

@@ -536,6 +536,14 @@ void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out)
     if (!p->server_owned) out->dropped_kernel = sn_udp_kernel_drops(p->fd);
 }
 
+void sn_udp_peer_get_counters(const sn_udp_peer *p, sn_udp_peer_stats *out)
+{
+    if (p)
+        *out = p->stats;
+    else
+        memset(out, 0, sizeof *out);
+}
+
 sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t max_bytes)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "set_queue_limits: peer is NULL");

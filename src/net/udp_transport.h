@@ -27,6 +27,11 @@ size_t sn_udp_server_ready_count(const sn_udp_server *s);
 void sn_udp_peer_set_ready_tag(sn_udp_peer *p, void *tag);
 void *sn_udp_peer_ready_tag(const sn_udp_peer *p);
 
+/* The peer's counters as sn_udp_peer_get_stats gives them, except dropped_kernel (left 0): no
+ * system call, for callers that look at the counters on every poll (the DTLS client's ICMP
+ * watch). */
+void sn_udp_peer_get_counters(const sn_udp_peer *p, sn_udp_peer_stats *out);
+
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
 
