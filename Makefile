@@ -51,6 +51,8 @@ bench: all
 install: all
 	cmake --install $(BUILD)
 
+# Every fuzz target FUZZ_SECONDS (default 60; 600 is the 10-minute run) on every core
+# (FUZZ_WORKERS), UBSan build, corpus replayed under ASan; FUZZ_SANITIZE=asan keeps ASan on.
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}

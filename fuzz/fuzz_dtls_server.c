@@ -151,8 +151,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sn_udp_peer_free(sn_udp_server_take_connection(udp));
     sn_udp_server_get_stats(udp, &st);
     FUZZ_CHECK(st.taken_now == 0 && st.pending_now == 0);
-    sn_test_net_reset(); /* what the server said to the sources */
-    if (getenv("FUZZ_DEBUG")) {
+    sn_test_net_reset();   /* what the server said to the sources */
+    static int debug = -1; /* getenv once, not per input */
+    if (debug < 0) debug = getenv("FUZZ_DEBUG") != NULL;
+    if (debug) {
         sn_dtls_server_stats ds;
         sn_dtls_server_get_stats(dtls, &ds);
         fprintf(stderr, "hellos %llu cookies_sent %llu rejected %llu started %llu malformed %llu\n",

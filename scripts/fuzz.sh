@@ -158,15 +158,18 @@ for t in "${targets[@]}"; do
         { time (cd "$logdir" && "$bin" -jobs="$WORKERS" -workers="$WORKERS" "${args[@]}" \
             >"$log" 2>&1); } 2>"$logdir/cpu"
         rc=$?
-        cat "$logdir"/fuzz-*.log >>"$log" 2>/dev/null
+        stats=("$logdir"/fuzz-*.log) # the parent's log repeats them: count each worker once
     else
         { time "$bin" "${args[@]}" >"$log" 2>&1; } 2>"$logdir/cpu"
         rc=$?
+        stats=("$log")
     fi
     unset TIMEFORMAT
     set -e
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | awk '{s += $1} END {print s + 0}')
-    cov=$( (grep -o 'cov: [0-9]*' "$log" || true) | cut -d' ' -f2 | sort -n | tail -1)
+    execs=$(cat "${stats[@]}" 2>/dev/null | sed -n 's/^stat::number_of_executed_units: *//p' |
+        awk '{s += $1} END {print s + 0}')
+    cov=$( (cat "${stats[@]}" 2>/dev/null | grep -o 'cov: [0-9]*' || true) | cut -d' ' -f2 |
+        sort -n | tail -1)
     wall=$(awk '{print $1}' "$logdir/cpu" 2>/dev/null || echo 0)
     cpu=$(awk '{printf "%.1f", $2 + $3}' "$logdir/cpu" 2>/dev/null || echo 0)
     rate=$(awk -v e="$execs" -v s="$wall" 'BEGIN {if (s > 0) printf "%d", e / s; else print "?"}')
@@ -184,8 +187,10 @@ for t in "${targets[@]}"; do
         -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l) - found_before))
     line=$(printf '%-17s %4ss  execs %-10s exec/s %-6s CPU %6ss  exec/CPU-s %-6s cov %-5s findings %s' \
         "$t" "$secs" "$execs" "$rate" "$cpu" "$per_cpu" "${cov:-?}" "$found")
-    if [ $rc -ne 0 ] || [ "$found" -gt 0 ] || [ -n "$replay" ] || grep -qE "$FAIL_RE" "$log"; then
-        line="$line FAILED (rc $rc): $(grep -m1 -E "$FAIL_RE" "$log" || true) $replay"
+    if [ $rc -ne 0 ] || [ "$found" -gt 0 ] || [ -n "$replay" ] ||
+        cat "$log" "${stats[@]}" | grep -qE "$FAIL_RE"; then
+        line="$line FAILED (rc $rc): $(cat "$log" "${stats[@]}" | grep -m1 -E "$FAIL_RE" || true)"
+        line="$line $replay"
         line="$line; artifacts in $art, logs in $logdir"
         status=1
     else
