@@ -73,4 +73,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(TEST_BUILD)-mbedtls build-fuzz build-fuzz-mbedtls build-bench-*
+	rm -rf $(BUILD) $(TEST_BUILD) $(TEST_BUILD)-mbedtls build-fuzz build-fuzz-mbedtls build-fuzz-fast build-fuzz-fast-mbedtls build-bench-*
