@@ -13,18 +13,19 @@
 #
 # Sanitizers. The smoke run and every replay use AddressSanitizer + UndefinedBehaviorSanitizer +
 # LeakSanitizer (build dir $FUZZ_BUILD, default build-fuzz). The long run uses a throughput build
-# by default (FUZZ_SANITIZE=ubsan: UBSan only, build-fuzz-fast): OpenSSL allocates on every step
-# of every input and under ASan each allocation costs several times the work the input does, so
-# ASan runs the DTLS and PEM targets 1.5-4x slower than UBSan alone (figures in
+# by default (FUZZ_SANITIZE=ubsan: UBSan only, build-fuzz-fast): OpenSSL allocates at every step
+# of every input and ASan's allocator (poisoning, quarantine, allocation stacks) is dear, so
+# ASan runs these targets 1.5-2.5x slower than UBSan alone (figures in
 # docs/hostile-inputs.md) and 10 M executions in 10 minutes would be out of reach. Memory errors
 # are still looked for on everything the long run keeps: afterwards every input of the corpus (and
 # every known crash in fuzz/regressions) is replayed under ASan+UBSan+LSan, and a report there
 # fails the run. FUZZ_SANITIZE=asan runs the long run itself under ASan+UBSan.
 #
-# FUZZ_FLAGS adds libFuzzer flags to every run. SEALNET_TLS_BACKEND=mbedtls builds them on the mbed TLS backend (build dirs get a -mbedtls
-# suffix). Installs nothing (the Makefile's `deps.sh fuzz` does). The library is compiled with the
-# fuzzer and sanitizer flags too (CMAKE_C_FLAGS below): without coverage inside libsealnet the
-# fuzzer would be blind to the code it is meant to explore.
+# FUZZ_FLAGS adds libFuzzer flags to every run. SEALNET_TLS_BACKEND=mbedtls builds them on the
+# mbed TLS backend (build dirs get a -mbedtls suffix). Installs nothing (the Makefile's `deps.sh
+# fuzz` does). The library is compiled with the fuzzer and sanitizer flags too (CMAKE_C_FLAGS
+# below): without coverage inside libsealnet the fuzzer would be blind to the code it is meant to
+# explore.
 #
 # Corpora: the committed seeds in fuzz/corpus/<target> are read; what the fuzzer finds goes to
 # $FUZZ_BUILD/corpus/<target> (not committed, shared by the smoke and long runs). Crashes go to
