@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=1 ;;
     --build-only) build_only=1 ;;
     --only) only=$2; shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) secs=$1 ;;
     esac
     shift
