@@ -51,6 +51,8 @@ bench: all
 install: all
 	cmake --install $(BUILD)
 
+# Every fuzz target FUZZ_SECONDS (default 60; 600 is the 10-minute run) on every core
+# (FUZZ_WORKERS), UBSan build, corpus replayed under ASan; FUZZ_SANITIZE=asan keeps ASan on.
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}
@@ -71,4 +73,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(TEST_BUILD)-mbedtls build-fuzz build-fuzz-mbedtls build-bench-*
+	rm -rf $(BUILD) $(TEST_BUILD) $(TEST_BUILD)-mbedtls build-fuzz build-fuzz-mbedtls build-fuzz-fast build-fuzz-fast-mbedtls build-bench-*

@@ -1,27 +1,47 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/fuzz_*.c) with clang and runs them.
 #
-#   scripts/fuzz.sh SECONDS     run every target for SECONDS each (default 60)
-#   scripts/fuzz.sh --smoke     build and run all targets for ~24 s in total (CI); non-zero exit on
-#                               any crash, leak, timeout or sanitizer report
+#   scripts/fuzz.sh SECONDS     the long run: every target for SECONDS each (default 60; the
+#                               10-minute run is `make fuzz FUZZ_SECONDS=600`) on FUZZ_WORKERS
+#                               processes (default: every core); prints per target the total
+#                               executions, exec/s, exec per CPU-second, coverage and findings
+#   scripts/fuzz.sh --smoke     build and run all targets for ~24 s in total (CI, `make test`);
+#                               non-zero exit on any crash, leak, timeout or sanitizer report
 #   scripts/fuzz.sh --seeds     regenerate the DTLS seed corpora from a real handshake
 #   scripts/fuzz.sh --only NAME SECONDS   one target
 #   scripts/fuzz.sh --build-only  build the targets, run nothing
 #
-# SEALNET_TLS_BACKEND=mbedtls builds them on the mbed TLS backend (build dir build-fuzz-mbedtls).
-# Installs nothing (the Makefile's `deps.sh fuzz` does). Build dir: $FUZZ_BUILD (build-fuzz).
-# The library is compiled with the fuzzer and sanitizer flags too (CMAKE_C_FLAGS below): without
-# coverage inside libsealnet the fuzzer would be blind to the code it is meant to explore.
+# Sanitizers. The smoke run and every replay use AddressSanitizer + UndefinedBehaviorSanitizer +
+# LeakSanitizer (build dir $FUZZ_BUILD, default build-fuzz). The long run uses a throughput build
+# by default (FUZZ_SANITIZE=ubsan: UBSan only, build-fuzz-fast): OpenSSL allocates at every step
+# of every input and ASan's allocator (poisoning, quarantine, allocation stacks) is dear, so
+# ASan runs these targets 1.5-2.5x slower than UBSan alone (figures in
+# docs/hostile-inputs.md) and 10 M executions in 10 minutes would be out of reach. Memory errors
+# are still looked for on everything the long run keeps: afterwards every input of the corpus (and
+# every known crash in fuzz/regressions) is replayed under ASan+UBSan+LSan, and a report there
+# fails the run. FUZZ_SANITIZE=asan runs the long run itself under ASan+UBSan.
+#
+# FUZZ_FLAGS adds libFuzzer flags to every run. SEALNET_TLS_BACKEND=mbedtls builds them on the
+# mbed TLS backend (build dirs get a -mbedtls suffix). Installs nothing (the Makefile's `deps.sh
+# fuzz` does). The library is compiled with the fuzzer and sanitizer flags too (CMAKE_C_FLAGS
+# below): without coverage inside libsealnet the fuzzer would be blind to the code it is meant to
+# explore.
 #
 # Corpora: the committed seeds in fuzz/corpus/<target> are read; what the fuzzer finds goes to
-# $FUZZ_BUILD/corpus/<target> (not committed). Crashes go to $FUZZ_BUILD/artifacts/<target>/;
-# copy a reproducer to fuzz/regressions/<target>/ and it is replayed by every run.
+# $FUZZ_BUILD/corpus/<target> (not committed, shared by the smoke and long runs). Crashes go to
+# $FUZZ_BUILD/artifacts/<target>/; copy a reproducer to fuzz/regressions/<target>/ and it is
+# replayed by every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BACKEND=${SEALNET_TLS_BACKEND:-openssl}
-if [ "$BACKEND" = openssl ]; then BUILD=${FUZZ_BUILD:-build-fuzz}; else BUILD=${FUZZ_BUILD:-build-fuzz-$BACKEND}; fi
+suffix=""
+[ "$BACKEND" = openssl ] || suffix="-$BACKEND"
+BUILD=${FUZZ_BUILD:-build-fuzz$suffix}
+FAST_BUILD=${FUZZ_FAST_BUILD:-build-fuzz-fast$suffix}
 JOBS=${JOBS:-2}
+WORKERS=${FUZZ_WORKERS:-$(nproc 2>/dev/null || echo 1)}
+SANITIZE=${FUZZ_SANITIZE:-ubsan}
 
 smoke=0 seeds=0 build_only=0 only="" secs=60
 while [ $# -gt 0 ]; do
@@ -30,24 +50,41 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=1 ;;
     --build-only) build_only=1 ;;
     --only) only=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) secs=$1 ;;
     esac
     shift
 done
+case "$SANITIZE" in
+asan | ubsan) ;;
+*) echo "fuzz.sh: FUZZ_SANITIZE must be asan or ubsan (got '$SANITIZE')" >&2; exit 2 ;;
+esac
 
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
     echo "fuzz.sh: $CC not found (scripts/deps.sh fuzz installs clang and libclang-rt-dev)" >&2
     exit 1
 fi
-FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -gline-tables-only"
-CC=$CC cmake -S . -B "$BUILD" -DSEALNET_FUZZ=ON -DSEALNET_BUILD_TESTS=OFF \
-    -DSEALNET_BUILD_BENCH=OFF -DSEALNET_BUILD_EXAMPLES=OFF -DSEALNET_BUILD_TOOLS=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$FLAGS" -DSEALNET_TLS_BACKEND="$BACKEND" >/dev/null
-cmake --build "$BUILD" -j "$JOBS" >/dev/null
+COMMON="-fno-omit-frame-pointer -fno-sanitize-recover=undefined -gline-tables-only"
+# Plumbing that is on every path and says nothing about the input: not instrumented (see there).
+COMMON="$COMMON -fsanitize-coverage-ignorelist=$ROOT/fuzz/coverage-ignore.txt"
+build() { # dir, sanitizers
+    CC=$CC cmake -S . -B "$1" -DSEALNET_FUZZ=ON -DSEALNET_BUILD_TESTS=OFF \
+        -DSEALNET_BUILD_BENCH=OFF -DSEALNET_BUILD_EXAMPLES=OFF -DSEALNET_BUILD_TOOLS=OFF \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="-fsanitize=$2 $COMMON" \
+        -DSEALNET_TLS_BACKEND="$BACKEND" >/dev/null
+    cmake --build "$1" -j "$JOBS" >/dev/null
+}
+long=0
+[ $smoke = 0 ] && [ $seeds = 0 ] && [ $build_only = 0 ] && long=1
+build "$BUILD" fuzzer-no-link,address,undefined
+RUN_BUILD=$BUILD
+if [ $long = 1 ] && [ "$SANITIZE" = ubsan ]; then
+    build "$FAST_BUILD" fuzzer-no-link,undefined
+    RUN_BUILD=$FAST_BUILD
+fi
 if [ $build_only = 1 ]; then
-    echo "fuzz.sh: targets built on the $BACKEND backend in $BUILD"
+    echo "fuzz.sh: targets built on the $BACKEND backend in $BUILD (ASan+UBSan)"
     exit 0
 fi
 
@@ -66,50 +103,96 @@ done
 if [ $smoke = 1 ]; then
     secs=$((24 / ${#targets[@]}))
     [ $secs -ge 3 ] || secs=3
+    WORKERS=1
 fi
 
 # No kernel networking inside the targets (in-memory network, manual clock: fuzz_common.h), so
-# what bounds executions/s is the sanitizers' allocator: no fill of fresh blocks (ASan still
+# what bounds executions/s under ASan is its allocator: no fill of fresh blocks (ASan still
 # poisons them), a small quarantine (use-after-free is still caught within 16 MB of frees) and
 # 10-frame allocation stacks in reports.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_malloc_fill_size=0:quarantine_size_mb=16:malloc_context_size=10}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+FAIL_RE='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|invariant failed'
 status=0
 summary=""
+if [ $long = 1 ]; then
+    san="UBSan"
+    [ "$SANITIZE" = asan ] && san="ASan+UBSan"
+    echo "fuzz.sh: $BACKEND backend, ${secs}s per target, $WORKERS worker(s), $san (corpus replayed under ASan+UBSan+LSan afterwards)"
+fi
 for t in "${targets[@]}"; do
-    bin="$BUILD/fuzz/$t"
-    work="$BUILD/corpus/$t"
-    art="$BUILD/artifacts/$t"
-    mkdir -p "$work" "$art"
-    log="$BUILD/$t.log"
+    bin="$ROOT/$RUN_BUILD/fuzz/$t"
+    asan_bin="$ROOT/$BUILD/fuzz/$t"
+    work="$ROOT/$BUILD/corpus/$t"
+    art="$ROOT/$BUILD/artifacts/$t"
+    logdir="$ROOT/$BUILD/logs/$t"
+    rm -rf "$logdir"
+    mkdir -p "$work" "$art" "$logdir"
+    log="$logdir/run.log"
     # Known crashes first: every reproducer in fuzz/regressions/<target> must pass.
     if [ -d "fuzz/regressions/$t" ] && [ -n "$(ls -A "fuzz/regressions/$t" 2>/dev/null)" ]; then
-        if ! "$bin" -runs=0 "fuzz/regressions/$t"/* >"$BUILD/$t.regress.log" 2>&1; then
-            echo "$t: a regression input still fails (see $BUILD/$t.regress.log)"
+        if ! "$asan_bin" -runs=0 "fuzz/regressions/$t"/* >"$logdir/regress.log" 2>&1; then
+            echo "$t: a regression input still fails (see $logdir/regress.log)"
             status=1
         fi
     fi
-    seeds_dir="fuzz/corpus/$t"
+    seeds_dir="$ROOT/fuzz/corpus/$t"
     mkdir -p "$seeds_dir"
-    set +e
     # Scripts of operations (host, TLS stream) stay short: a long script is many inputs' worth
     # of work in one, and the fuzzer learns as much from several short ones.
     case "$t" in
     fuzz_host | fuzz_tls_server) max_len=1024 ;;
     *) max_len=4096 ;;
     esac
-    "$bin" "$work" "$seeds_dir" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -max_len=$max_len -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
-    rc=$?
+    found_before=$(find "$art" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' \
+        -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+    args=("$work" "$seeds_dir" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048
+        -max_len=$max_len -print_final_stats=1 -artifact_prefix="$art/")
+    # Extra libFuzzer flags for the run (e.g. FUZZ_FLAGS="-entropic=0 -use_value_profile=1").
+    # shellcheck disable=SC2206
+    [ -n "${FUZZ_FLAGS:-}" ] && args+=(${FUZZ_FLAGS})
+    set +e
+    TIMEFORMAT='%R %U %S'
+    if [ "$WORKERS" -gt 1 ]; then
+        # One process per core, sharing the corpus directory (each reloads what the others add);
+        # libFuzzer writes each one's output to fuzz-<n>.log in the current directory.
+        { time (cd "$logdir" && "$bin" -jobs="$WORKERS" -workers="$WORKERS" "${args[@]}" \
+            >"$log" 2>&1); } 2>"$logdir/cpu"
+        rc=$?
+        stats=("$logdir"/fuzz-*.log) # the parent's log repeats them: count each worker once
+    else
+        { time "$bin" "${args[@]}" >"$log" 2>&1; } 2>"$logdir/cpu"
+        rc=$?
+        stats=("$log")
+    fi
+    unset TIMEFORMAT
     set -e
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
-    cov=$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -1 | cut -d' ' -f2)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)
-    line=$(printf '%-18s %4ss  execs %-9s exec/s %-6s cov %-6s' "$t" "$secs" "${execs:-?}" \
-        "${rate:-?}" "${cov:-?}")
-    if [ $rc -ne 0 ] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
-        line="$line FAILED (rc $rc): $(grep -m1 -E 'ERROR:|runtime error:|invariant failed' "$log" || true)"
-        line="$line; artifacts in $art, log $log"
+    execs=$(cat "${stats[@]}" 2>/dev/null | sed -n 's/^stat::number_of_executed_units: *//p' |
+        awk '{s += $1} END {print s + 0}')
+    cov=$( (cat "${stats[@]}" 2>/dev/null | grep -o 'cov: [0-9]*' || true) | cut -d' ' -f2 |
+        sort -n | tail -1)
+    wall=$(awk '{print $1}' "$logdir/cpu" 2>/dev/null || echo 0)
+    cpu=$(awk '{printf "%.1f", $2 + $3}' "$logdir/cpu" 2>/dev/null || echo 0)
+    rate=$(awk -v e="$execs" -v s="$wall" 'BEGIN {if (s > 0) printf "%d", e / s; else print "?"}')
+    per_cpu=$(awk -v e="$execs" -v c="$cpu" 'BEGIN {if (c > 0) printf "%d", e / c; else print "?"}')
+    # The long run's corpus under ASan+UBSan+LSan: a memory error on any input it kept fails.
+    replay=""
+    if [ $long = 1 ] && [ "$SANITIZE" = ubsan ] && [ $rc -eq 0 ]; then
+        if ! "$asan_bin" -runs=0 -timeout=10 -rss_limit_mb=2048 -max_len=$max_len \
+            -artifact_prefix="$art/" "$work" >"$logdir/replay.log" 2>&1 ||
+            grep -qE "$FAIL_RE" "$logdir/replay.log"; then
+            replay="ASan replay of the corpus FAILED (log $logdir/replay.log)"
+        fi
+    fi
+    found=$(($(find "$art" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' \
+        -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l) - found_before))
+    line=$(printf '%-17s %4ss  execs %-10s exec/s %-6s CPU %6ss  exec/CPU-s %-6s cov %-5s findings %s' \
+        "$t" "$secs" "$execs" "$rate" "$cpu" "$per_cpu" "${cov:-?}" "$found")
+    if [ $rc -ne 0 ] || [ "$found" -gt 0 ] || [ -n "$replay" ] ||
+        cat "$log" "${stats[@]}" | grep -qE "$FAIL_RE"; then
+        line="$line FAILED (rc $rc): $(cat "$log" "${stats[@]}" | grep -m1 -E "$FAIL_RE" || true)"
+        line="$line $replay"
+        line="$line; artifacts in $art, logs in $logdir"
         status=1
     else
         line="$line ok"
@@ -117,5 +200,5 @@ for t in "${targets[@]}"; do
     echo "$line"
     summary="$summary$line"$'\n'
 done
-printf '%s' "$summary" >"$BUILD/summary.txt"
+printf '%s' "$summary" >"$ROOT/$BUILD/summary.txt"
 exit $status

@@ -642,13 +642,13 @@ static bool nobody_listening(sn_dtls_peer *p)
     icmp_watch *w = &p->icmp;
     if (w->udp != p->udp || w->attempt_ms != p->handshake_started_ms)
         *w = (icmp_watch){.udp = p->udp, .attempt_ms = p->handshake_started_ms};
-    /* Asked at every poll: the counters only, not the kernel's drop count (a system call). */
-    const sn_udp_peer_stats *st = sn_udp_peer_counters(p->udp);
+    sn_udp_peer_stats st;
+    sn_udp_peer_get_counters(p->udp, &st); /* every poll: no system call */
     bool connected = p->status == SN_DTLS_STATUS_CONNECTED;
-    uint64_t heard = connected ? p->stats.packets_received : st->datagrams_received;
+    uint64_t heard = connected ? p->stats.packets_received : st.datagrams_received;
     if (w->since_ms && heard != w->heard) w->since_ms = 0;
-    if (st->icmp_refused == w->seen) return false;
-    w->seen = st->icmp_refused;
+    if (st.icmp_refused == w->seen) return false;
+    w->seen = st.icmp_refused;
     uint64_t now = sn_now_ms();
     if (!w->since_ms) {
         w->since_ms = now ? now : 1;

@@ -548,9 +548,12 @@ void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out)
     if (!p->server_owned) out->dropped_kernel = sn_udp_kernel_drops(p->fd);
 }
 
-const sn_udp_peer_stats *sn_udp_peer_counters(const sn_udp_peer *p)
+void sn_udp_peer_get_counters(const sn_udp_peer *p, sn_udp_peer_stats *out)
 {
-    return &p->stats;
+    if (p)
+        *out = p->stats;
+    else
+        memset(out, 0, sizeof *out);
 }
 
 sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t max_bytes)

@@ -43,11 +43,12 @@ size_t sn_udp_server_queued_sends(const sn_udp_server *s);
 /* True once, with the message ("send failed: <strerror>"), when a queued datagram of this peer
  * failed for good; clears it. */
 bool sn_udp_peer_take_send_error(sn_udp_peer *p, char *msg, size_t cap);
+/* The peer's counters as sn_udp_peer_get_stats gives them, except dropped_kernel (left 0): no
+ * system call, for callers that look at the counters on every poll (the DTLS client's ICMP
+ * watch). */
+void sn_udp_peer_get_counters(const sn_udp_peer *p, sn_udp_peer_stats *out);
 
 /* True for a peer taken from a server (it shares the server's socket). */
 bool sn_udp_peer_is_server_owned(const sn_udp_peer *p);
-/* The peer's own counters (sn_udp_peer_get_stats without dropped_kernel, which costs a
- * system call): cheap enough for every poll. */
-const sn_udp_peer_stats *sn_udp_peer_counters(const sn_udp_peer *p);
 
 #endif

@@ -1,7 +1,8 @@
 /* The in-memory datagram network (test_net.h). Destinations live in a small open-addressing
  * table; each holds a FIFO of datagrams. A socket's address is read with getsockname at every
  * send and at every read while something is queued, so a descriptor number reused by a new
- * socket never inherits the old one's address. */
+ * socket never inherits the old one's address (unless the program asks for the name cache,
+ * sn_test_net_cache_names). */
 #include "test_net.h"
 
 #include <arpa/inet.h>
@@ -173,8 +174,47 @@ static dgram *dequeue(bucket *b)
     return d;
 }
 
+/* Opt-in cache of socket names (sn_test_net_cache_names): fd -> local and peer address. */
+enum { NAME_CACHE = 64 };
+typedef struct name_entry {
+    int fd; /* -1: free */
+    bool have_self, have_peer;
+    int family;
+    sn_test_addr self, peer;
+} name_entry;
+static bool cache_names;
+static name_entry names[NAME_CACHE];
+static int nnames;
+
+static name_entry *cached(int fd)
+{
+    if (!cache_names) return NULL;
+    for (int i = 0; i < nnames; i++)
+        if (names[i].fd == fd) return &names[i];
+    if (nnames == NAME_CACHE) return NULL;
+    name_entry *e = &names[nnames++];
+    memset(e, 0, sizeof *e);
+    e->fd = fd;
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &l) == 0) {
+        e->family = ss.ss_family;
+        e->have_self = from_sockaddr((struct sockaddr *)&ss, &e->self);
+    }
+    l = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &l) == 0)
+        e->have_peer = from_sockaddr((struct sockaddr *)&ss, &e->peer);
+    return e;
+}
+
 static bool sock_name(int fd, sn_test_addr *out, int *family)
 {
+    name_entry *e = cached(fd);
+    if (e) {
+        *out = e->self;
+        *family = e->family;
+        return e->have_self;
+    }
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0) return false;
@@ -184,10 +224,21 @@ static bool sock_name(int fd, sn_test_addr *out, int *family)
 
 static bool peer_name(int fd, sn_test_addr *out)
 {
+    name_entry *e = cached(fd);
+    if (e) {
+        *out = e->peer;
+        return e->have_peer;
+    }
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &l) != 0) return false;
     return from_sockaddr((struct sockaddr *)&ss, out);
+}
+
+void sn_test_net_cache_names(bool on)
+{
+    cache_names = on;
+    nnames = 0;
 }
 
 static long net_send(void *user, int fd, const void *buf, size_t len, const struct sockaddr *to,
@@ -290,6 +341,7 @@ void sn_test_net_reset(void)
     used_buckets = 0;
     total_queued = 0;
     fail_errno = 0;
+    nnames = 0; /* sockets may have been closed or connected since */
     memset(&stats, 0, sizeof stats);
 }
 

@@ -270,6 +270,14 @@ static void icmp_refused_is_not_fatal(void **state)
     sn_udp_peer_stats st;
     sn_udp_peer_get_stats(c, &st);
     assert_int_equal(st.icmp_refused, 1);
+    /* The syscall-free view the DTLS client reads on every poll says the same. */
+    sn_udp_peer_stats counters;
+    sn_udp_peer_get_counters(c, &counters);
+    assert_int_equal(counters.icmp_refused, 1);
+    assert_int_equal(counters.datagrams_received, st.datagrams_received);
+    assert_int_equal(counters.dropped_kernel, 0);
+    sn_udp_peer_get_counters(NULL, &counters);
+    assert_int_equal(counters.icmp_refused, 0);
     /* Another unanswered send, then the error is reported by the next send, which still goes. */
     assert_int_equal(sn_udp_peer_put_packet(c, "again", 5), SN_OK);
     sn_test_sleep_ms(50);
