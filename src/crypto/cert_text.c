@@ -280,3 +280,41 @@ void sn_quote_bytes(const unsigned char *b, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n && used + 4 < cap; i++)
         used += (size_t)snprintf(out + used, cap - used, "%s%02x", i ? " " : "bytes ", b[i]);
 }
+
+const char *sn_tls_handshake_name(int type)
+{
+    switch (type) {
+    case 0:
+        return "HelloRequest";
+    case 1:
+        return "ClientHello";
+    case 2:
+        return "ServerHello";
+    case 3:
+        return "HelloVerifyRequest";
+    case 4:
+        return "NewSessionTicket";
+    case 5:
+        return "EndOfEarlyData";
+    case 8:
+        return "EncryptedExtensions";
+    case 11:
+        return "Certificate";
+    case 12:
+        return "ServerKeyExchange";
+    case 13:
+        return "CertificateRequest";
+    case 14:
+        return "ServerHelloDone";
+    case 15:
+        return "CertificateVerify";
+    case 16:
+        return "ClientKeyExchange";
+    case 20:
+        return "Finished";
+    case 24:
+        return "KeyUpdate";
+    default:
+        return "unknown handshake message";
+    }
+}

@@ -1,5 +1,5 @@
-/* Certificate fields as text, the same on every TLS backend (implemented in cert_text.c). Not
- * installed. A backend walks its own parsed certificate and hands the raw pieces (OIDs, ASN.1
+/* Certificate fields and TLS message names as text, the same on every TLS backend (cert_text.c).
+ * Not installed. A backend walks its own parsed certificate and hands the raw pieces (OIDs, ASN.1
  * string tags and bytes) to these helpers, so a name reads the same whichever library parsed it:
  * the form is OpenSSL's one-line form as sealnet prints it ("CN=localhost, O=sealnet"). */
 #ifndef SN_CERT_TEXT_H
@@ -41,5 +41,8 @@ void sn_cert_names_add(char *out, size_t cap, size_t *used, const char *kind, co
 /* What a remote that does not speak TLS sent instead, for a message: "\"HTTP/1.1 400 B\"..." for
  * text, "bytes 16 03 01 .." in hex otherwise. */
 void sn_quote_bytes(const unsigned char *b, size_t n, char *out, size_t cap);
+/* The name of a TLS/DTLS handshake message type (RFC 5246, 6347, 8446) as both backends' traces
+ * print it ("ClientHello"); "unknown handshake message" for any other value. Static string. */
+const char *sn_tls_handshake_name(int type);
 
 #endif

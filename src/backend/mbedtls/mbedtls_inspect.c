@@ -231,38 +231,6 @@ void sn_mbed_observe_config(mbedtls_ssl_config *conf, sn_mbed_observer *obs,
 
 /* --- trace ------------------------------------------------------------------------------------ */
 
-static const char *handshake_name(int type)
-{
-    switch (type) {
-    case 0:
-        return "HelloRequest";
-    case 1:
-        return "ClientHello";
-    case 2:
-        return "ServerHello";
-    case 3:
-        return "HelloVerifyRequest";
-    case 4:
-        return "NewSessionTicket";
-    case 11:
-        return "Certificate";
-    case 12:
-        return "ServerKeyExchange";
-    case 13:
-        return "CertificateRequest";
-    case 14:
-        return "ServerHelloDone";
-    case 15:
-        return "CertificateVerify";
-    case 16:
-        return "ClientKeyExchange";
-    case 20:
-        return "Finished";
-    default:
-        return "unknown handshake message";
-    }
-}
-
 static void emit(const sn_mbed_trace *t, bool sent, bool again, const char *content,
                  const char *message, size_t length)
 {
@@ -351,10 +319,10 @@ static void datagram_io(sn_mbed_trace *t, bool sent, const unsigned char *d, siz
                 if (sent && foff == 0) {
                     bool again = (int)seq <= t->max_sent_seq;
                     if (!again) t->max_sent_seq = (int)seq;
-                    emit(t, true, again, "handshake", handshake_name(f[0]), mlen + 12);
+                    emit(t, true, again, "handshake", sn_tls_handshake_name(f[0]), mlen + 12);
                 } else if (!sent && (seq >= 64 ? foff == 0 : !(t->recv_seen >> seq & 1))) {
                     if (seq < 64) t->recv_seen |= (uint64_t)1 << seq;
-                    emit(t, false, false, "handshake", handshake_name(f[0]), mlen + 12);
+                    emit(t, false, false, "handshake", sn_tls_handshake_name(f[0]), mlen + 12);
                 }
                 if (flen > rlen - off - 12) break;
                 off += 12 + flen;
@@ -394,7 +362,7 @@ static void stream_io(sn_mbed_trace *t, bool sent, const unsigned char *d, size_
                     p->hs[p->hs_len++] = d[i++];
                     if (p->hs_len < 4) continue;
                     size_t mlen = (size_t)p->hs[1] << 16 | (size_t)p->hs[2] << 8 | p->hs[3];
-                    emit(t, sent, false, "handshake", handshake_name(p->hs[0]), mlen + 4);
+                    emit(t, sent, false, "handshake", sn_tls_handshake_name(p->hs[0]), mlen + 4);
                     p->hs_left = mlen;
                     p->hs_len = 0;
                 } else {

@@ -261,44 +261,6 @@ static void trace_message(const sn_tls_session *s, bool sent, bool again, const 
     s->config->trace(s->config->trace_user, &ev);
 }
 
-static const char *handshake_name(int type)
-{
-    switch (type) {
-    case 0:
-        return "HelloRequest";
-    case 1:
-        return "ClientHello";
-    case 2:
-        return "ServerHello";
-    case 3:
-        return "HelloVerifyRequest";
-    case 4:
-        return "NewSessionTicket";
-    case 5:
-        return "EndOfEarlyData";
-    case 8:
-        return "EncryptedExtensions";
-    case 11:
-        return "Certificate";
-    case 12:
-        return "ServerKeyExchange";
-    case 13:
-        return "CertificateRequest";
-    case 14:
-        return "ServerHelloDone";
-    case 15:
-        return "CertificateVerify";
-    case 16:
-        return "ClientKeyExchange";
-    case 20:
-        return "Finished";
-    case 24:
-        return "KeyUpdate";
-    default:
-        return "unknown handshake message";
-    }
-}
-
 static void alert_name(int desc, char *out, size_t cap);
 
 /* SSL_set_msg_callback: one call per handshake message, alert and ChangeCipherSpec. */
@@ -318,7 +280,7 @@ static void msg_callback(int write_p, int version, int content_type, const void 
             again = seq <= s->max_sent_seq;
             if (!again) s->max_sent_seq = seq;
         }
-        trace_message(s, write_p != 0, again, "handshake", handshake_name(b[0]), len);
+        trace_message(s, write_p != 0, again, "handshake", sn_tls_handshake_name(b[0]), len);
     } else if (content_type == SSL3_RT_ALERT && len >= 2) {
         char name[64], text[96];
         alert_name(b[1], name, sizeof name);
