@@ -143,8 +143,10 @@ void sn_mbed_verify_note(sn_mbed_verify *v, const mbedtls_x509_crt *crt, int dep
     name_text(&crt->issuer, issuer, sizeof issuer);
     v->rank = rank;
     if (rank == 3) {
+        /* Empty names have NULL pointers: memcmp must not see them (found by fuzz_dtls_client). */
         bool self = crt->subject_raw.len == crt->issuer_raw.len &&
-                    memcmp(crt->subject_raw.p, crt->issuer_raw.p, crt->issuer_raw.len) == 0;
+                    (crt->issuer_raw.len == 0 ||
+                     memcmp(crt->subject_raw.p, crt->issuer_raw.p, crt->issuer_raw.len) == 0);
         snprintf(v->reason, sizeof v->reason, "%s",
                  !self        ? "unable to get local issuer certificate"
                  : depth == 0 ? "self-signed certificate"
