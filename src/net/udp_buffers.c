@@ -174,8 +174,7 @@ sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap, sn_udp_pool *pool)
     rx->over = sn_calloc(batch, sizeof *rx->over);
     rx->msgs = sn_calloc(batch, sizeof *rx->msgs);
     rx->iov = sn_calloc((size_t)batch * 2, sizeof *rx->iov);
-    rx->armed = sn_calloc(batch, sizeof *rx->armed);
-    if (!rx->slots || !rx->over || !rx->msgs || !rx->iov || !rx->armed) {
+    if (!rx->slots || !rx->over || !rx->msgs || !rx->iov) {
         sn_udp_rx_free(rx);
         return NULL;
     }
@@ -193,7 +192,6 @@ void sn_udp_rx_free(sn_udp_rx *rx)
     sn_free(rx->over);
     sn_free(rx->msgs);
     sn_free(rx->iov);
-    sn_free(rx->armed);
     sn_free(rx);
 }
 
@@ -202,7 +200,6 @@ void sn_udp_rx_free(sn_udp_rx *rx)
 static bool rx_ready(sn_udp_rx *rx, unsigned n)
 {
     sn_udp_pkt *slot = rx->slots[n];
-    if (slot && rx->armed[n]) return true;
     if (!slot) {
         /* malloc mode: address space only, the kernel touches the pages it writes. */
         slot = rx->pool ? pool_alloc(rx->pool) : sn_malloc(sizeof *slot + rx->slot_cap);
@@ -235,7 +232,6 @@ static bool rx_ready(sn_udp_rx *rx, unsigned n)
     h->msg_control = NULL;
     h->msg_controllen = 0;
     h->msg_flags = 0;
-    rx->armed[n] = 1;
     return true;
 }
 
@@ -259,10 +255,7 @@ int sn_udp_rx_recv(sn_udp_rx *rx, int fd, unsigned want)
         return -1;
     }
     int r = sn_udp_sys_recvmmsg(fd, rx->msgs, n);
-    if (r > 0) { /* the kernel wrote into these */
-        memset(rx->armed, 0, (size_t)r);
-        rx->written = (unsigned)r;
-    }
+    if (r > 0) rx->written = (unsigned)r; /* the kernel wrote into these */
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     return r;
 }

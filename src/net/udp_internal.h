@@ -12,6 +12,7 @@
 #include "net.h"
 #include "udp_transport.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -86,12 +87,9 @@ typedef struct sn_udp_rx {
     uint8_t **over; /* pool mode: overflow buffers (slot_cap - SN_UDP_POOL_HEAD bytes) */
     struct mmsghdr *msgs;
     struct iovec *iov; /* two per message */
-    /* armed[i]: slot i is ready and no datagram was received into it since, so the next
-     * recvmmsg needs no work on it (a wake-up for one datagram re-arms one slot, not 64). */
-    uint8_t *armed;
-    /* Slots [0, written) were filled by the last recvmmsg; [written, ready) are still armed.
-     * The next call re-arms the first and skips the second without looking at them: a wake-up
-     * for one datagram touches one slot, not the 64 flags. */
+    /* Slots [0, written) were filled by the last recvmmsg; [written, ready) are still armed
+     * (the kernel touched none of them). The next call re-arms the first and skips the second:
+     * a wake-up for one datagram re-arms one slot, not 64. */
     unsigned written, ready;
 } sn_udp_rx;
 
@@ -200,6 +198,17 @@ sn_udp_peer *sn_udp_hub_ready_pop(sn_udp_hub *hub);
  * closed. */
 void sn_udp_hub_forget(sn_udp_hub *hub, sn_udp_peer *p);
 void sn_udp_hub_count_send(sn_udp_hub *hub, size_t bytes, sn_err result);
+
+/* udp_peer.c: one datagram out of fd, with the one retry after ECONNREFUSED (that error reports
+ * an earlier datagram's ICMP answer and clears it; this one was not sent yet), counted on p's
+ * icmp_refused (p may be NULL). Returns 0 or the errno. Used by direct and queued sends alike. */
+int sn_udp_send_datagram(sn_udp_peer *p, int fd, const void *buf, size_t len,
+                         const struct sockaddr *to, socklen_t to_len);
+/* A send refused for a full buffer: lost as the network may lose it (counted send_busy). */
+static inline bool sn_udp_send_busy(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
 
 /* ---- the send queue (udp_sendq.c) ------------------------------------------------------ */
 

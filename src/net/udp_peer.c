@@ -191,9 +191,21 @@ sn_err sn_udp_peer_set_dest_address(sn_udp_peer *p, const char *host, int port)
 
 /* ---- sending -------------------------------------------------------------------------- */
 
+int sn_udp_send_datagram(sn_udp_peer *p, int fd, const void *buf, size_t len,
+                         const struct sockaddr *to, socklen_t to_len)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (sn_udp_sys_send(fd, buf, len, to, to_len) >= 0) return 0;
+        if (errno != ECONNREFUSED) break;
+        if (p) p->stats.icmp_refused++;
+        sn_log(SN_LOG_INFO, "UDP peer: port unreachable reported by the remote");
+    }
+    return errno;
+}
+
 static sn_err send_error(sn_udp_peer *p, int err, size_t len)
 {
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+    if (sn_udp_send_busy(err)) {
         p->stats.send_busy++;
         return sn_fail(SN_ERR_BUSY, "socket send buffer full");
     }
@@ -235,20 +247,10 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
         sn_net_match_family(&dest, p->family);
         use_dest = !p->connected;
     }
-    ssize_t r = 0;
-    int err = 0;
-    /* One retry after ECONNREFUSED: that error reports an earlier datagram's ICMP reply and
-     * clears it; this datagram was not sent yet. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        r = sn_udp_sys_send(fd, buf, len, use_dest ? (const struct sockaddr *)&to->ss : NULL,
-                            use_dest ? to->len : 0);
-        if (r >= 0) break;
-        err = errno;
-        if (err != ECONNREFUSED) break;
-        p->stats.icmp_refused++;
-        sn_log(SN_LOG_INFO, "UDP peer: port unreachable reported by the remote");
-    }
-    sn_err res = r >= 0 ? SN_OK : send_error(p, err, len);
+    int err =
+        sn_udp_send_datagram(p, fd, buf, len, use_dest ? (const struct sockaddr *)&to->ss : NULL,
+                             use_dest ? to->len : 0);
+    sn_err res = err == 0 ? SN_OK : send_error(p, err, len);
     if (res == SN_OK) {
         p->stats.datagrams_sent++;
         p->stats.bytes_sent += len;

@@ -51,43 +51,34 @@ bool sn_udp_sendq_push(sn_udp_hub *hub, sn_udp_peer *p, const void *buf, size_t 
     return true;
 }
 
-/* The result of one queued datagram (err 0: it left). */
+/* The result of one queued datagram (err 0: it left), counted as a direct send is. */
 static void settle(sn_udp_hub *hub, const sendq_entry *e, int err)
 {
     sn_udp_peer *p = e->peer;
+    bool busy = err && sn_udp_send_busy(err);
+    sn_udp_hub_count_send(hub, e->len, !err ? SN_OK : busy ? SN_ERR_BUSY : SN_FAILED);
     if (!err) {
-        hub->st.datagrams_sent++;
-        hub->st.bytes_sent += e->len;
         if (p) {
             p->stats.datagrams_sent++;
             p->stats.bytes_sent += e->len;
         }
         return;
     }
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+    if (busy) {
         /* Lost as the network may lose it, and counted: DTLS retransmits what it must. */
-        hub->st.send_busy++;
         if (p) p->stats.send_busy++;
         return;
     }
-    hub->st.send_errors++;
     if (!p) return;
     if (!p->send_err) p->send_err = err;
     if (!p->pending) sn_udp_hub_ready_push(hub, p); /* its consumer polls it and hears why */
 }
 
-/* Sends entry i alone (sendto), with the direct path's one retry after ECONNREFUSED (which
- * reports an earlier datagram's ICMP answer, not this one). Returns 0 or the errno. */
+/* Sends entry i alone (sendto), as a direct send does. Returns 0 or the errno. */
 static int send_one(sn_udp_hub *hub, sn_udp_sendq *q, unsigned i)
 {
     const sendq_entry *e = &q->e[i];
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (sn_udp_sys_send(hub->fd, q->bytes + e->off, e->len, &e->to.sa, e->to_len) >= 0)
-            return 0;
-        if (errno != ECONNREFUSED) break;
-        if (e->peer) e->peer->stats.icmp_refused++;
-    }
-    return errno;
+    return sn_udp_send_datagram(e->peer, hub->fd, q->bytes + e->off, e->len, &e->to.sa, e->to_len);
 }
 
 static void send_batch(sn_udp_hub *hub, sn_udp_sendq *q, unsigned n);
