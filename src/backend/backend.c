@@ -130,3 +130,62 @@ void sn_tls_ticket_keys_counters(sn_tls_ticket_keys *k, sn_tls_ticket_counters *
     out->unknown_key = atomic_load(&k->counters[2]);
     out->rejected = atomic_load(&k->counters[3]);
 }
+
+/* ---- saved client sessions --------------------------------------------------------------------
+ */
+
+void sn_tls_saved_init(sn_tls_saved_sessions *s, void (*drop)(void *session))
+{
+    memset(s->slot, 0, sizeof s->slot);
+    s->use_clock = 0;
+    s->drop = drop;
+    pthread_mutex_init(&s->lock, NULL);
+}
+
+void sn_tls_saved_destroy(sn_tls_saved_sessions *s)
+{
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++)
+        if (s->slot[i].session) s->drop(s->slot[i].session);
+    pthread_mutex_destroy(&s->lock);
+}
+
+bool sn_tls_saved_use(sn_tls_saved_sessions *s, const char *key,
+                      void (*use)(void *session, void *user), void *user)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !found; i++) {
+        struct sn_tls_saved_session *e = &s->slot[i];
+        if (!e->session || strcmp(e->key, key) != 0) continue;
+        use(e->session, user);
+        e->used = ++s->use_clock;
+        found = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+void sn_tls_saved_put(sn_tls_saved_sessions *s, const char *key, void *session)
+{
+    if (strlen(key) >= sizeof s->slot[0].key) {
+        s->drop(session);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    struct sn_tls_saved_session *slot = NULL;
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (s->slot[i].session && strcmp(s->slot[i].key, key) == 0) slot = &s->slot[i];
+    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
+        if (!s->slot[i].session) slot = &s->slot[i];
+    if (!slot) {
+        slot = &s->slot[0];
+        for (int i = 1; i < SN_TLS_SAVED_SESSIONS; i++)
+            if (s->slot[i].used < slot->used) slot = &s->slot[i];
+    }
+    void *old = slot->session;
+    slot->session = session;
+    slot->used = ++s->use_clock;
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    pthread_mutex_unlock(&s->lock);
+    if (old) s->drop(old);
+}

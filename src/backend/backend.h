@@ -13,6 +13,8 @@
 
 #include "core.h"
 
+#include <pthread.h>
+
 typedef struct sn_tls_key sn_tls_key;         /* refcounted key handle */
 typedef struct sn_tls_chain sn_tls_chain;     /* refcounted certificate chain, leaf first */
 typedef struct sn_tls_config sn_tls_config;   /* refcounted immutable context */
@@ -100,6 +102,29 @@ typedef struct sn_tls_config_params {
 } sn_tls_config_params;
 
 #define SN_TLS_SAVED_SESSIONS 32
+/* A client config's saved sessions: the newest resumable session per server identity
+ * ("name:port") for the last SN_TLS_SAVED_SESSIONS servers, least recently used replaced
+ * first. Sessions are the backend's own objects, owned here and released with `drop`. Sessions
+ * on several threads may share a config: every access is under the lock. */
+typedef struct sn_tls_saved_sessions {
+    pthread_mutex_t lock;
+    struct sn_tls_saved_session {
+        char key[280];
+        void *session; /* NULL: a free slot */
+        uint64_t used;
+    } slot[SN_TLS_SAVED_SESSIONS];
+    uint64_t use_clock;
+    void (*drop)(void *session);
+} sn_tls_saved_sessions;
+void sn_tls_saved_init(sn_tls_saved_sessions *s, void (*drop)(void *session));
+/* Drops every saved session. */
+void sn_tls_saved_destroy(sn_tls_saved_sessions *s);
+/* When a session is saved for key: calls use(session, user) under the lock (to take a
+ * reference or a copy; the session stays saved) and returns true. */
+bool sn_tls_saved_use(sn_tls_saved_sessions *s, const char *key,
+                      void (*use)(void *session, void *user), void *user);
+/* Keeps session (taking ownership) as the newest for key; a key too long to keep drops it. */
+void sn_tls_saved_put(sn_tls_saved_sessions *s, const char *key, void *session);
 typedef struct sn_tls_session_params {
     const char *hostname;           /* client: SNI and the name verified; NULL or "": none */
     size_t mtu;                     /* datagram: UDP payload bytes per datagram */

@@ -45,16 +45,8 @@ struct sn_tls_config {
     sn_tls_chain *chain;         /* server */
     sn_tls_chain *trusted;       /* client: trust anchors, or NULL (system store / none) */
     sn_tls_ticket_keys *tickets; /* server: NULL when it issues no tickets */
-    /* Client: the newest resumable session per server identity, least recently used replaced
-     * first. Sessions on several threads may share the config: under the lock. */
-    pthread_mutex_t lock;
-    struct saved_session {
-        char key[280];
-        mbedtls_ssl_session *session; /* sn_malloc'd; NULL: a free slot */
-        uint64_t used;
-    } saved[SN_TLS_SAVED_SESSIONS];
-    uint64_t use_clock;
-    sn_mbed_observer obs; /* key log and trace callbacks (mbedtls_inspect.c) */
+    sn_tls_saved_sessions saved; /* client: the newest resumable session per server identity */
+    sn_mbed_observer obs;        /* key log and trace callbacks (mbedtls_inspect.c) */
 };
 
 struct sn_tls_session {
@@ -379,27 +371,23 @@ static int ticket_parse(void *ctx, mbedtls_ssl_session *session, unsigned char *
 
 /* --- saved sessions (client) ------------------------------------------------------------------ */
 
-static void session_drop(mbedtls_ssl_session *session)
+static void session_drop(void *session)
 {
     if (!session) return;
     mbedtls_ssl_session_free(session); /* wipes the master secret */
     sn_free(session);
 }
 
+static void session_offer(void *session, void *ssl)
+{
+    /* Failing (out of memory) only means a full handshake. */
+    (void)mbedtls_ssl_set_session(ssl, session);
+}
+
 /* Offers the session saved under the session's resume key, if any (mbed TLS copies it). */
 static void saved_offer(sn_tls_session *s)
 {
-    sn_tls_config *c = s->config;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++) {
-        struct saved_session *e = &c->saved[i];
-        if (!e->session || strcmp(e->key, s->resume_key) != 0) continue;
-        /* Failing (out of memory) only means a full handshake. */
-        (void)mbedtls_ssl_set_session(&s->ssl, e->session);
-        e->used = ++c->use_clock;
-        break;
-    }
-    pthread_mutex_unlock(&c->lock);
+    sn_tls_saved_use(&s->config->saved, s->resume_key, session_offer, &s->ssl);
 }
 
 /* Keeps the session just established as the newest for the session's resume key: a new one,
@@ -407,7 +395,6 @@ static void saved_offer(sn_tls_session *s)
 static void saved_keep(sn_tls_session *s)
 {
     sn_tls_config *c = s->config;
-    if (strlen(s->resume_key) >= sizeof c->saved[0].key) return;
     mbedtls_ssl_session *session = sn_malloc(sizeof *session);
     if (!session) return;
     mbedtls_ssl_session_init(session);
@@ -417,23 +404,7 @@ static void saved_keep(sn_tls_session *s)
         session_drop(session);
         return;
     }
-    pthread_mutex_lock(&c->lock);
-    struct saved_session *slot = NULL;
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
-        if (c->saved[i].session && strcmp(c->saved[i].key, s->resume_key) == 0) slot = &c->saved[i];
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
-        if (!c->saved[i].session) slot = &c->saved[i];
-    if (!slot) {
-        slot = &c->saved[0];
-        for (int i = 1; i < SN_TLS_SAVED_SESSIONS; i++)
-            if (c->saved[i].used < slot->used) slot = &c->saved[i];
-    }
-    mbedtls_ssl_session *old = slot->session;
-    slot->session = session;
-    slot->used = ++c->use_clock;
-    snprintf(slot->key, sizeof slot->key, "%s", s->resume_key);
-    pthread_mutex_unlock(&c->lock);
-    session_drop(old);
+    sn_tls_saved_put(&c->saved, s->resume_key, session);
 }
 
 /* --- configs ---------------------------------------------------------------------------------- */
@@ -452,7 +423,7 @@ sn_tls_config *sn_mbed_config_new(const sn_tls_config_params *p)
     sn_tls_config *c = sn_calloc(1, sizeof *c);
     if (!c) return sn_fail_null(SN_ERR_OUT_OF_MEMORY, "out of memory");
     mbedtls_ssl_config_init(&c->conf);
-    pthread_mutex_init(&c->lock, NULL);
+    sn_tls_saved_init(&c->saved, session_drop);
     atomic_init(&c->refs, 1);
     c->server = p->server;
     c->datagram = p->datagram;
@@ -528,9 +499,7 @@ void sn_mbed_config_unref(sn_tls_config *c)
     sn_mbed_chain_unref(c->chain);
     sn_mbed_chain_unref(c->trusted);
     sn_tls_ticket_keys_unref(c->tickets);
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++)
-        session_drop(c->saved[i].session);
-    pthread_mutex_destroy(&c->lock);
+    sn_tls_saved_destroy(&c->saved);
     sn_free(c);
 }
 

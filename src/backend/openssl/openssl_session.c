@@ -22,15 +22,7 @@ struct sn_tls_config {
     atomic_int refs;
     bool server, datagram, verify_name;
     sn_tls_ticket_keys *tickets; /* server: NULL when it issues no tickets */
-    /* Client: the newest resumable session per server identity, least recently used replaced
-     * first. Sessions on several threads may share the config: under the lock. */
-    pthread_mutex_t lock;
-    struct saved_session {
-        char key[280];
-        SSL_SESSION *session;
-        uint64_t used;
-    } saved[SN_TLS_SAVED_SESSIONS];
-    uint64_t use_clock;
+    sn_tls_saved_sessions saved; /* client: the newest resumable session per server identity */
     void (*keylog)(void *user, const char *line);
     void *keylog_user;
     sn_tls_trace_fn trace;
@@ -423,44 +415,28 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_
     return rc == 2 || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
 }
 
+static void session_drop(void *session)
+{
+    SSL_SESSION_free(session);
+}
+
+static void session_take_ref(void *session, void *out)
+{
+    if (SSL_SESSION_up_ref(session) == 1) *(SSL_SESSION **)out = session;
+}
+
 /* Client: the saved session for `key` (a new reference), or NULL. */
 static SSL_SESSION *saved_get(sn_tls_config *c, const char *key)
 {
     SSL_SESSION *found = NULL;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !found; i++) {
-        struct saved_session *e = &c->saved[i];
-        if (!e->session || strcmp(e->key, key) != 0) continue;
-        if (SSL_SESSION_up_ref(e->session) == 1) found = e->session;
-        e->used = ++c->use_clock;
-    }
-    pthread_mutex_unlock(&c->lock);
+    sn_tls_saved_use(&c->saved, key, session_take_ref, &found);
     return found;
 }
 
 /* Client: keeps `session` (takes the reference) as the newest for `key`. */
 static void saved_put(sn_tls_config *c, const char *key, SSL_SESSION *session)
 {
-    if (strlen(key) >= sizeof c->saved[0].key) {
-        SSL_SESSION_free(session);
-        return;
-    }
-    pthread_mutex_lock(&c->lock);
-    struct saved_session *slot = NULL;
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
-        if (c->saved[i].session && strcmp(c->saved[i].key, key) == 0) slot = &c->saved[i];
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS && !slot; i++)
-        if (!c->saved[i].session) slot = &c->saved[i];
-    if (!slot) {
-        slot = &c->saved[0];
-        for (int i = 1; i < SN_TLS_SAVED_SESSIONS; i++)
-            if (c->saved[i].used < slot->used) slot = &c->saved[i];
-    }
-    SSL_SESSION_free(slot->session);
-    slot->session = session;
-    slot->used = ++c->use_clock;
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    pthread_mutex_unlock(&c->lock);
+    sn_tls_saved_put(&c->saved, key, session);
 }
 
 /* A TLS 1.3 ticket is a key of its own: a connection that used it and then failed says nothing
@@ -599,7 +575,7 @@ sn_tls_config *sn_ossl_config_new(const sn_tls_config_params *p)
     c->datagram = p->datagram;
     c->verify_name = !p->server && p->verify_chain && p->verify_name;
     c->tickets = p->server ? sn_tls_ticket_keys_ref(p->tickets) : NULL;
-    pthread_mutex_init(&c->lock, NULL);
+    sn_tls_saved_init(&c->saved, session_drop);
     c->keylog = p->keylog;
     c->keylog_user = p->keylog_user;
     c->trace = p->trace;
@@ -619,9 +595,7 @@ void sn_ossl_config_unref(sn_tls_config *c)
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
     SSL_CTX_free(c->ctx);
     sn_tls_ticket_keys_unref(c->tickets);
-    for (int i = 0; i < SN_TLS_SAVED_SESSIONS; i++)
-        SSL_SESSION_free(c->saved[i].session);
-    pthread_mutex_destroy(&c->lock);
+    sn_tls_saved_destroy(&c->saved);
     sn_free(c);
 }
 
