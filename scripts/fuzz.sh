@@ -3,8 +3,11 @@
 #
 #   scripts/fuzz.sh SECONDS     the long run: every target for SECONDS each (default 60; the
 #                               10-minute run is `make fuzz FUZZ_SECONDS=600`) on FUZZ_WORKERS
-#                               processes (default: every core); prints per target the total
-#                               executions, exec/s, exec per CPU-second, coverage and findings
+#                               processes (default: every core), or until it has run FUZZ_EXECS
+#                               inputs (default 10000000, the goal; 0 = no limit), whichever
+#                               comes first; prints per target the total executions, wall and CPU
+#                               time, exec/s, exec per CPU-second, coverage, findings and whether
+#                               the goal was reached
 #   scripts/fuzz.sh --smoke     build and run all targets for ~24 s in total (CI, `make test`);
 #                               non-zero exit on any crash, leak, timeout or sanitizer report
 #   scripts/fuzz.sh --seeds     regenerate the DTLS seed corpora from a real handshake
@@ -42,6 +45,7 @@ FAST_BUILD=${FUZZ_FAST_BUILD:-build-fuzz-fast$suffix}
 JOBS=${JOBS:-2}
 WORKERS=${FUZZ_WORKERS:-$(nproc 2>/dev/null || echo 1)}
 SANITIZE=${FUZZ_SANITIZE:-ubsan}
+GOAL=${FUZZ_EXECS:-10000000}
 
 smoke=0 seeds=0 build_only=0 only="" secs=60
 while [ $# -gt 0 ]; do
@@ -118,7 +122,9 @@ summary=""
 if [ $long = 1 ]; then
     san="UBSan"
     [ "$SANITIZE" = asan ] && san="ASan+UBSan"
-    echo "fuzz.sh: $BACKEND backend, ${secs}s per target, $WORKERS worker(s), $san (corpus replayed under ASan+UBSan+LSan afterwards)"
+    limit="at most ${secs}s per target"
+    [ "$GOAL" -gt 0 ] && limit="$limit or $GOAL executions, whichever first"
+    echo "fuzz.sh: $BACKEND backend, $limit, $WORKERS worker(s), $san (corpus replayed under ASan+UBSan+LSan afterwards)"
 fi
 for t in "${targets[@]}"; do
     bin="$ROOT/$RUN_BUILD/fuzz/$t"
@@ -148,6 +154,11 @@ for t in "${targets[@]}"; do
         -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
     args=("$work" "$seeds_dir" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048
         -max_len=$max_len -print_final_stats=1 -artifact_prefix="$art/")
+    # The long run stops a target once it has run the goal's executions (split between the
+    # workers: each stops at its share), so a fast target does not hold the machine for nothing.
+    if [ $long = 1 ] && [ "$GOAL" -gt 0 ]; then
+        args+=(-runs=$(((GOAL + WORKERS - 1) / WORKERS)))
+    fi
     # Extra libFuzzer flags for the run (e.g. FUZZ_FLAGS="-entropic=0 -use_value_profile=1").
     # shellcheck disable=SC2206
     [ -n "${FUZZ_FLAGS:-}" ] && args+=(${FUZZ_FLAGS})
@@ -186,8 +197,13 @@ for t in "${targets[@]}"; do
     fi
     found=$(($(find "$art" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' \
         -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l) - found_before))
-    line=$(printf '%-17s %4ss  execs %-10s exec/s %-6s CPU %6ss  exec/CPU-s %-6s cov %-5s findings %s' \
-        "$t" "$secs" "$execs" "$rate" "$cpu" "$per_cpu" "${cov:-?}" "$found")
+    goal=""
+    if [ $long = 1 ] && [ "$GOAL" -gt 0 ]; then
+        goal="goal $GOAL: short"
+        [ "$execs" -ge "$GOAL" ] && goal="goal $GOAL: reached"
+    fi
+    line=$(printf '%-17s %5ss wall  execs %-10s exec/s %-6s CPU %6ss  exec/CPU-s %-6s cov %-5s findings %s %s' \
+        "$t" "$wall" "$execs" "$rate" "$cpu" "$per_cpu" "${cov:-?}" "$found" "$goal")
     if [ $rc -ne 0 ] || [ "$found" -gt 0 ] || [ -n "$replay" ] ||
         cat "$log" "${stats[@]}" | grep -qE "$FAIL_RE"; then
         line="$line FAILED (rc $rc): $(cat "$log" "${stats[@]}" | grep -m1 -E "$FAIL_RE" || true)"
