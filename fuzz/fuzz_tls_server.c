@@ -19,7 +19,8 @@
  *           4  the remote closes its write side (shutdown) or, with a real client, says
  *              close_notify (bytes[0] odd) or drops the connection
  *           5  the server disconnects
- * After each operation both ends are polled and read.
+ * After each operation both ends are polled and read, in rounds until nothing is left to move
+ * (no bytes or EOF waiting on a live stream's socket, nothing decrypted or stashed), at most 4.
  *
  * Invariants (abort on violation): the status is a known value; ERROR carries a message; once
  * ended (DISCONNECTED / ERROR after having started) it never comes back; a real client's bytes
@@ -41,7 +42,9 @@
 #include "fuzz_common.h"
 #include "tcp_internal.h" /* sn_tcp_peer_from_accepted: white-box, as tests do */
 
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <sys/socket.h>
 
 static sn_tls_options *server_opts, *client_opts;
@@ -50,18 +53,37 @@ static int debug;
 static bool tickets;     /* the backend resumes sessions from tickets */
 static bool have_ticket; /* the client options hold a ticket the server will take */
 /* FUZZ_STATS=1: what the inputs cost, printed after 2^k inputs (libFuzzer exits without
- * running atexit handlers). */
+ * running atexit handlers): counts, and the thread CPU time of each kind of input (raw inputs
+ * the server answered, i.e. it parsed a ClientHello and wrote its flight, or not; real-client
+ * inputs on a new pair, whose handshake is timed apart, or on a kept pair). */
 static bool stats;
-static uint64_t inputs, warmups, handshakes_full, handshakes_resumed, pairs_reused;
+static uint64_t inputs, warmups, handshakes_full, handshakes_resumed, pairs_reused, rounds;
+enum { K_RAW, K_RAW_ANSWERED, K_REAL_NEW, K_REAL_KEPT, K_HANDSHAKE, K_COUNT };
+static uint64_t kind_n[K_COUNT], kind_ns[K_COUNT];
+static size_t answered; /* bytes this raw input's server wrote (a flight: > 200, an alert: 7) */
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 static void print_stats(void)
 {
+    static const char *const names[K_COUNT] = {"raw", "raw answered with a flight",
+                                               "real-client new pair", "real-client kept pair",
+                                               "of which handshake"};
     fprintf(stderr,
             "fuzz_tls_server: %llu inputs, %llu warm-up handshakes, real-client handshakes: %llu "
-            "full, %llu resumed, %llu pairs reused\n",
+            "full, %llu resumed, %llu pairs reused, %llu poll rounds; CPU us per input:",
             (unsigned long long)inputs, (unsigned long long)warmups,
             (unsigned long long)handshakes_full, (unsigned long long)handshakes_resumed,
-            (unsigned long long)pairs_reused);
+            (unsigned long long)pairs_reused, (unsigned long long)rounds);
+    for (int k = 0; k < K_COUNT; k++)
+        fprintf(stderr, " %s %llu x %.1f;", names[k], (unsigned long long)kind_n[k],
+                kind_n[k] ? (double)kind_ns[k] / (double)kind_n[k] / 1000.0 : 0.0);
+    fputc('\n', stderr);
 }
 
 static void setup(void)
@@ -144,13 +166,40 @@ static void client_read(end *cli)
 static void drain_fd(int fd)
 {
     uint8_t buf[16384];
-    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
-    }
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        answered += (size_t)n;
 }
 
+/* Whether another round of step could change anything: a live stream has bytes (or an EOF)
+ * waiting on its socket, decrypted bytes unread, or a record it could not flush. A round
+ * without any of these polls and reads sockets that have nothing (what the rounds after the
+ * exchange settled used to do, several system calls and TLS library calls each). */
+static bool busy(const end *srv, const end *cli)
+{
+    struct pollfd p[2];
+    nfds_t n = 0;
+    const end *ends[2] = {srv, cli};
+    for (int i = 0; i < 2; i++) {
+        sn_tls_stream *s = ends[i]->s;
+        if (!s) continue;
+        sn_tls_status st = sn_tls_stream_get_status(s);
+        if (st != SN_TLS_STATUS_HANDSHAKING && st != SN_TLS_STATUS_CONNECTED) continue;
+        if (sn_tls_stream_get_unsent_bytes(s) || sn_tls_stream_get_available_bytes(s) > 0)
+            return true;
+        int fd = sn_tcp_peer_get_fd(sn_tls_stream_get_stream(s));
+        if (fd >= 0) p[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
+    return n && poll(p, n, 0) > 0;
+}
+
+/* Up to 4 rounds of: poll and read the server, then the client (or drain the raw end); rounds
+ * stop early once nothing is left to move (busy), as further rounds would find nothing. */
 static void step(end *srv, end *cli, int raw_fd)
 {
     for (int k = 0; k < 4; k++) {
+        if (k && !busy(srv, cli)) break;
+        rounds++;
         sn_tls_stream_poll(srv->s);
         check_status(srv);
         server_read(srv);
@@ -248,14 +297,14 @@ static bool clean(end *srv, end *cli, const int sv[2], bool raw_open)
     return q0 == 0 && q1 == 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int kind_now; /* FUZZ_STATS: the kind of the input running (-1: none) */
+
+static void one_input(const uint8_t *data, size_t size)
 {
-    if (!server_opts) setup();
-    inputs++;
-    if (stats && (inputs & (inputs - 1)) == 0) print_stats();
     fuzz_reader r = {data, data + size};
     uint8_t ctl;
-    if (!fuzz_u8(&r, &ctl)) return 0;
+    if (!fuzz_u8(&r, &ctl)) return;
+    kind_now = ctl & 1 ? K_REAL_NEW : K_RAW;
     if ((ctl & 1) && tickets && !have_ticket) warm_up();
     size_t base = fuzz_mem_live();
 
@@ -272,12 +321,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         base = kept.base;
         kept.srv.s = NULL;
         pairs_reused++;
+        kind_now = K_REAL_KEPT;
     } else {
+        uint64_t t0 = stats && (ctl & 1) ? cpu_ns() : 0;
         open_pair(&srv, &cli, sv, ctl & 1, ctl & 2);
         /* The ticket outlives clients that failed (the backend keeps TLS 1.3 tickets apart from
          * the connections that use them: test_tls_resume.c), so this resumed; not an invariant
          * here, as OpenSSL ages tickets by the wall clock (7200 s). FUZZ_STATS counts both. */
         if (cli.s) step(&srv, &cli, -1); /* as a kept pair: the tickets read */
+        if (t0) {
+            kind_n[K_HANDSHAKE]++;
+            kind_ns[K_HANDSHAKE] += cpu_ns() - t0;
+        }
     }
     int raw_fd = sv[1];
 
@@ -351,12 +406,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kept.sv[0] = sv[0];
         kept.sv[1] = sv[1];
         kept.base = base;
-        return 0;
+        return;
     }
     sn_tls_stream_free(srv.s);
     if (cli.s)
         sn_tls_stream_free(cli.s); /* closes sv[1] */
     else
         close(sv[1]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!server_opts) setup();
+    inputs++;
+    if (!stats) {
+        one_input(data, size);
+        return 0;
+    }
+    if ((inputs & (inputs - 1)) == 0) print_stats();
+    uint64_t t0 = cpu_ns();
+    kind_now = -1;
+    answered = 0;
+    one_input(data, size);
+    if (kind_now >= 0) {
+        if (kind_now == K_RAW && answered > 200) kind_now = K_RAW_ANSWERED;
+        kind_n[kind_now]++;
+        kind_ns[kind_now] += cpu_ns() - t0;
+    }
     return 0;
 }
