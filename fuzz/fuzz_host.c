@@ -401,6 +401,17 @@ static void send_from_host(tracker *t, sn_host_peer *p, size_t len)
     }
 }
 
+/* The in-memory network remembers each socket's addresses after its first use instead of
+ * asking the kernel at every datagram (getsockname and getpeername per read and per send: a
+ * few hundred system calls per input). The cache is exact only while no socket closes and
+ * another takes its descriptor: here sockets are made only by sn_host_create (the server's)
+ * and sn_host_connect (a client's), so the cache is emptied right before each of them (and at
+ * every network reset); a descriptor closed since then is not used again until one of them. */
+static void forget_names(void)
+{
+    sn_test_net_cache_names(true);
+}
+
 static sn_host *new_host(const uint8_t cfgb[2], bool server, int port)
 {
     sn_host_config c;
@@ -419,6 +430,7 @@ static sn_host *new_host(const uint8_t cfgb[2], bool server, int port)
     if (cfgb[1] & 16) c.mtu = 512;
     if (cfgb[1] & 32) c.handshake_timeout_ms = 1000;
     c.recv_buffer_size = 0;
+    forget_names();
     sn_host *h = sn_host_create(&c);
     if (!h && port) { /* someone else took the slot's port meanwhile: a new one */
         c.port = 0;
@@ -540,6 +552,7 @@ static void warm_up(void)
     in_warmup = true;
     mem_base = fuzz_mem_live();
     touch();
+    forget_names();
     FUZZ_CHECK(sn_host_connect(cli.h, "127.0.0.1", port, "localhost", client_opts));
     uint64_t before = handshakes_full + handshakes_resumed;
     for (int k = 0; k < 4 && handshakes_full + handshakes_resumed == before; k++)
@@ -628,6 +641,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 4:
             if (nclients >= MAX_CLIENTS) break;
+            forget_names();
             if (sn_host_connect(cli.h, "127.0.0.1", sn_host_get_port(srv.h), "localhost",
                                 client_opts))
                 nclients++;
