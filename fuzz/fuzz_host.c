@@ -51,7 +51,15 @@
  * replayed on its own (`fuzz_host -runs=0 FILE`) makes its slot afresh (with the warm-up) and
  * meets the same state; only peer ids, cookies, ports and the clock's absolute value differ,
  * and nothing in the harness or the library depends on them. FUZZ_STATS=1 prints how many
- * hosts, warm-ups, full and resumed handshakes the inputs cost. */
+ * hosts, warm-ups, full and resumed handshakes the inputs cost.
+ *
+ * What an input costs (fuzz build, this machine, CPU per input): the harness and libFuzzer
+ * alone ~0.06 ms; a cookie exchange ~0.1 ms; a cookie-proven hello to a half-open session and
+ * its server flight ~0.13 ms more; a real client (resumed handshake, its HelloVerifyRequest
+ * round, its socket, its close) ~1.4 ms for the first, ~0.7 ms for the second. Servicing is
+ * skipped where it provably does nothing (fh_drain_events: empty network, nothing due, no
+ * program call since the last check), and the network's socket-name cache is emptied before
+ * every socket is made (fh_forget_names), so neither changes what an input does. */
 #include "fuzz_common.h"
 
 #ifdef __GLIBC__
