@@ -134,14 +134,18 @@ static int io_step(sn_host *h, int wait_ms)
 {
     flush_sends(h); /* before sleeping: the replies of the last pass go out now */
     if (wait_ms > 0) h->st.waits++;
+    bool overridden = sn_udp_transport_is_overridden();
     /* An override's datagrams never wake epoll: look again every millisecond instead. */
-    if (wait_ms != 0 && sn_udp_transport_is_overridden()) wait_ms = 1;
+    if (wait_ms != 0 && overridden) wait_ms = 1;
     int n = 0;
     bool server_ready = false;
     if (wait_ms == 0 && h->udp && h->n_outgoing == 0) {
         /* A look without waiting when the server's socket is the only one: its recvmmsg says
          * as much as epoll_wait would, and saves that system call on every wake-up. */
         server_ready = true;
+    } else if (wait_ms == 0 && overridden) {
+        /* Every datagram goes through the override, never a socket, so epoll has nothing to
+         * say: every socket is looked at below instead, and the system call is saved. */
     } else if ((n = epoll_wait(h->epfd, h->evs, MAX_EPOLL_EVENTS, wait_ms)) < 0) {
         if (errno != EINTR) {
             sn_fail(SN_FAILED, "epoll_wait: %s", strerror(errno));
@@ -151,7 +155,6 @@ static int io_step(sn_host *h, int wait_ms)
     }
     uint64_t now = sn_now_ms();
     int budget = h->cfg.max_work_per_service;
-    bool overridden = sn_udp_transport_is_overridden();
     h->more_work = false;
     for (int i = 0; i < n; i++) {
         void *ptr = h->evs[i].data.ptr;
