@@ -80,11 +80,13 @@ typedef struct sn_udp_queue {
 
 /* A batch of receive slots for recvmmsg. */
 typedef struct sn_udp_rx {
-    unsigned batch;
+    unsigned batch;    /* slots used per recvmmsg */
+    unsigned capacity; /* slots allocated: batch may shrink and grow back within it */
     size_t slot_cap;   /* longest datagram accepted */
     sn_udp_pool *pool; /* NULL: slots are malloc'd at full size and shrunk with realloc */
     sn_udp_pkt **slots;
-    uint8_t **over; /* pool mode: overflow buffers (slot_cap - SN_UDP_POOL_HEAD bytes) */
+    uint8_t **over;  /* pool mode: overflow buffers of over_len bytes each */
+    size_t over_len; /* >= slot_cap - SN_UDP_POOL_HEAD: kept when the slot shrinks */
     struct mmsghdr *msgs;
     struct iovec *iov; /* two per message */
     /* Slots [0, written) were filled by the last recvmmsg; [written, ready) are still armed
@@ -149,6 +151,11 @@ bool sn_udp_rx_truncated(const sn_udp_rx *rx, unsigned i);
 size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i);
 /* Detaches slot i as a queue node shrunk to its datagram (the slot is refilled next time). */
 sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i);
+/* Reconfigure a batch in place, keeping its slots and buffers: changing a server's limits back
+ * and forth then allocates nothing. false when it cannot (a batch beyond the capacity; a larger
+ * slot in malloc mode): free it and make a new one. */
+bool sn_udp_rx_set_batch(sn_udp_rx *rx, unsigned batch);
+bool sn_udp_rx_set_slot_cap(sn_udp_rx *rx, size_t slot_cap);
 
 /* The routing key of an address: IPv4 and IPv4-mapped IPv6 give the same key. */
 void sn_udp_key_from(const struct sockaddr *sa, sn_udp_key *key);
@@ -239,9 +246,5 @@ sn_udp_peer *sn_udp_peer_new_owned(sn_udp_hub *hub, const sn_udp_sockaddr *from,
 void sn_udp_peer_detach(sn_udp_peer *p);
 /* udp_peer.c: frees a pending peer (the server owns it). */
 void sn_udp_peer_free_pending(sn_udp_peer *p);
-
-/* Datagrams the kernel dropped on this socket because its receive buffer was full (0 when the
- * kernel cannot tell). */
-uint64_t sn_udp_kernel_drops(int fd);
 
 #endif

@@ -6,6 +6,7 @@
  * peers (the DTLS layer, the host) visits only those with work instead of scanning them all.
  */
 #include "udp_internal.h"
+#include "udp_sys.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -404,7 +405,7 @@ sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_po
     if (max_per_poll < batch)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "per-poll cap %d below the batch size %d",
                        max_per_poll, batch);
-    if ((unsigned)batch != s->batch) {
+    if ((unsigned)batch != s->batch && s->rx && !sn_udp_rx_set_batch(s->rx, (unsigned)batch)) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;
     }
@@ -420,7 +421,7 @@ sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size)
     if (size < 1 || size > 65535)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "datagram size %d out of range (1..65535)",
                        size);
-    if ((size_t)size != s->max_dgram) {
+    if ((size_t)size != s->max_dgram && s->rx && !sn_udp_rx_set_slot_cap(s->rx, (size_t)size)) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;
     }
@@ -447,5 +448,5 @@ void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out)
     out->pending_now = s->hub.pend_count;
     out->taken_now = s->hub.taken_count;
     out->table_capacity = s->hub.tcap;
-    out->dropped_kernel = sn_udp_kernel_drops(s->hub.fd);
+    out->dropped_kernel = sn_udp_sys_drops(s->hub.fd);
 }

@@ -36,7 +36,9 @@ typedef struct sn_test_net_stats {
     uint64_t send_failures;  /* sends failed on purpose (sn_test_net_fail_sends) */
 } sn_test_net_stats;
 
-/* Installs the network as sealnet's UDP transport (and empties it). */
+/* Installs the network as sealnet's UDP transport (and empties it). The datagrams a full queue
+ * dropped are what a socket bound to that address reports as dropped_kernel (counted since
+ * the last sn_test_net_reset), with no system call. */
 void sn_test_net_install(void);
 /* Restores the kernel transport and frees every queued datagram. */
 void sn_test_net_remove(void);
