@@ -155,13 +155,14 @@ bool sn_test_addr_ip(const char *ip, uint16_t port, sn_test_addr *out)
     return inet_pton(AF_INET6, ip, out->ip) == 1;
 }
 
+/* A multiply-xorshift of the address's two words and port: a few instructions, where a
+ * byte-wise FNV over 18 bytes was a visible part of every read in the fuzz targets. */
 static size_t hash(const sn_test_addr *a)
 {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ a->ip[i]) * 16777619u;
-    h = (h ^ a->port) * 16777619u;
-    return h % TABLE;
+    uint64_t x = (ip_hi(a) * 0x9e3779b97f4a7c15ull) ^ ip_lo(a) ^ a->port;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 29;
+    return (size_t)(x % TABLE);
 }
 
 /* The bucket of `to`; created when `create` (NULL when the table is full). */
