@@ -31,6 +31,13 @@
 #define SN_UDP_PEER_BATCH    8
 #define SN_UDP_PEER_PUMP_CAP 256
 
+/* The receive loops (sn_udp_server_poll, sn_udp_peer_pump) are plumbing: the same calls whatever
+ * arrives. What a datagram or the clock decides (expiry, routing, drops) lives in functions kept
+ * out of line, so that the fuzz builds can leave the loops uninstrumented
+ * (fuzz/coverage-ignore.txt) and still instrument every decision. One call per poll and per
+ * batch. */
+#define SN_UDP_OUT_OF_LINE __attribute__((noinline))
+
 /* Source address as recvmmsg writes it (big enough for IPv6). */
 typedef union sn_udp_sockaddr {
     struct sockaddr sa;
@@ -116,6 +123,7 @@ struct sn_udp_peer {
     uint64_t hash;
     int fd;            /* own socket; -1 for server-owned, closed or unbound peers */
     int family;        /* of fd */
+    int local_port;    /* of fd, read once at bind (the bound port never changes) */
     sn_udp_hub *hub;   /* the owning server's shared part; NULL when standalone or detached */
     bool server_owned; /* taken (or pending) from a server, even once detached */
     bool pending;      /* still in the server's pending list */

@@ -58,6 +58,7 @@ static void peer_reset(sn_udp_peer *p)
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;
     p->family = 0;
+    p->local_port = 0;
     p->connected = false;
     p->has_remote = false;
     p->send_err = 0;
@@ -128,7 +129,16 @@ sn_err sn_udp_peer_bind(sn_udp_peer *p, int port, const char *bind_address, int 
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cur, &sl) == 0 && cur < want)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     p->fd = fd;
-    p->family = sn_net_family(fd);
+    /* One getsockname for both: get_local_port is then free (a DTLS client asks per input). */
+    struct sockaddr_storage ss;
+    socklen_t sl2 = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl2) == 0) {
+        p->family = ss.ss_family;
+        if (ss.ss_family == AF_INET)
+            p->local_port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            p->local_port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    }
     apply_socket_options(p);
     return SN_OK;
 }
@@ -259,6 +269,25 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
 
 /* ---- receiving ------------------------------------------------------------------------ */
 
+/* Queues the n datagrams one read brought, or counts why not (udp_internal.h: out of line). */
+static SN_UDP_OUT_OF_LINE void pump_batch(sn_udp_peer *p, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = sn_udp_rx_len(p->rx, i);
+        if (sn_udp_rx_truncated(p->rx, i)) {
+            p->stats.dropped_oversize++;
+            continue;
+        }
+        if (p->q.count >= p->max_packets || p->q.bytes + len > p->max_bytes) {
+            p->stats.dropped_queue_full++;
+            continue;
+        }
+        sn_udp_queue_push(&p->q, sn_udp_rx_take(p->rx, i));
+        p->stats.datagrams_received++;
+        p->stats.bytes_received += len;
+    }
+}
+
 sn_err sn_udp_peer_pump(sn_udp_peer *p)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "pump: peer is NULL");
@@ -279,20 +308,7 @@ sn_err sn_udp_peer_pump(sn_udp_peer *p)
             return sn_fail(SN_FAILED, "receive failed: %s", strerror(errno));
         }
         if (r == 0) break;
-        for (unsigned i = 0; i < (unsigned)r; i++) {
-            size_t len = sn_udp_rx_len(p->rx, i);
-            if (sn_udp_rx_truncated(p->rx, i)) {
-                p->stats.dropped_oversize++;
-                continue;
-            }
-            if (p->q.count >= p->max_packets || p->q.bytes + len > p->max_bytes) {
-                p->stats.dropped_queue_full++;
-                continue;
-            }
-            sn_udp_queue_push(&p->q, sn_udp_rx_take(p->rx, i));
-            p->stats.datagrams_received++;
-            p->stats.bytes_received += len;
-        }
+        pump_batch(p, (unsigned)r);
         total += (unsigned)r;
         if ((unsigned)r < p->rx->batch) break;
     }
@@ -427,7 +443,7 @@ int sn_udp_peer_get_local_port(const sn_udp_peer *p)
 {
     if (!p) return 0;
     if (p->server_owned) return p->hub && p->hub->fd >= 0 ? p->hub->port : 0;
-    return sn_net_local_port(p->fd);
+    return p->fd >= 0 ? p->local_port : 0;
 }
 
 int sn_udp_peer_get_fd(const sn_udp_peer *p)

@@ -204,7 +204,7 @@ size_t sn_udp_server_queued_sends(const sn_udp_server *s)
 
 /* ---- poll ----------------------------------------------------------------------------- */
 
-static void expire(sn_udp_server *s, uint64_t now)
+static SN_UDP_OUT_OF_LINE void expire(sn_udp_server *s, uint64_t now)
 {
     if (s->pending_timeout_ms <= 0) return;
     sn_udp_hub *hub = &s->hub;
@@ -260,7 +260,7 @@ static void route(sn_udp_server *s, unsigned i, const sn_udp_key *key, uint64_t 
  * peers: hash every source and prefetch its table slot; find the slot whose hash matches and
  * prefetch that peer's first cache lines; then look up (now from cache) and queue. */
 #define SN_UDP_ROUTE_CHUNK 64
-static void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
+static SN_UDP_OUT_OF_LINE void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
 {
     sn_udp_rx *rx = s->rx;
     sn_udp_key keys[SN_UDP_ROUTE_CHUNK];
