@@ -5,7 +5,15 @@
  * program of operations: send a datagram from sender k, poll, take a connection, free a taken
  * peer, read/answer on a taken peer, change limits. After every input the harness drains the
  * socket and checks the server's books: every datagram sent was received, and every datagram
- * received was routed or counted as dropped. Violations abort (a crash for libFuzzer). */
+ * received was routed or counted as dropped. Violations abort (a crash for libFuzzer).
+ *
+ * What lives across inputs: the server (its socket, port, address table, block pool and receive
+ * slots) and the in-memory network's cached socket names. Every input ends with no peer pending
+ * or taken (checked), the default limits set again, the network empty and the counters only
+ * compared as totals since the server started (sent_total), so the next input meets the same
+ * state as a fresh process: the table is empty (its capacity only changes how far probes go,
+ * under a per-process random key anyway), and the pool and slots hold no datagram. A crash
+ * reproduces with `fuzz_udp_route -runs=0 FILE`. */
 #include "fuzz_common.h"
 
 enum { SENDERS = 16, MAX_TAKEN = 32 };
