@@ -198,6 +198,11 @@ typedef struct sn_udp_transport {
      * NULL: those statistics read the kernel's counter of the socket (SO_MEMINFO), as without
      * an override (right for a pass-through transport that reads the kernel's sockets). */
     uint64_t (*drops)(void *user, int fd);
+    /* Optional. Socket fd's addresses are about to change or stop meaning anything: sealnet
+     * calls it after binding or connecting one of its UDP sockets and before closing one, so a
+     * transport may cache what it learns about a socket (its address, its peer) instead of
+     * asking the kernel at every datagram. */
+    void (*forget)(void *user, int fd);
 } sn_udp_transport;
 
 /* Installs (a copy of) t; NULL restores the kernel's sendto/recvmmsg. SN_ERR_INVALID_PARAMETER

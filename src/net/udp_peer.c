@@ -55,7 +55,10 @@ static void peer_reset(sn_udp_peer *p)
     p->hub = NULL;
     p->server_owned = false;
     p->pending = false;
-    if (p->fd >= 0) close(p->fd);
+    if (p->fd >= 0) {
+        sn_udp_sys_forget(p->fd);
+        close(p->fd);
+    }
     p->fd = -1;
     p->family = 0;
     p->local_port = 0;
@@ -129,6 +132,7 @@ sn_err sn_udp_peer_bind(sn_udp_peer *p, int port, const char *bind_address, int 
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cur, &sl) == 0 && cur < want)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     p->fd = fd;
+    sn_udp_sys_forget(fd);
     /* One getsockname for both: get_local_port is then free (a DTLS client asks per input). */
     struct sockaddr_storage ss;
     socklen_t sl2 = sizeof ss;
@@ -167,6 +171,7 @@ sn_err sn_udp_peer_connect_to_host(sn_udp_peer *p, const char *host, int port)
     p->connected = true;
     p->has_remote = true;
     p->remote = dest;
+    sn_udp_sys_forget(p->fd);
     return SN_OK;
 }
 

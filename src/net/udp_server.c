@@ -106,7 +106,10 @@ void sn_udp_server_stop(sn_udp_server *s)
     /* Datagrams still queued on detached peers keep their blocks; the pool goes with the last. */
     sn_udp_pool_release(s->pool);
     s->pool = NULL;
-    if (hub->fd >= 0) close(hub->fd);
+    if (hub->fd >= 0) {
+        sn_udp_sys_forget(hub->fd);
+        close(hub->fd);
+    }
     hub->fd = -1;
     hub->port = 0;
 }
@@ -128,6 +131,7 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
                                s->reuse_port ? SN_NET_REUSE_PORT : 0, &e);
     if (fd < 0) return e;
     s->hub.fd = fd;
+    sn_udp_sys_forget(fd);
     s->hub.port = sn_net_local_port(fd);
     apply_rcvbuf(s);
     return SN_OK;

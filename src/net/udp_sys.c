@@ -111,3 +111,9 @@ uint64_t sn_udp_sys_drops(int fd)
         return 0;
     return info[SK_MEMINFO_DROPS];
 }
+
+void sn_udp_sys_forget(int fd)
+{
+    if (fd >= 0 && sn_udp_transport_is_overridden() && installed.forget)
+        installed.forget(installed.user, fd);
+}

@@ -1,8 +1,8 @@
 /* The in-memory datagram network (test_net.h). Destinations live in a small open-addressing
- * table; each holds a FIFO of datagrams. A socket's address is read with getsockname at every
- * send and at every read while something is queued, so a descriptor number reused by a new
- * socket never inherits the old one's address (unless the program asks for the name cache,
- * sn_test_net_cache_names). */
+ * table; each holds a FIFO of datagrams. A socket's addresses are read with getsockname and
+ * getpeername once and cached until sealnet says the socket was bound, connected or closed
+ * (the transport's forget), so a descriptor number reused by a new socket never inherits the
+ * old one's address. */
 #include "test_net.h"
 
 #include <arpa/inet.h>
@@ -223,7 +223,10 @@ static dgram *dequeue(bucket *b)
     return d;
 }
 
-/* Opt-in cache of socket names (sn_test_net_cache_names): fd -> local and peer address. */
+/* Cache of socket names: fd -> local and peer address. sealnet tells the transport when one of
+ * its sockets is bound, connected or about to close (sn_udp_transport.forget), and the entry goes
+ * then, so a descriptor number reused by a new socket never inherits the old one's names. On by
+ * default; sn_test_net_cache_names(false) asks the kernel at every datagram instead. */
 enum { NAME_CACHE = 64 };
 typedef struct name_entry {
     int fd; /* -1: free */
@@ -231,7 +234,7 @@ typedef struct name_entry {
     int family;
     sn_test_addr self, peer;
 } name_entry;
-static bool cache_names;
+static bool cache_names = true;
 static name_entry names[NAME_CACHE];
 static int nnames;
 
@@ -288,6 +291,16 @@ void sn_test_net_cache_names(bool on)
 {
     cache_names = on;
     nnames = 0;
+}
+
+static void net_forget(void *user, int fd)
+{
+    (void)user;
+    for (int i = 0; i < nnames; i++)
+        if (names[i].fd == fd) {
+            names[i] = names[--nnames];
+            return;
+        }
 }
 
 static long net_send(void *user, int fd, const void *buf, size_t len, const struct sockaddr *to,
@@ -390,7 +403,6 @@ void sn_test_net_reset(void)
     used_buckets = 0;
     total_queued = 0;
     fail_errno = 0;
-    nnames = 0; /* sockets may have been closed or connected since */
     memset(&stats, 0, sizeof stats);
 }
 
@@ -418,7 +430,8 @@ static uint64_t net_drops(void *user, int fd)
 
 void sn_test_net_install(void)
 {
-    static const sn_udp_transport t = {.send = net_send, .recv = net_recv, .drops = net_drops};
+    static const sn_udp_transport t = {
+        .send = net_send, .recv = net_recv, .drops = net_drops, .forget = net_forget};
     sn_test_net_reset();
     sn_set_udp_transport(&t);
 }
@@ -433,6 +446,7 @@ void sn_test_net_remove(void)
         free(d);
     }
     nspare = 0;
+    nnames = 0;
 }
 
 bool sn_test_net_inject(const sn_test_addr *from, const sn_test_addr *to, const void *data,

@@ -225,6 +225,76 @@ static void packet_source_follows_each_datagram(void **state)
     sn_udp_peer_free(u);
 }
 
+/* The network caches socket names; sealnet's forget() keeps them right when a descriptor is
+ * closed and its number reused by a socket on another port, and when a bound socket connects. */
+static void names_follow_close_reuse_and_connect(void **state)
+{
+    (void)state;
+    sn_test_addr stranger = sn_test_addr_v4(127, 0, 0, 2, 9),
+                 remote = sn_test_addr_v4(127, 0, 0, 3, 9);
+    uint8_t buf[8];
+    size_t len;
+    sn_udp_peer *a = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(a, 0, "127.0.0.1", 0), SN_OK);
+    int fd = sn_udp_peer_get_fd(a);
+    sn_test_addr at_a = sn_test_addr_v4(127, 0, 0, 1, (uint16_t)sn_udp_peer_get_local_port(a));
+    assert_true(sn_test_net_inject(&stranger, &at_a, "a", 1));
+    assert_int_equal(sn_udp_peer_get_packet(a, buf, sizeof buf, &len), SN_OK); /* names cached */
+    sn_udp_peer_free(a);
+
+    sn_udp_peer *b = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(b, 0, "127.0.0.1", 0), SN_OK);
+    assert_int_equal(sn_udp_peer_get_fd(b), fd); /* the number is reused */
+    sn_test_addr at_b = sn_test_addr_v4(127, 0, 0, 1, (uint16_t)sn_udp_peer_get_local_port(b));
+    assert_false(sn_test_addr_equal(&at_a, &at_b));
+    assert_true(sn_test_net_inject(&stranger, &at_b, "b", 1));
+    assert_int_equal(sn_udp_peer_get_packet(b, buf, sizeof buf, &len), SN_OK);
+    assert_memory_equal(buf, "b", 1);
+
+    /* Connected after its names were cached: it now reads only from its peer. */
+    assert_int_equal(sn_udp_peer_connect_to_host(b, "127.0.0.3", 9), SN_OK);
+    assert_true(sn_test_net_inject(&stranger, &at_b, "x", 1));
+    assert_true(sn_test_net_inject(&remote, &at_b, "r", 1));
+    assert_int_equal(sn_udp_peer_get_packet(b, buf, sizeof buf, &len), SN_OK);
+    assert_memory_equal(buf, "r", 1);
+    sn_test_net_stats st;
+    sn_test_net_get_stats(&st);
+    assert_int_equal(st.dropped_filter, 1);
+    sn_udp_peer_free(b);
+}
+
+static int forgets;
+static void count_forget(void *user, int fd)
+{
+    (void)user;
+    assert_true(fd >= 0);
+    forgets++;
+}
+
+/* forget() is called after a bind and a connect and before a close, for peers and servers. */
+static void transport_told_of_socket_changes(void **state)
+{
+    (void)state;
+    sn_udp_transport t = {.send = null_send, .recv = null_recv, .forget = count_forget};
+    assert_int_equal(sn_set_udp_transport(&t), SN_OK);
+    forgets = 0;
+    sn_udp_peer *p = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(p, 0, "127.0.0.1", 0), SN_OK);
+    assert_int_equal(forgets, 1);
+    assert_int_equal(sn_udp_peer_connect_to_host(p, "127.0.0.1", 9), SN_OK);
+    assert_int_equal(forgets, 2);
+    sn_udp_peer_close(p);
+    assert_int_equal(forgets, 3);
+    sn_udp_peer_free(p);
+    assert_int_equal(forgets, 3);
+    sn_udp_server *s = sn_udp_server_new();
+    assert_int_equal(sn_udp_server_listen(s, 0, "127.0.0.1"), SN_OK);
+    assert_int_equal(forgets, 4);
+    sn_udp_server_free(s);
+    assert_int_equal(forgets, 5);
+    sn_test_net_install();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +304,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(drops_reported_as_dropped_kernel, install, uninstall),
         cmocka_unit_test_setup_teardown(transport_drops_function, install, uninstall),
         cmocka_unit_test_setup_teardown(packet_source_follows_each_datagram, install, uninstall),
+        cmocka_unit_test_setup_teardown(names_follow_close_reuse_and_connect, install, uninstall),
+        cmocka_unit_test_setup_teardown(transport_told_of_socket_changes, install, uninstall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
