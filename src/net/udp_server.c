@@ -264,6 +264,35 @@ static void route(sn_udp_server *s, unsigned i, const sn_udp_key *key, uint64_t 
  * peers: hash every source and prefetch its table slot; find the slot whose hash matches and
  * prefetch that peer's first cache lines; then look up (now from cache) and queue. */
 #define SN_UDP_ROUTE_CHUNK 64
+
+/* The first two passes for datagrams [base, base + m): keys, hashes and prefetches. Decides
+ * nothing (the hash is keyed per server at random, so how far a probe goes differs from run to
+ * run): out of line, and left uninstrumented by the fuzz builds. */
+static SN_UDP_OUT_OF_LINE void route_prefetch(const sn_udp_server *s, unsigned base, unsigned m,
+                                              sn_udp_key *keys, uint64_t *hashes)
+{
+    const sn_udp_rx *rx = s->rx;
+    const sn_udp_hub *hub = &s->hub;
+    size_t mask = hub->tcap ? hub->tcap - 1 : 0;
+    for (unsigned i = 0; i < m; i++) {
+        sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
+        hashes[i] = sn_udp_hub_hash(hub, &keys[i]);
+        if (hub->tcap) __builtin_prefetch(&hub->table[(size_t)hashes[i] & mask]);
+    }
+    if (hub->tcap)
+        for (unsigned i = 0; i < m; i++)
+            for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
+                const sn_udp_slot *t = &hub->table[j];
+                if (!t->p) break;
+                if (t->hash == hashes[i]) {
+                    __builtin_prefetch(t->p, 1);
+                    __builtin_prefetch((const char *)t->p + 64, 1);
+                    __builtin_prefetch((const char *)t->p + 128, 1);
+                    break;
+                }
+            }
+}
+
 static SN_UDP_OUT_OF_LINE void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
 {
     sn_udp_rx *rx = s->rx;
@@ -271,25 +300,7 @@ static SN_UDP_OUT_OF_LINE void route_batch(sn_udp_server *s, unsigned n, uint64_
     uint64_t hashes[SN_UDP_ROUTE_CHUNK];
     for (unsigned base = 0; base < n; base += SN_UDP_ROUTE_CHUNK) {
         unsigned m = n - base < SN_UDP_ROUTE_CHUNK ? n - base : SN_UDP_ROUTE_CHUNK;
-        const sn_udp_hub *hub = &s->hub;
-        size_t mask = hub->tcap ? hub->tcap - 1 : 0;
-        for (unsigned i = 0; i < m; i++) {
-            sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
-            hashes[i] = sn_udp_hub_hash(hub, &keys[i]);
-            if (hub->tcap) __builtin_prefetch(&hub->table[(size_t)hashes[i] & mask]);
-        }
-        if (hub->tcap)
-            for (unsigned i = 0; i < m; i++)
-                for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
-                    const sn_udp_slot *t = &hub->table[j];
-                    if (!t->p) break;
-                    if (t->hash == hashes[i]) {
-                        __builtin_prefetch(t->p, 1);
-                        __builtin_prefetch((const char *)t->p + 64, 1);
-                        __builtin_prefetch((const char *)t->p + 128, 1);
-                        break;
-                    }
-                }
+        route_prefetch(s, base, m, keys, hashes);
         for (unsigned i = 0; i < m; i++) {
             unsigned k = base + i;
             s->hub.st.datagrams_received++;
