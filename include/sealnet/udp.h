@@ -158,11 +158,13 @@ SN_API int sn_udp_server_get_pending_timeout_ms(const sn_udp_server *s);
 SN_API sn_err sn_udp_server_set_queue_limits(sn_udp_server *s, size_t max_packets,
                                              size_t max_bytes);
 /* Datagrams per recvmmsg (1..1024, default 64) and per poll call (>= batch, default 1024).
- * SN_ERR_PARAMETER_RANGE_ERROR outside those ranges. */
+ * SN_ERR_PARAMETER_RANGE_ERROR outside those ranges. A smaller batch keeps the receive slots
+ * already made (they go at stop), so going back up allocates nothing. */
 SN_API sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_poll);
 /* Longest datagram accepted (1..65535, default 65535); longer ones are dropped and counted.
  * Up to 1984 bytes a datagram lives in one 2 KiB pool block; allowing longer ones also reserves a
- * per-slot overflow buffer (address space, touched only by long datagrams). */
+ * per-slot overflow buffer (address space, touched only by long datagrams). Lowering the size
+ * keeps those buffers (they go at stop); raising it past them makes them again. */
 SN_API sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size);
 /* Asks the kernel for a receive buffer of this many bytes (SO_RCVBUF, then SO_RCVBUFFORCE when
  * permitted); applied now when listening and at every listen. 0: the system default. */
@@ -190,6 +192,17 @@ typedef struct sn_udp_transport {
     long (*recv)(void *user, int fd, void *buf, size_t cap, struct sockaddr *from,
                  unsigned *from_len);
     void *user;
+    /* Optional. Datagrams for socket fd that the transport dropped before the program read
+     * them (its queue was full): what dropped_kernel reports for that socket in the server and
+     * peer statistics while this override is installed, without a system call per stats call.
+     * NULL: those statistics read the kernel's counter of the socket (SO_MEMINFO), as without
+     * an override (right for a pass-through transport that reads the kernel's sockets). */
+    uint64_t (*drops)(void *user, int fd);
+    /* Optional. Socket fd's addresses are about to change or stop meaning anything: sealnet
+     * calls it after binding or connecting one of its UDP sockets and before closing one, so a
+     * transport may cache what it learns about a socket (its address, its peer) instead of
+     * asking the kernel at every datagram. */
+    void (*forget)(void *user, int fd);
 } sn_udp_transport;
 
 /* Installs (a copy of) t; NULL restores the kernel's sendto/recvmmsg. SN_ERR_INVALID_PARAMETER

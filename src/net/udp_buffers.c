@@ -167,8 +167,9 @@ sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap, sn_udp_pool *pool)
 {
     sn_udp_rx *rx = sn_calloc(1, sizeof *rx);
     if (!rx) return NULL;
-    rx->batch = batch;
+    rx->batch = rx->capacity = batch;
     rx->slot_cap = slot_cap;
+    rx->over_len = slot_cap > SN_UDP_POOL_HEAD ? slot_cap - SN_UDP_POOL_HEAD : 0;
     rx->pool = pool;
     rx->slots = sn_calloc(batch, sizeof *rx->slots);
     rx->over = sn_calloc(batch, sizeof *rx->over);
@@ -184,7 +185,7 @@ sn_udp_rx *sn_udp_rx_new(unsigned batch, size_t slot_cap, sn_udp_pool *pool)
 void sn_udp_rx_free(sn_udp_rx *rx)
 {
     if (!rx) return;
-    for (unsigned i = 0; i < rx->batch; i++) {
+    for (unsigned i = 0; i < rx->capacity; i++) {
         if (rx->slots) sn_udp_pkt_free(rx->slots[i]);
         if (rx->over) sn_free(rx->over[i]);
     }
@@ -213,8 +214,7 @@ static bool rx_ready(sn_udp_rx *rx, unsigned n)
     struct iovec *iov = &rx->iov[2 * n];
     size_t iovlen = 1;
     if (rx->pool && rx->slot_cap > SN_UDP_POOL_HEAD) {
-        if (!rx->over[n] && !(rx->over[n] = sn_malloc(rx->slot_cap - SN_UDP_POOL_HEAD)))
-            return false;
+        if (!rx->over[n] && !(rx->over[n] = sn_malloc(rx->over_len))) return false;
         iov[0].iov_base = slot->data;
         iov[0].iov_len = SN_UDP_POOL_HEAD;
         iov[1].iov_base = rx->over[n];
@@ -290,6 +290,36 @@ sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i)
     /* Shrinking realloc splits the block in place (no copy); keep the big one if it fails. */
     sn_udp_pkt *shrunk = sn_realloc(slot, sizeof *slot + len);
     return shrunk ? shrunk : slot;
+}
+
+bool sn_udp_rx_set_batch(sn_udp_rx *rx, unsigned batch)
+{
+    if (batch < 1 || batch > rx->capacity) return false;
+    /* Slots past the batch stay allocated (and armed ones stay armed): sn_udp_rx_recv never
+     * passes more than `batch` of them to the kernel. */
+    rx->batch = batch;
+    return true;
+}
+
+bool sn_udp_rx_set_slot_cap(sn_udp_rx *rx, size_t slot_cap)
+{
+    if (slot_cap == rx->slot_cap) return true;
+    /* malloc mode: the slots themselves would be too small. */
+    if (slot_cap > rx->slot_cap && !rx->pool) return false;
+    if (slot_cap > SN_UDP_POOL_HEAD && slot_cap - SN_UDP_POOL_HEAD > rx->over_len) {
+        /* Pool mode, longer than the overflow buffers hold: each is made again at its next
+         * arming. */
+        for (unsigned i = 0; i < rx->capacity; i++) {
+            sn_free(rx->over[i]);
+            rx->over[i] = NULL;
+        }
+        rx->over_len = slot_cap - SN_UDP_POOL_HEAD;
+    }
+    /* Otherwise every buffer is big enough and is kept. Either way the armed slots' iovecs
+     * carry the old lengths: count them all as written so the next read arms them again. */
+    rx->slot_cap = slot_cap;
+    if (rx->ready > rx->written) rx->written = rx->ready;
+    return true;
 }
 
 /* ---- keys ----------------------------------------------------------------------------- */

@@ -54,6 +54,15 @@ uint64_t sn_udp_hub_hash(const sn_udp_hub *s, const sn_udp_key *key)
 
 /* ---- address table (linear probing, backward-shift deletion, load <= 1/2) -------------- */
 
+/* Keys are three words: compared as such (no memcmp call per probe). */
+static inline bool key_equal(const sn_udp_key *a, const sn_udp_key *b)
+{
+    uint64_t x[3], y[3];
+    memcpy(x, a, sizeof x);
+    memcpy(y, b, sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0;
+}
+
 sn_udp_peer *sn_udp_hub_find(const sn_udp_hub *s, const sn_udp_key *key, uint64_t h)
 {
     if (!s->tcap) return NULL;
@@ -61,7 +70,7 @@ sn_udp_peer *sn_udp_hub_find(const sn_udp_hub *s, const sn_udp_key *key, uint64_
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         const sn_udp_slot *t = &s->table[i];
         if (!t->p) return NULL;
-        if (t->hash == h && !memcmp(&t->p->key, key, sizeof *key)) return t->p;
+        if (t->hash == h && key_equal(&t->p->key, key)) return t->p;
     }
 }
 

@@ -31,6 +31,13 @@
 #define SN_UDP_PEER_BATCH    8
 #define SN_UDP_PEER_PUMP_CAP 256
 
+/* The receive loops (sn_udp_server_poll, sn_udp_peer_pump) are plumbing: the same calls whatever
+ * arrives. What a datagram or the clock decides (expiry, routing, drops) lives in functions kept
+ * out of line, so that the fuzz builds can leave the loops uninstrumented
+ * (fuzz/coverage-ignore.txt) and still instrument every decision. One call per poll and per
+ * batch. */
+#define SN_UDP_OUT_OF_LINE __attribute__((noinline))
+
 /* Source address as recvmmsg writes it (big enough for IPv6). */
 typedef union sn_udp_sockaddr {
     struct sockaddr sa;
@@ -80,11 +87,13 @@ typedef struct sn_udp_queue {
 
 /* A batch of receive slots for recvmmsg. */
 typedef struct sn_udp_rx {
-    unsigned batch;
+    unsigned batch;    /* slots used per recvmmsg */
+    unsigned capacity; /* slots allocated: batch may shrink and grow back within it */
     size_t slot_cap;   /* longest datagram accepted */
     sn_udp_pool *pool; /* NULL: slots are malloc'd at full size and shrunk with realloc */
     sn_udp_pkt **slots;
-    uint8_t **over; /* pool mode: overflow buffers (slot_cap - SN_UDP_POOL_HEAD bytes) */
+    uint8_t **over;  /* pool mode: overflow buffers of over_len bytes each */
+    size_t over_len; /* >= slot_cap - SN_UDP_POOL_HEAD: kept when the slot shrinks */
     struct mmsghdr *msgs;
     struct iovec *iov; /* two per message */
     /* Slots [0, written) were filled by the last recvmmsg; [written, ready) are still armed
@@ -114,6 +123,7 @@ struct sn_udp_peer {
     uint64_t hash;
     int fd;            /* own socket; -1 for server-owned, closed or unbound peers */
     int family;        /* of fd */
+    int local_port;    /* of fd, read once at bind (the bound port never changes) */
     sn_udp_hub *hub;   /* the owning server's shared part; NULL when standalone or detached */
     bool server_owned; /* taken (or pending) from a server, even once detached */
     bool pending;      /* still in the server's pending list */
@@ -149,6 +159,11 @@ bool sn_udp_rx_truncated(const sn_udp_rx *rx, unsigned i);
 size_t sn_udp_rx_len(const sn_udp_rx *rx, unsigned i);
 /* Detaches slot i as a queue node shrunk to its datagram (the slot is refilled next time). */
 sn_udp_pkt *sn_udp_rx_take(sn_udp_rx *rx, unsigned i);
+/* Reconfigure a batch in place, keeping its slots and buffers: changing a server's limits back
+ * and forth then allocates nothing. false when it cannot (a batch beyond the capacity; a larger
+ * slot in malloc mode): free it and make a new one. */
+bool sn_udp_rx_set_batch(sn_udp_rx *rx, unsigned batch);
+bool sn_udp_rx_set_slot_cap(sn_udp_rx *rx, size_t slot_cap);
 
 /* The routing key of an address: IPv4 and IPv4-mapped IPv6 give the same key. */
 void sn_udp_key_from(const struct sockaddr *sa, sn_udp_key *key);
@@ -239,9 +254,5 @@ sn_udp_peer *sn_udp_peer_new_owned(sn_udp_hub *hub, const sn_udp_sockaddr *from,
 void sn_udp_peer_detach(sn_udp_peer *p);
 /* udp_peer.c: frees a pending peer (the server owns it). */
 void sn_udp_peer_free_pending(sn_udp_peer *p);
-
-/* Datagrams the kernel dropped on this socket because its receive buffer was full (0 when the
- * kernel cannot tell). */
-uint64_t sn_udp_kernel_drops(int fd);
 
 #endif

@@ -3,8 +3,6 @@
 #include "udp_internal.h"
 #include "udp_sys.h"
 
-#include <linux/sock_diag.h>
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -57,9 +55,13 @@ static void peer_reset(sn_udp_peer *p)
     p->hub = NULL;
     p->server_owned = false;
     p->pending = false;
-    if (p->fd >= 0) close(p->fd);
+    if (p->fd >= 0) {
+        sn_udp_sys_forget(p->fd);
+        close(p->fd);
+    }
     p->fd = -1;
     p->family = 0;
+    p->local_port = 0;
     p->connected = false;
     p->has_remote = false;
     p->send_err = 0;
@@ -130,7 +132,17 @@ sn_err sn_udp_peer_bind(sn_udp_peer *p, int port, const char *bind_address, int 
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cur, &sl) == 0 && cur < want)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     p->fd = fd;
-    p->family = sn_net_family(fd);
+    sn_udp_sys_forget(fd);
+    /* One getsockname for both: get_local_port is then free (a DTLS client asks per input). */
+    struct sockaddr_storage ss;
+    socklen_t sl2 = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl2) == 0) {
+        p->family = ss.ss_family;
+        if (ss.ss_family == AF_INET)
+            p->local_port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            p->local_port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    }
     apply_socket_options(p);
     return SN_OK;
 }
@@ -159,6 +171,7 @@ sn_err sn_udp_peer_connect_to_host(sn_udp_peer *p, const char *host, int port)
     p->connected = true;
     p->has_remote = true;
     p->remote = dest;
+    sn_udp_sys_forget(p->fd);
     return SN_OK;
 }
 
@@ -261,6 +274,25 @@ sn_err sn_udp_peer_put_packet(sn_udp_peer *p, const void *buf, size_t len)
 
 /* ---- receiving ------------------------------------------------------------------------ */
 
+/* Queues the n datagrams one read brought, or counts why not (udp_internal.h: out of line). */
+static SN_UDP_OUT_OF_LINE void pump_batch(sn_udp_peer *p, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = sn_udp_rx_len(p->rx, i);
+        if (sn_udp_rx_truncated(p->rx, i)) {
+            p->stats.dropped_oversize++;
+            continue;
+        }
+        if (p->q.count >= p->max_packets || p->q.bytes + len > p->max_bytes) {
+            p->stats.dropped_queue_full++;
+            continue;
+        }
+        sn_udp_queue_push(&p->q, sn_udp_rx_take(p->rx, i));
+        p->stats.datagrams_received++;
+        p->stats.bytes_received += len;
+    }
+}
+
 sn_err sn_udp_peer_pump(sn_udp_peer *p)
 {
     if (!p) return sn_fail(SN_ERR_INVALID_PARAMETER, "pump: peer is NULL");
@@ -281,20 +313,7 @@ sn_err sn_udp_peer_pump(sn_udp_peer *p)
             return sn_fail(SN_FAILED, "receive failed: %s", strerror(errno));
         }
         if (r == 0) break;
-        for (unsigned i = 0; i < (unsigned)r; i++) {
-            size_t len = sn_udp_rx_len(p->rx, i);
-            if (sn_udp_rx_truncated(p->rx, i)) {
-                p->stats.dropped_oversize++;
-                continue;
-            }
-            if (p->q.count >= p->max_packets || p->q.bytes + len > p->max_bytes) {
-                p->stats.dropped_queue_full++;
-                continue;
-            }
-            sn_udp_queue_push(&p->q, sn_udp_rx_take(p->rx, i));
-            p->stats.datagrams_received++;
-            p->stats.bytes_received += len;
-        }
+        pump_batch(p, (unsigned)r);
         total += (unsigned)r;
         if ((unsigned)r < p->rx->batch) break;
     }
@@ -365,6 +384,16 @@ bool sn_udp_peer_take_send_error(sn_udp_peer *p, char *msg, size_t cap)
     return true;
 }
 
+/* True when a and b hold the same IP address (ports aside): what sn_net_format prints. */
+static bool same_ip(const sn_udp_sockaddr *a, const sn_udp_sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family) return false;
+    if (a->sa.sa_family == AF_INET) return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+    if (a->sa.sa_family == AF_INET6)
+        return memcmp(&a->v6.sin6_addr, &b->v6.sin6_addr, sizeof a->v6.sin6_addr) == 0;
+    return false;
+}
+
 int sn_udp_peer_get_available_packet_count(sn_udp_peer *p)
 {
     if (!p) return 0;
@@ -388,9 +417,11 @@ sn_err sn_udp_peer_get_packet(sn_udp_peer *p, void *buf, size_t cap, size_t *len
     size_t head = sn_udp_pkt_head_len(h);
     if (head) memcpy(buf, h->data, head);
     if (h->ext) memcpy((uint8_t *)buf + head, h->ext, h->len - head);
+    /* The formatted source stays valid while datagrams keep coming from the same address (the
+     * usual case: one remote), so get_packet_ip formats once per address, not per datagram. */
+    if (!p->have_last || !same_ip(&p->last_from, &h->from)) p->last_ip[0] = '\0';
     p->last_from = h->from;
     p->have_last = true;
-    p->last_ip[0] = '\0';
     sn_udp_queue_pop_free(&p->q);
     return SN_OK;
 }
@@ -407,17 +438,17 @@ const char *sn_udp_peer_get_packet_ip(const sn_udp_peer *p)
 int sn_udp_peer_get_packet_port(const sn_udp_peer *p)
 {
     if (!p || !p->have_last) return 0;
-    char ip[SN_IP_STRLEN];
-    int port = 0;
-    sn_net_format(&p->last_from.sa, ip, &port);
-    return port;
+    /* Read from the address itself: formatting the IP to get the port cost a printf. */
+    if (p->last_from.sa.sa_family == AF_INET) return ntohs(p->last_from.v4.sin_port);
+    if (p->last_from.sa.sa_family == AF_INET6) return ntohs(p->last_from.v6.sin6_port);
+    return 0;
 }
 
 int sn_udp_peer_get_local_port(const sn_udp_peer *p)
 {
     if (!p) return 0;
     if (p->server_owned) return p->hub && p->hub->fd >= 0 ? p->hub->port : 0;
-    return sn_net_local_port(p->fd);
+    return p->fd >= 0 ? p->local_port : 0;
 }
 
 int sn_udp_peer_get_fd(const sn_udp_peer *p)
@@ -547,7 +578,7 @@ void sn_udp_peer_get_stats(const sn_udp_peer *p, sn_udp_peer_stats *out)
         return;
     }
     *out = p->stats;
-    if (!p->server_owned) out->dropped_kernel = sn_udp_kernel_drops(p->fd);
+    if (!p->server_owned) out->dropped_kernel = sn_udp_sys_drops(p->fd);
 }
 
 void sn_udp_peer_get_counters(const sn_udp_peer *p, sn_udp_peer_stats *out)
@@ -564,15 +595,4 @@ sn_err sn_udp_peer_set_queue_limits(sn_udp_peer *p, size_t max_packets, size_t m
     if (max_packets) p->max_packets = max_packets;
     if (max_bytes) p->max_bytes = max_bytes;
     return SN_OK;
-}
-
-uint64_t sn_udp_kernel_drops(int fd)
-{
-    if (fd < 0) return 0;
-    uint32_t info[SK_MEMINFO_VARS] = {0};
-    socklen_t len = sizeof info;
-    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 ||
-        len < (socklen_t)((SK_MEMINFO_DROPS + 1) * sizeof info[0]))
-        return 0;
-    return info[SK_MEMINFO_DROPS];
 }

@@ -6,6 +6,7 @@
  * peers (the DTLS layer, the host) visits only those with work instead of scanning them all.
  */
 #include "udp_internal.h"
+#include "udp_sys.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -105,7 +106,10 @@ void sn_udp_server_stop(sn_udp_server *s)
     /* Datagrams still queued on detached peers keep their blocks; the pool goes with the last. */
     sn_udp_pool_release(s->pool);
     s->pool = NULL;
-    if (hub->fd >= 0) close(hub->fd);
+    if (hub->fd >= 0) {
+        sn_udp_sys_forget(hub->fd);
+        close(hub->fd);
+    }
     hub->fd = -1;
     hub->port = 0;
 }
@@ -127,6 +131,7 @@ sn_err sn_udp_server_listen(sn_udp_server *s, int port, const char *bind_address
                                s->reuse_port ? SN_NET_REUSE_PORT : 0, &e);
     if (fd < 0) return e;
     s->hub.fd = fd;
+    sn_udp_sys_forget(fd);
     s->hub.port = sn_net_local_port(fd);
     apply_rcvbuf(s);
     return SN_OK;
@@ -203,7 +208,7 @@ size_t sn_udp_server_queued_sends(const sn_udp_server *s)
 
 /* ---- poll ----------------------------------------------------------------------------- */
 
-static void expire(sn_udp_server *s, uint64_t now)
+static SN_UDP_OUT_OF_LINE void expire(sn_udp_server *s, uint64_t now)
 {
     if (s->pending_timeout_ms <= 0) return;
     sn_udp_hub *hub = &s->hub;
@@ -259,32 +264,43 @@ static void route(sn_udp_server *s, unsigned i, const sn_udp_key *key, uint64_t 
  * peers: hash every source and prefetch its table slot; find the slot whose hash matches and
  * prefetch that peer's first cache lines; then look up (now from cache) and queue. */
 #define SN_UDP_ROUTE_CHUNK 64
-static void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
+
+/* The first two passes for datagrams [base, base + m): keys, hashes and prefetches. Decides
+ * nothing (the hash is keyed per server at random, so how far a probe goes differs from run to
+ * run): out of line, and left uninstrumented by the fuzz builds. */
+static SN_UDP_OUT_OF_LINE void route_prefetch(const sn_udp_server *s, unsigned base, unsigned m,
+                                              sn_udp_key *keys, uint64_t *hashes)
+{
+    const sn_udp_rx *rx = s->rx;
+    const sn_udp_hub *hub = &s->hub;
+    size_t mask = hub->tcap ? hub->tcap - 1 : 0;
+    for (unsigned i = 0; i < m; i++) {
+        sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
+        hashes[i] = sn_udp_hub_hash(hub, &keys[i]);
+        if (hub->tcap) __builtin_prefetch(&hub->table[(size_t)hashes[i] & mask]);
+    }
+    if (hub->tcap)
+        for (unsigned i = 0; i < m; i++)
+            for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
+                const sn_udp_slot *t = &hub->table[j];
+                if (!t->p) break;
+                if (t->hash == hashes[i]) {
+                    __builtin_prefetch(t->p, 1);
+                    __builtin_prefetch((const char *)t->p + 64, 1);
+                    __builtin_prefetch((const char *)t->p + 128, 1);
+                    break;
+                }
+            }
+}
+
+static SN_UDP_OUT_OF_LINE void route_batch(sn_udp_server *s, unsigned n, uint64_t now)
 {
     sn_udp_rx *rx = s->rx;
     sn_udp_key keys[SN_UDP_ROUTE_CHUNK];
     uint64_t hashes[SN_UDP_ROUTE_CHUNK];
     for (unsigned base = 0; base < n; base += SN_UDP_ROUTE_CHUNK) {
         unsigned m = n - base < SN_UDP_ROUTE_CHUNK ? n - base : SN_UDP_ROUTE_CHUNK;
-        const sn_udp_hub *hub = &s->hub;
-        size_t mask = hub->tcap ? hub->tcap - 1 : 0;
-        for (unsigned i = 0; i < m; i++) {
-            sn_udp_key_from(&rx->slots[base + i]->from.sa, &keys[i]);
-            hashes[i] = sn_udp_hub_hash(hub, &keys[i]);
-            if (hub->tcap) __builtin_prefetch(&hub->table[(size_t)hashes[i] & mask]);
-        }
-        if (hub->tcap)
-            for (unsigned i = 0; i < m; i++)
-                for (size_t j = (size_t)hashes[i] & mask;; j = (j + 1) & mask) {
-                    const sn_udp_slot *t = &hub->table[j];
-                    if (!t->p) break;
-                    if (t->hash == hashes[i]) {
-                        __builtin_prefetch(t->p, 1);
-                        __builtin_prefetch((const char *)t->p + 64, 1);
-                        __builtin_prefetch((const char *)t->p + 128, 1);
-                        break;
-                    }
-                }
+        route_prefetch(s, base, m, keys, hashes);
         for (unsigned i = 0; i < m; i++) {
             unsigned k = base + i;
             s->hub.st.datagrams_received++;
@@ -404,7 +420,7 @@ sn_err sn_udp_server_set_poll_limits(sn_udp_server *s, int batch, int max_per_po
     if (max_per_poll < batch)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "per-poll cap %d below the batch size %d",
                        max_per_poll, batch);
-    if ((unsigned)batch != s->batch) {
+    if ((unsigned)batch != s->batch && s->rx && !sn_udp_rx_set_batch(s->rx, (unsigned)batch)) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;
     }
@@ -420,7 +436,7 @@ sn_err sn_udp_server_set_max_datagram_size(sn_udp_server *s, int size)
     if (size < 1 || size > 65535)
         return sn_fail(SN_ERR_PARAMETER_RANGE_ERROR, "datagram size %d out of range (1..65535)",
                        size);
-    if ((size_t)size != s->max_dgram) {
+    if ((size_t)size != s->max_dgram && s->rx && !sn_udp_rx_set_slot_cap(s->rx, (size_t)size)) {
         sn_udp_rx_free(s->rx);
         s->rx = NULL;
     }
@@ -447,5 +463,5 @@ void sn_udp_server_get_stats(const sn_udp_server *s, sn_udp_server_stats *out)
     out->pending_now = s->hub.pend_count;
     out->taken_now = s->hub.taken_count;
     out->table_capacity = s->hub.tcap;
-    out->dropped_kernel = sn_udp_kernel_drops(s->hub.fd);
+    out->dropped_kernel = sn_udp_sys_drops(s->hub.fd);
 }

@@ -3,6 +3,8 @@
  * starts here. */
 #include "udp_sys.h"
 
+#include <linux/sock_diag.h>
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -95,4 +97,23 @@ int sn_udp_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n)
         r = recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL);
     while (r < 0 && errno == EINTR);
     return r;
+}
+
+uint64_t sn_udp_sys_drops(int fd)
+{
+    if (fd < 0) return 0;
+    if (sn_udp_transport_is_overridden() && installed.drops)
+        return installed.drops(installed.user, fd);
+    uint32_t info[SK_MEMINFO_VARS] = {0};
+    socklen_t len = sizeof info;
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 ||
+        len < (socklen_t)((SK_MEMINFO_DROPS + 1) * sizeof info[0]))
+        return 0;
+    return info[SK_MEMINFO_DROPS];
+}
+
+void sn_udp_sys_forget(int fd)
+{
+    if (fd >= 0 && sn_udp_transport_is_overridden() && installed.forget)
+        installed.forget(installed.user, fd);
 }

@@ -14,5 +14,11 @@ ssize_t sn_udp_sys_send(int fd, const void *buf, size_t len, const struct sockad
 int sn_udp_sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 /* recvmmsg(MSG_DONTWAIT) for up to n messages; EINTR retried. -1 with errno (EAGAIN: none). */
 int sn_udp_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n);
+/* Datagrams dropped before they were read on socket fd: the override's drops() when it has
+ * one, else the kernel's counter (a getsockopt; 0 when the kernel cannot tell or fd < 0). */
+uint64_t sn_udp_sys_drops(int fd);
+/* Tells the override (when it asks to know) that fd was just bound or connected, or is about to
+ * be closed. */
+void sn_udp_sys_forget(int fd);
 
 #endif

@@ -77,7 +77,7 @@ static long pass_recv(void *user, int fd, void *buf, size_t cap, struct sockaddr
 
 void sn_test_transport_install(void)
 {
-    static const sn_udp_transport t = {pass_send, pass_recv, NULL};
+    static const sn_udp_transport t = {.send = pass_send, .recv = pass_recv};
     fail_fd = -2;
     fail_errno = 0;
     fail_port_errno = 0;

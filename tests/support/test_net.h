@@ -36,7 +36,9 @@ typedef struct sn_test_net_stats {
     uint64_t send_failures;  /* sends failed on purpose (sn_test_net_fail_sends) */
 } sn_test_net_stats;
 
-/* Installs the network as sealnet's UDP transport (and empties it). */
+/* Installs the network as sealnet's UDP transport (and empties it). The datagrams a full queue
+ * dropped are what a socket bound to that address reports as dropped_kernel (counted since
+ * the last sn_test_net_reset), with no system call. */
 void sn_test_net_install(void);
 /* Restores the kernel transport and frees every queued datagram. */
 void sn_test_net_remove(void);
@@ -48,11 +50,12 @@ sn_test_addr sn_test_addr_v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_
 bool sn_test_addr_ip(const char *ip, uint16_t port, sn_test_addr *out);
 bool sn_test_addr_equal(const sn_test_addr *a, const sn_test_addr *b);
 
-/* Remembers each socket's local and peer address after its first send or read instead of asking
- * the kernel every time (two system calls per datagram read: most of a fuzz input's cost). Only
- * for programs that neither close nor connect a socket between two sn_test_net_reset calls
- * (which forget the names; so does this call): a descriptor reused by a new socket would
- * inherit the old one's address. Off by default. */
+/* The network remembers each socket's local and peer address after its first send or read
+ * instead of asking the kernel every time (two system calls per datagram read: most of a fuzz
+ * input's cost). sealnet tells it when a socket is bound, connected or closed
+ * (sn_udp_transport.forget), so the names stay right across closes and descriptor reuse. On by
+ * default; false asks the kernel every time (for sockets closed behind sealnet's back). Either
+ * call forgets what was cached. */
 void sn_test_net_cache_names(bool on);
 
 /* Sends len bytes from `from` to `to` as if a host with that address had sent them. False when

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -421,10 +422,45 @@ static void broadcast_and_multicast(void **state)
     sn_udp_peer_free(p);
 }
 
+/* The local port is read once at bind (no system call per get_local_port) and is the socket's
+ * own: bound explicitly or by connect_to_host, IPv4 and IPv6; 0 once closed. */
+static void local_port_is_the_socket_port(void **state)
+{
+    (void)state;
+    static const char *binds[] = {"127.0.0.1", "::1", "*"};
+    for (size_t i = 0; i < sizeof binds / sizeof binds[0]; i++) {
+        sn_udp_peer *p = bound_peer(binds[i]);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        assert_int_equal(getsockname(sn_udp_peer_get_fd(p), (struct sockaddr *)&ss, &sl), 0);
+        int port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        assert_true(port > 0);
+        assert_int_equal(sn_udp_peer_get_local_port(p), port);
+        sn_udp_peer_close(p);
+        assert_int_equal(sn_udp_peer_get_local_port(p), 0);
+        sn_udp_peer_free(p);
+    }
+    sn_udp_peer *c = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_connect_to_host(c, "127.0.0.1", 9), SN_OK);
+    struct sockaddr_in in;
+    socklen_t sl = sizeof in;
+    assert_int_equal(getsockname(sn_udp_peer_get_fd(c), (struct sockaddr *)&in, &sl), 0);
+    assert_int_equal(sn_udp_peer_get_local_port(c), ntohs(in.sin_port));
+    /* Bound again after a close: the new socket's port. */
+    sn_udp_peer_close(c);
+    assert_int_equal(sn_udp_peer_bind(c, 0, "127.0.0.1", 0), SN_OK);
+    sl = sizeof in;
+    assert_int_equal(getsockname(sn_udp_peer_get_fd(c), (struct sockaddr *)&in, &sl), 0);
+    assert_int_equal(sn_udp_peer_get_local_port(c), ntohs(in.sin_port));
+    sn_udp_peer_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_ipv4),
+        cmocka_unit_test(local_port_is_the_socket_port),
         cmocka_unit_test(echo_ipv6),
         cmocka_unit_test(echo_dual_stack_to_ipv4),
         cmocka_unit_test(connected_peer_filters_and_locks),

@@ -900,7 +900,7 @@ static void ready_list_over_scripted_transport(void **state)
 {
     (void)state;
     memset(&net, 0, sizeof net);
-    static const sn_udp_transport t = {scripted_send, scripted_recv, NULL};
+    static const sn_udp_transport t = {.send = scripted_send, .recv = scripted_recv};
     assert_int_equal(sn_set_udp_transport(&t), SN_OK);
     assert_true(sn_udp_transport_is_overridden());
     sn_udp_server *s = listening("127.0.0.1");
@@ -1034,6 +1034,53 @@ static void corked_sends_batch_and_report_failures(void **state)
     }
 }
 
+/* The poll batch and the largest datagram change between polls (in place: down, back up, and
+ * beyond what the receive slots were made for): every datagram that fits arrives intact, every
+ * longer one is dropped and counted, in every combination. */
+static void limits_changed_between_polls(void **state)
+{
+    (void)state;
+    sn_udp_server *s = listening("127.0.0.1");
+    sn_udp_peer *c = client_of(s, "127.0.0.1");
+    static uint8_t out[8000], in[8000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (uint8_t)(i * 7 + 1);
+    static const struct {
+        int size;
+        size_t fits, over; /* over 0: none sent */
+        int batch, cap;
+    } steps[] = {{100, 100, 101, 2, 3},      {4000, 4000, 4001, 64, 1024}, {65535, 7000, 0, 1, 1},
+                 {100, 60, 3000, 16, 16},    {3000, 2500, 3001, 64, 1024}, {1, 1, 2, 4, 8},
+                 {65535, 7999, 0, 64, 1024}, {2000, 1985, 2001, 3, 3}};
+    sn_udp_peer *p = NULL;
+    uint64_t sent = 0, oversize = 0;
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        assert_int_equal(sn_udp_server_set_poll_limits(s, steps[k].batch, steps[k].cap), SN_OK);
+        assert_int_equal(sn_udp_server_set_max_datagram_size(s, steps[k].size), SN_OK);
+        assert_int_equal(sn_udp_peer_put_packet(c, out, steps[k].fits), SN_OK);
+        sent++;
+        if (steps[k].over) {
+            assert_int_equal(sn_udp_peer_put_packet(c, out, steps[k].over), SN_OK);
+            sent++;
+            oversize++;
+        }
+        poll_until_received(s, sent);
+        if (!p) p = take_one(s);
+        size_t len = 0;
+        assert_int_equal(sn_udp_peer_get_packet(p, in, sizeof in, &len), SN_OK);
+        assert_int_equal(len, steps[k].fits);
+        assert_memory_equal(in, out, len);
+        assert_int_equal(sn_udp_peer_get_packet(p, in, sizeof in, &len), SN_ERR_UNAVAILABLE);
+        sn_udp_server_stats st;
+        sn_udp_server_get_stats(s, &st);
+        assert_int_equal(st.dropped_oversize, oversize);
+        assert_int_equal(st.datagrams_routed, sent - oversize);
+    }
+    sn_udp_peer_free(p);
+    sn_udp_peer_free(c);
+    sn_udp_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1047,6 +1094,7 @@ int main(void)
         cmocka_unit_test(stop_and_listen_again),
         cmocka_unit_test(batching_and_cap),
         cmocka_unit_test(stats_exact),
+        cmocka_unit_test(limits_changed_between_polls),
         cmocka_unit_test(mapped_and_plain_ipv4_one_key),
         cmocka_unit_test(server_bad_input),
         cmocka_unit_test(allocation_failures),
