@@ -63,6 +63,11 @@ struct sn_dtls_peer {
     char screen_note[160];          /* what screening dropped that explains a later failure */
     sn_dtls_half_table *half_table; /* server: its server's half-open table, while half-open */
     sn_dtls_half_entry half;
+    /* Handshaking: the session's last step ended waiting for a datagram (SN_TLS_WANT), so
+     * until one arrives, its buffers hold input or its timer expires, another step would do
+     * nothing (and cost a whole trip through the TLS library and its error queue). */
+    bool awaiting_input;
+    uint64_t session_steps; /* handshake steps asked of the session (tests) */
 };
 
 /* Handshake limits (docs/hostile-inputs.md). A handshake is unauthenticated until its Finished
@@ -512,7 +517,7 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
     p->peer_chain = NULL;
     p->hvr_seen = p->early_epoch = 0;
-    p->hvr_exceeded = p->release_alert = false;
+    p->hvr_exceeded = p->release_alert = p->awaiting_input = false;
     p->held_len = 0;
     p->server = false;
     p->udp = udp;
@@ -578,6 +583,11 @@ static void enqueue(sn_dtls_peer *p, const uint8_t *data, size_t len)
     p->queued++;
     p->stats.packets_received++;
     p->stats.bytes_received += len;
+}
+
+uint64_t sn_dtls_peer_session_steps(const sn_dtls_peer *p)
+{
+    return p ? p->session_steps : 0;
 }
 
 bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p)
@@ -702,7 +712,16 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (p->status == SN_DTLS_STATUS_HANDSHAKING) {
         if (p->held_len && sn_now_ms() - p->held_ms >= SN_DTLS_ALERT_GRACE_MS)
             p->release_alert = true;
-        sn_tls_result r = b->handshake(p->tls);
+        /* Nothing new for a session that asked for input: answer for it. Its timer is asked
+         * first, so an expired one still retransmits (mbed TLS does it inside the step). */
+        bool idle = p->awaiting_input && !p->release_alert && !sn_udp_peer_peek(p->udp, NULL) &&
+                    !b->has_buffered_input(p->tls) && b->next_timeout_ms(p->tls) != 0;
+        sn_tls_result r = SN_TLS_WANT;
+        if (!idle) {
+            r = b->handshake(p->tls);
+            p->session_steps++;
+            p->awaiting_input = r == SN_TLS_WANT;
+        }
         if (restarted(p)) return;
         if (p->hvr_exceeded) {
             char n[16];
@@ -732,7 +751,8 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
                 release_transport(p);
                 return;
             }
-            if (b->next_timeout_ms(p->tls) == 0 && b->handle_timeout(p->tls) == SN_TLS_FAILED)
+            if (!idle && b->next_timeout_ms(p->tls) == 0 &&
+                b->handle_timeout(p->tls) == SN_TLS_FAILED)
                 fail_from_session(p);
             return;
         }
