@@ -68,6 +68,7 @@ struct sn_dtls_peer {
      * nothing (and cost a whole trip through the TLS library and its error queue). */
     bool awaiting_input;
     uint64_t session_steps; /* handshake steps asked of the session (tests) */
+    size_t recv_cap;        /* the buffer size the session reads datagrams into (0: not yet) */
 };
 
 /* Handshake limits (docs/hostile-inputs.md). A handshake is unauthenticated until its Finished
@@ -262,6 +263,7 @@ static long io_recv(void *user, void *buf, size_t cap)
         p->held_len = 0;
         return (long)n;
     }
+    p->recv_cap = cap;
     const uint8_t *d;
     size_t len;
     while (!p->remote_restarted && (d = sn_udp_peer_peek(p->udp, &len))) {
@@ -287,6 +289,20 @@ static long io_recv(void *user, void *buf, size_t cap)
         return (long)kept;
     }
     return SN_TLS_IO_WOULD_BLOCK;
+}
+
+/* Drops, as io_recv would, the datagrams at the head of the queue that hold no acceptable
+ * record, without asking the session: a poll that then finds nothing else queued need not step
+ * it (junk from a spoofer or a broken peer costs no trip through the TLS library). */
+static void drop_unusable(sn_dtls_peer *p)
+{
+    const uint8_t *d;
+    size_t len;
+    while ((d = sn_udp_peer_peek(p->udp, &len)) && len <= p->recv_cap &&
+           acceptable_prefix(p, d, len) == 0) {
+        p->stats.dropped_invalid++;
+        sn_udp_peer_drop(p->udp);
+    }
 }
 
 static bool cookie_matches(void *user, const uint8_t *cookie, size_t len)
@@ -360,6 +376,7 @@ static void release_transport(sn_dtls_peer *p)
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     p->overhead = 0;
+    p->recv_cap = 0;
     sn_udp_peer_free(p->udp);
     p->udp = NULL;
 }
@@ -714,6 +731,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
             p->release_alert = true;
         /* Nothing new for a session that asked for input: answer for it. Its timer is asked
          * first, so an expired one still retransmits (mbed TLS does it inside the step). */
+        if (p->awaiting_input) drop_unusable(p);
         bool idle = p->awaiting_input && !p->release_alert && !sn_udp_peer_peek(p->udp, NULL) &&
                     !b->has_buffered_input(p->tls) && b->next_timeout_ms(p->tls) != 0;
         sn_tls_result r = SN_TLS_WANT;
@@ -773,7 +791,9 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         fail_from_session(p);
         return;
     }
-    /* Nothing arrived and nothing is buffered in the session: no need to ask it. */
+    /* Nothing arrived (or only junk) and nothing is buffered in the session: no need to ask
+     * it. */
+    drop_unusable(p);
     size_t ignored;
     if (!sn_udp_peer_peek(p->udp, &ignored) && !b->has_buffered_input(p->tls)) return;
     read_all(p);

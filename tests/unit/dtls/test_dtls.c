@@ -325,9 +325,9 @@ static void handshake_times_out_against_silence(void **state)
     sn_tls_options_free(opts);
 }
 
-/* A handshaking peer polled with nothing new does not step its TLS session (no trip through
- * the library per poll), yet its retransmission timer still fires and a datagram that does
- * arrive is handed to the session at the next poll. */
+/* A handshaking peer polled with nothing new (or only junk) does not step its TLS session (no
+ * trip through the library per poll), yet its retransmission timer still fires and a datagram
+ * with a record in it is handed to the session at the next poll. */
 static void idle_handshake_polls_skip_the_session(void **state)
 {
     (void)state;
@@ -359,12 +359,25 @@ static void idle_handshake_polls_skip_the_session(void **state)
     }
     assert_true(sn_udp_peer_get_available_packet_count(silent) >= 2);
     assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_HANDSHAKING);
+    /* A datagram with no acceptable record (unknown content type) is dropped and counted
+     * without a step. */
+    uint64_t steps = sn_dtls_peer_session_steps(c);
+    assert_int_equal(sn_udp_peer_set_dest_address(silent, "127.0.0.1", client_port), SN_OK);
+    static const uint8_t garbage[] = {99, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0};
+    assert_int_equal(sn_udp_peer_put_packet(silent, garbage, sizeof garbage), SN_OK);
+    sn_dtls_peer_stats st;
+    start = sn_test_now_ms();
+    do {
+        sn_dtls_peer_poll(c);
+        sn_dtls_peer_get_stats(c, &st);
+        sn_test_sleep_ms(2);
+    } while (st.dropped_invalid == 0 && sn_test_now_ms() - start < 5000);
+    assert_int_equal(st.dropped_invalid, 1);
+    assert_int_equal(sn_dtls_peer_session_steps(c), steps);
     /* A datagram that arrives reaches the session: a (plaintext, epoch 0) handshake record
      * with a message the client cannot use, which the session must look at. */
-    uint64_t steps = sn_dtls_peer_session_steps(c);
     static const uint8_t junk[] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 12,
                                    0,  0,    0,    0, 0, 0, 0, 0, 0, 0, 0, 0};
-    assert_int_equal(sn_udp_peer_set_dest_address(silent, "127.0.0.1", client_port), SN_OK);
     assert_int_equal(sn_udp_peer_put_packet(silent, junk, sizeof junk), SN_OK);
     start = sn_test_now_ms();
     while (sn_dtls_peer_session_steps(c) == steps && sn_test_now_ms() - start < 5000) {
