@@ -94,6 +94,9 @@ void sn_dtls_peer_join_half(sn_dtls_peer *p, sn_dtls_half_table *t, const sn_add
 /* dtls_peer.c: the remote proved a restart (a new cookie-carrying ClientHello from the same
  * address and port) and this session ended because of it. */
 bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p);
+/* dtls_peer.c: handshake steps the peer asked of its TLS session so far (a poll with nothing
+ * new for a session waiting for input asks none). For tests. */
+uint64_t sn_dtls_peer_session_steps(const sn_dtls_peer *p);
 
 /* Cookie = time || nonce || HMAC(secret, time || nonce || address || port)[0..23]. The address
  * is normalised so an IPv4 client has one identity whether seen as v4 or v4-mapped v6. */

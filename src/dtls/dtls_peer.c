@@ -63,6 +63,12 @@ struct sn_dtls_peer {
     char screen_note[160];          /* what screening dropped that explains a later failure */
     sn_dtls_half_table *half_table; /* server: its server's half-open table, while half-open */
     sn_dtls_half_entry half;
+    /* Handshaking: the session's last step ended waiting for a datagram (SN_TLS_WANT), so
+     * until one arrives, its buffers hold input or its timer expires, another step would do
+     * nothing (and cost a whole trip through the TLS library and its error queue). */
+    bool awaiting_input;
+    uint64_t session_steps; /* handshake steps asked of the session (tests) */
+    size_t recv_cap;        /* the buffer size the session reads datagrams into (0: not yet) */
 };
 
 /* Handshake limits (docs/hostile-inputs.md). A handshake is unauthenticated until its Finished
@@ -257,6 +263,7 @@ static long io_recv(void *user, void *buf, size_t cap)
         p->held_len = 0;
         return (long)n;
     }
+    p->recv_cap = cap;
     const uint8_t *d;
     size_t len;
     while (!p->remote_restarted && (d = sn_udp_peer_peek(p->udp, &len))) {
@@ -282,6 +289,20 @@ static long io_recv(void *user, void *buf, size_t cap)
         return (long)kept;
     }
     return SN_TLS_IO_WOULD_BLOCK;
+}
+
+/* Drops, as io_recv would, the datagrams at the head of the queue that hold no acceptable
+ * record, without asking the session: a poll that then finds nothing else queued need not step
+ * it (junk from a spoofer or a broken peer costs no trip through the TLS library). */
+static void drop_unusable(sn_dtls_peer *p)
+{
+    const uint8_t *d;
+    size_t len;
+    while ((d = sn_udp_peer_peek(p->udp, &len)) && len <= p->recv_cap &&
+           acceptable_prefix(p, d, len) == 0) {
+        p->stats.dropped_invalid++;
+        sn_udp_peer_drop(p->udp);
+    }
 }
 
 static bool cookie_matches(void *user, const uint8_t *cookie, size_t len)
@@ -355,6 +376,7 @@ static void release_transport(sn_dtls_peer *p)
     sn_tls_backend_get()->session_free(p->tls);
     p->tls = NULL;
     p->overhead = 0;
+    p->recv_cap = 0;
     sn_udp_peer_free(p->udp);
     p->udp = NULL;
 }
@@ -512,7 +534,7 @@ sn_err sn_dtls_peer_connect_to_peer(sn_dtls_peer *p, sn_udp_peer *udp, const cha
     if (p->peer_chain) sn_tls_backend_get()->chain_unref(p->peer_chain);
     p->peer_chain = NULL;
     p->hvr_seen = p->early_epoch = 0;
-    p->hvr_exceeded = p->release_alert = false;
+    p->hvr_exceeded = p->release_alert = p->awaiting_input = false;
     p->held_len = 0;
     p->server = false;
     p->udp = udp;
@@ -578,6 +600,11 @@ static void enqueue(sn_dtls_peer *p, const uint8_t *data, size_t len)
     p->queued++;
     p->stats.packets_received++;
     p->stats.bytes_received += len;
+}
+
+uint64_t sn_dtls_peer_session_steps(const sn_dtls_peer *p)
+{
+    return p ? p->session_steps : 0;
 }
 
 bool sn_dtls_peer_remote_restarted(const sn_dtls_peer *p)
@@ -702,7 +729,17 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     if (p->status == SN_DTLS_STATUS_HANDSHAKING) {
         if (p->held_len && sn_now_ms() - p->held_ms >= SN_DTLS_ALERT_GRACE_MS)
             p->release_alert = true;
-        sn_tls_result r = b->handshake(p->tls);
+        /* Nothing new for a session that asked for input: answer for it. Its timer is asked
+         * first, so an expired one still retransmits (mbed TLS does it inside the step). */
+        if (p->awaiting_input) drop_unusable(p);
+        bool idle = p->awaiting_input && !p->release_alert && !sn_udp_peer_peek(p->udp, NULL) &&
+                    !b->has_buffered_input(p->tls) && b->next_timeout_ms(p->tls) != 0;
+        sn_tls_result r = SN_TLS_WANT;
+        if (!idle) {
+            r = b->handshake(p->tls);
+            p->session_steps++;
+            p->awaiting_input = r == SN_TLS_WANT;
+        }
         if (restarted(p)) return;
         if (p->hvr_exceeded) {
             char n[16];
@@ -732,7 +769,8 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
                 release_transport(p);
                 return;
             }
-            if (b->next_timeout_ms(p->tls) == 0 && b->handle_timeout(p->tls) == SN_TLS_FAILED)
+            if (!idle && b->next_timeout_ms(p->tls) == 0 &&
+                b->handle_timeout(p->tls) == SN_TLS_FAILED)
                 fail_from_session(p);
             return;
         }
@@ -753,7 +791,9 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         fail_from_session(p);
         return;
     }
-    /* Nothing arrived and nothing is buffered in the session: no need to ask it. */
+    /* Nothing arrived (or only junk) and nothing is buffered in the session: no need to ask
+     * it. */
+    drop_unusable(p);
     size_t ignored;
     if (!sn_udp_peer_peek(p->udp, &ignored) && !b->has_buffered_input(p->tls)) return;
     read_all(p);

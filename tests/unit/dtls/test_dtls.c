@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dtls_fixture.h"
+#include "dtls_internal.h" /* sn_dtls_peer_session_steps */
 #include "test_dtls_server.h"
 #include "testutil.h"
 #include <sealnet/sealnet.h>
@@ -324,6 +325,71 @@ static void handshake_times_out_against_silence(void **state)
     sn_tls_options_free(opts);
 }
 
+/* A handshaking peer polled with nothing new (or only junk) does not step its TLS session (no
+ * trip through the library per poll), yet its retransmission timer still fires and a datagram
+ * with a record in it is handed to the session at the next poll. */
+static void idle_handshake_polls_skip_the_session(void **state)
+{
+    (void)state;
+    sn_udp_peer *silent = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(silent, 0, "127.0.0.1", 0), SN_OK);
+    sn_udp_peer *udp = sn_udp_peer_new();
+    assert_int_equal(
+        sn_udp_peer_connect_to_host(udp, "127.0.0.1", sn_udp_peer_get_local_port(silent)), SN_OK);
+    int client_port = sn_udp_peer_get_local_port(udp);
+    sn_dtls_settings s;
+    sn_dtls_default_settings(&s);
+    s.handshake_timeout_ms = 20000;
+    s.retransmit_initial_ms = 100;
+    sn_dtls_peer *c = sn_dtls_peer_new();
+    assert_int_equal(sn_dtls_peer_set_settings(c, &s), SN_OK);
+    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
+    /* connect_to_peer stepped once: the ClientHello went out. */
+    assert_int_equal(sn_dtls_peer_session_steps(c), 1);
+    for (int i = 0; i < 200; i++)
+        sn_dtls_peer_poll(c);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_HANDSHAKING);
+    assert_int_equal(sn_dtls_peer_session_steps(c), 1);
+    /* The timer still retransmits the hello. */
+    uint64_t start = sn_test_now_ms();
+    while (sn_udp_peer_get_available_packet_count(silent) < 2 && sn_test_now_ms() - start < 5000) {
+        sn_dtls_peer_poll(c);
+        sn_test_sleep_ms(5);
+    }
+    assert_true(sn_udp_peer_get_available_packet_count(silent) >= 2);
+    assert_int_equal(sn_dtls_peer_get_status(c), SN_DTLS_STATUS_HANDSHAKING);
+    /* A datagram with no acceptable record (unknown content type) is dropped and counted
+     * without a step. */
+    uint64_t steps = sn_dtls_peer_session_steps(c);
+    assert_int_equal(sn_udp_peer_set_dest_address(silent, "127.0.0.1", client_port), SN_OK);
+    static const uint8_t garbage[] = {99, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0};
+    assert_int_equal(sn_udp_peer_put_packet(silent, garbage, sizeof garbage), SN_OK);
+    sn_dtls_peer_stats st;
+    start = sn_test_now_ms();
+    do {
+        sn_dtls_peer_poll(c);
+        sn_dtls_peer_get_stats(c, &st);
+        sn_test_sleep_ms(2);
+    } while (st.dropped_invalid == 0 && sn_test_now_ms() - start < 5000);
+    assert_int_equal(st.dropped_invalid, 1);
+    assert_int_equal(sn_dtls_peer_session_steps(c), steps);
+    /* A datagram that arrives reaches the session: a (plaintext, epoch 0) handshake record
+     * with a message the client cannot use, which the session must look at. */
+    static const uint8_t junk[] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 12,
+                                   0,  0,    0,    0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(sn_udp_peer_put_packet(silent, junk, sizeof junk), SN_OK);
+    start = sn_test_now_ms();
+    while (sn_dtls_peer_session_steps(c) == steps && sn_test_now_ms() - start < 5000) {
+        sn_dtls_peer_poll(c);
+        sn_test_sleep_ms(2);
+    }
+    assert_true(sn_dtls_peer_session_steps(c) > steps);
+    sn_dtls_peer_free(c);
+    sn_udp_peer_free(silent);
+    sn_tls_options_free(opts);
+}
+
 static void closed_port_fails_fast_with_a_reason(void **state)
 {
     (void)state;
@@ -624,6 +690,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(oversize_packet_is_refused_and_session_stays_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(handshake_times_out_against_silence, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_handshake_polls_skip_the_session, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_port_fails_fast_with_a_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(server_gone_reported_after_icmp_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(spoofed_icmp_does_not_end_a_session, setup, teardown),
