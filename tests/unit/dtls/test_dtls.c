@@ -292,22 +292,36 @@ static void oversize_packet_is_refused_and_session_stays_up(void **state)
     sn_tls_options_free(opts);
 }
 
-static void handshake_times_out_against_silence(void **state)
+/* A DTLS client (retransmitting every 100 ms at first) connecting to *silent, a bound UDP peer
+ * that never answers; *client_port is the client's port, *opts its options (the caller frees
+ * the three). */
+static sn_dtls_peer *client_to_silence(int handshake_timeout_ms, sn_udp_peer **silent,
+                                       int *client_port, sn_tls_options **opts)
 {
-    (void)state;
-    sn_udp_peer *silent = sn_udp_peer_new();
-    assert_int_equal(sn_udp_peer_bind(silent, 0, "127.0.0.1", 0), SN_OK);
+    *silent = sn_udp_peer_new();
+    assert_int_equal(sn_udp_peer_bind(*silent, 0, "127.0.0.1", 0), SN_OK);
     sn_udp_peer *udp = sn_udp_peer_new();
     assert_int_equal(
-        sn_udp_peer_connect_to_host(udp, "127.0.0.1", sn_udp_peer_get_local_port(silent)), SN_OK);
+        sn_udp_peer_connect_to_host(udp, "127.0.0.1", sn_udp_peer_get_local_port(*silent)), SN_OK);
+    *client_port = sn_udp_peer_get_local_port(udp);
     sn_dtls_settings s;
     sn_dtls_default_settings(&s);
-    s.handshake_timeout_ms = 400;
+    s.handshake_timeout_ms = handshake_timeout_ms;
     s.retransmit_initial_ms = 100;
     sn_dtls_peer *c = sn_dtls_peer_new();
     assert_int_equal(sn_dtls_peer_set_settings(c, &s), SN_OK);
-    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
-    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
+    *opts = sn_tls_options_client_unsafe(NULL);
+    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", *opts), SN_OK);
+    return c;
+}
+
+static void handshake_times_out_against_silence(void **state)
+{
+    (void)state;
+    sn_udp_peer *silent;
+    sn_tls_options *opts;
+    int client_port;
+    sn_dtls_peer *c = client_to_silence(400, &silent, &client_port, &opts);
     uint64_t start = sn_test_now_ms();
     while (sn_dtls_peer_get_status(c) == SN_DTLS_STATUS_HANDSHAKING &&
            sn_test_now_ms() - start < 5000) {
@@ -331,20 +345,10 @@ static void handshake_times_out_against_silence(void **state)
 static void idle_handshake_polls_skip_the_session(void **state)
 {
     (void)state;
-    sn_udp_peer *silent = sn_udp_peer_new();
-    assert_int_equal(sn_udp_peer_bind(silent, 0, "127.0.0.1", 0), SN_OK);
-    sn_udp_peer *udp = sn_udp_peer_new();
-    assert_int_equal(
-        sn_udp_peer_connect_to_host(udp, "127.0.0.1", sn_udp_peer_get_local_port(silent)), SN_OK);
-    int client_port = sn_udp_peer_get_local_port(udp);
-    sn_dtls_settings s;
-    sn_dtls_default_settings(&s);
-    s.handshake_timeout_ms = 20000;
-    s.retransmit_initial_ms = 100;
-    sn_dtls_peer *c = sn_dtls_peer_new();
-    assert_int_equal(sn_dtls_peer_set_settings(c, &s), SN_OK);
-    sn_tls_options *opts = sn_tls_options_client_unsafe(NULL);
-    assert_int_equal(sn_dtls_peer_connect_to_peer(c, udp, "localhost", opts), SN_OK);
+    sn_udp_peer *silent;
+    sn_tls_options *opts;
+    int client_port;
+    sn_dtls_peer *c = client_to_silence(20000, &silent, &client_port, &opts);
     /* connect_to_peer stepped once: the ClientHello went out. */
     assert_int_equal(sn_dtls_peer_session_steps(c), 1);
     for (int i = 0; i < 200; i++)
