@@ -69,9 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         forget_client_output();
         /* One poll does not always finish with what an earlier (malformed) datagram left in
          * the TLS library's buffers: settle first, so that `before` is the state this datagram
-         * meets. With nothing left (no datagram queued, nothing buffered in the session) a poll
-         * has nothing to act on (the clock is manual): no settling then. */
-        for (int k = 0; len == 0 && k < 3 && sn_dtls_peer_has_input(c); k++)
+         * meets: OpenSSL may need several steps, without reading, to work through a malformed
+         * record it holds (a bogus ChangeCipherSpec took four). With nothing left (no datagram
+         * queued, nothing buffered, the session waiting for input) a poll has nothing to act on
+         * (the clock is manual): no settling then. */
+        for (int k = 0; len == 0 && k < 64 && sn_dtls_peer_has_input(c); k++)
             sn_dtls_peer_poll(c);
         sn_dtls_status before = sn_dtls_peer_get_status(c);
         if (!sn_test_net_inject(&server_addr, &client_addr, d, len)) continue;

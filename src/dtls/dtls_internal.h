@@ -147,8 +147,8 @@ bool sn_dtls_settings_valid(const sn_dtls_settings *s);
 /* dtls_peer.c: the tag a server's ready list hands back for this peer's UDP peer
  * (sn_udp_server_pop_ready), kept across a change of UDP peer. The host tags its own peer. */
 void sn_dtls_peer_set_ready_tag(sn_dtls_peer *p, void *tag);
-/* dtls_peer.c: datagrams wait in the UDP queue, or records inside the session: a poll would
- * find work. */
+/* dtls_peer.c: datagrams wait in the UDP queue, or records inside the session, or a
+ * handshaking session has not yet come back asking for input: a poll would find work. */
 bool sn_dtls_peer_has_input(const sn_dtls_peer *p);
 
 #endif

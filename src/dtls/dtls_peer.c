@@ -67,6 +67,11 @@ struct sn_dtls_peer {
      * until one arrives, its buffers hold input or its timer expires, another step would do
      * nothing (and cost a whole trip through the TLS library and its error queue). */
     bool awaiting_input;
+    /* The session's last read of the transport found nothing (io_recv). OpenSSL can answer
+     * "want more" without reading at all: a malformed record it holds is worked through over
+     * several steps, and SSL_has_pending does not see it. Only a step that asked the transport
+     * for more and got nothing is waiting for a datagram. */
+    bool read_blocked;
     uint64_t session_steps; /* handshake steps asked of the session (tests) */
     size_t recv_cap;        /* the buffer size the session reads datagrams into (0: not yet) */
 };
@@ -259,6 +264,7 @@ static long io_recv(void *user, void *buf, size_t cap)
         /* The peer said nothing after its alert: let the session act on it. */
         size_t n = p->held_len;
         memcpy(buf, p->held_alert, n);
+        p->read_blocked = false;
         p->release_alert = false;
         p->held_len = 0;
         return (long)n;
@@ -286,8 +292,10 @@ static long io_recv(void *user, void *buf, size_t cap)
         size_t kept = screen_records(p, d, good, buf);
         sn_udp_peer_drop(p->udp);
         if (kept == 0) continue;
+        p->read_blocked = false;
         return (long)kept;
     }
+    p->read_blocked = true;
     return SN_TLS_IO_WOULD_BLOCK;
 }
 
@@ -736,9 +744,10 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
                     !b->has_buffered_input(p->tls) && b->next_timeout_ms(p->tls) != 0;
         sn_tls_result r = SN_TLS_WANT;
         if (!idle) {
+            p->read_blocked = false;
             r = b->handshake(p->tls);
             p->session_steps++;
-            p->awaiting_input = r == SN_TLS_WANT;
+            p->awaiting_input = r == SN_TLS_WANT && p->read_blocked;
         }
         if (restarted(p)) return;
         if (p->hvr_exceeded) {
@@ -940,6 +949,7 @@ void sn_dtls_peer_set_ready_tag(sn_dtls_peer *p, void *tag)
 bool sn_dtls_peer_has_input(const sn_dtls_peer *p)
 {
     if (!p || !p->tls) return false;
+    if (p->status == SN_DTLS_STATUS_HANDSHAKING && !p->awaiting_input) return true;
     return sn_udp_peer_peek(p->udp, NULL) || sn_tls_backend_get()->has_buffered_input(p->tls);
 }
 
