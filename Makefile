@@ -51,8 +51,9 @@ bench: all
 install: all
 	cmake --install $(BUILD)
 
-# Every fuzz target FUZZ_SECONDS (default 60; 600 is the 10-minute run) on every core
-# (FUZZ_WORKERS), UBSan build, corpus replayed under ASan; FUZZ_SANITIZE=asan keeps ASan on.
+# Every fuzz target for FUZZ_SECONDS (default 60; 600 is the 10-minute run) or FUZZ_EXECS
+# executions (default 10 M), whichever comes first, on every core (FUZZ_WORKERS), UBSan build,
+# corpus replayed under ASan; FUZZ_SANITIZE=asan keeps ASan on.
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-60}
