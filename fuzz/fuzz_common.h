@@ -127,6 +127,33 @@ static inline sn_test_addr fuzz_addr(int x, int port)
     return sn_test_addr_v4(127, 0, 0, (uint8_t)x, (uint16_t)port);
 }
 
+/* Server options on a fresh P-256 key and self-signed "CN=localhost" certificate (the options
+ * keep their own references to both). Aborts when they cannot be made. */
+static inline sn_tls_options *fuzz_server_options(void)
+{
+    sn_crypto_key *key = sn_crypto_generate_ec("P-256");
+    sn_x509_cert *cert =
+        key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
+    sn_tls_options *opts = cert ? sn_tls_options_server(key, cert) : NULL;
+    FUZZ_CHECK(opts);
+    sn_x509_cert_free(cert);
+    sn_crypto_key_free(key);
+    return opts;
+}
+
+/* Fixed ticket keys on server options, the same in every process, so a harness's real client
+ * resumes and a single input replays the same way. False when the backend has no session
+ * tickets (mbed TLS refuses them: full handshakes there). */
+static inline bool fuzz_fixed_ticket_keys(sn_tls_options *server_opts)
+{
+    uint8_t keys[80];
+    for (size_t i = 0; i < sizeof keys; i++)
+        keys[i] = (uint8_t)(i * 37 + 11);
+    sn_err e = sn_tls_options_set_ticket_keys(server_opts, keys, sizeof keys);
+    FUZZ_CHECK(e == SN_OK || e == SN_ERR_UNAVAILABLE);
+    return e == SN_OK;
+}
+
 /* The DTLS wire helpers live in tests/support (test_net.h), shared with the tests. */
 #define fuzz_splice_cookie sn_test_dtls_splice_cookie
 #define fuzz_hvr_cookie    sn_test_dtls_hvr_cookie

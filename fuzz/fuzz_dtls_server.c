@@ -29,21 +29,14 @@ static void setup(void)
     fuzz_platform_init();
     /* One socket, bound here, never connected or closed: its name can be cached. */
     sn_test_net_cache_names(true);
-    sn_crypto_key *key = sn_crypto_generate_ec("P-256");
-    sn_x509_cert *cert =
-        key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
-    sn_tls_options *opts = cert ? sn_tls_options_server(key, cert) : NULL;
-    FUZZ_CHECK(opts);
+    sn_tls_options *opts = fuzz_server_options();
     udp = sn_udp_server_new();
     dtls = sn_dtls_server_new();
     FUZZ_CHECK(sn_udp_server_listen(udp, 0, "127.0.0.1") == SN_OK);
     FUZZ_CHECK(sn_dtls_server_setup(dtls, opts) == SN_OK);
     sn_udp_server_set_max_pending_connections(udp, 64);
     server_addr = fuzz_addr(1, sn_udp_server_get_local_port(udp));
-    /* The server keeps its own references: everything else can go. */
-    sn_tls_options_free(opts);
-    sn_x509_cert_free(cert);
-    sn_crypto_key_free(key);
+    sn_tls_options_free(opts); /* the server keeps its own reference */
     for (int i = 0; i < SOURCES; i++)
         sources[i] = fuzz_addr(1 + i, 40000 + i);
 }

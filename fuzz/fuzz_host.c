@@ -149,22 +149,9 @@ static void setup(void)
     debug = getenv("FUZZ_DEBUG") != NULL;
     const char *b = getenv("FUZZ_SESSION_BOUND");
     if (b) session_bound = (size_t)strtoull(b, NULL, 10);
-    sn_crypto_key *key = sn_crypto_generate_ec("P-256");
-    sn_x509_cert *cert =
-        key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
-    server_opts = cert ? sn_tls_options_server(key, cert) : NULL;
-    FUZZ_CHECK(server_opts);
-    /* Fixed ticket keys: a real client resumes (see the header). */
-    uint8_t ticket_keys[80];
-    for (size_t i = 0; i < sizeof ticket_keys; i++)
-        ticket_keys[i] = (uint8_t)(i * 37 + 11);
-    /* A backend without session tickets (mbed TLS) refuses them: full handshakes there. */
-    sn_err te = sn_tls_options_set_ticket_keys(server_opts, ticket_keys, sizeof ticket_keys);
-    FUZZ_CHECK(te == SN_OK || te == SN_ERR_UNAVAILABLE);
-    tickets = te == SN_OK;
+    server_opts = fuzz_server_options();
+    tickets = fuzz_fixed_ticket_keys(server_opts); /* a real client resumes (see the header) */
     stats = getenv("FUZZ_STATS") != NULL;
-    sn_x509_cert_free(cert);
-    sn_crypto_key_free(key);
     for (int i = 0; i < SOURCES; i++)
         sources[i] = fuzz_addr(10 + i % 8, 30000 + i / 8);
 }

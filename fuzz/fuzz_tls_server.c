@@ -90,21 +90,10 @@ static void setup(void)
 {
     fuzz_platform_init();
     debug = getenv("FUZZ_DEBUG") != NULL;
-    sn_crypto_key *key = sn_crypto_generate_ec("P-256");
-    sn_x509_cert *cert =
-        key ? sn_crypto_generate_self_signed_certificate(key, "CN=localhost", NULL, NULL) : NULL;
-    server_opts = cert ? sn_tls_options_server(key, cert) : NULL;
+    server_opts = fuzz_server_options();
     client_opts = sn_tls_options_client_unsafe(NULL);
-    FUZZ_CHECK(server_opts && client_opts);
-    sn_x509_cert_free(cert);
-    sn_crypto_key_free(key);
-    uint8_t ticket_keys[80];
-    for (size_t i = 0; i < sizeof ticket_keys; i++)
-        ticket_keys[i] = (uint8_t)(i * 37 + 11);
-    /* A backend without session tickets (mbed TLS) refuses them: full handshakes there. */
-    sn_err te = sn_tls_options_set_ticket_keys(server_opts, ticket_keys, sizeof ticket_keys);
-    FUZZ_CHECK(te == SN_OK || te == SN_ERR_UNAVAILABLE);
-    tickets = te == SN_OK;
+    FUZZ_CHECK(client_opts);
+    tickets = fuzz_fixed_ticket_keys(server_opts);
     stats = getenv("FUZZ_STATS") != NULL;
 }
 

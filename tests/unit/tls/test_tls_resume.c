@@ -44,18 +44,28 @@ static bool one_connection(sn_tcp_server *srv, const sn_tls_options *so, const s
     return resumed;
 }
 
+/* Server options with ticket keys (written to keys; key_xor makes each test's own), a client
+ * trusting them, a listening TCP server and the first, full handshake done. */
+static sn_tcp_server *start_ticketed(uint8_t keys[SN_TICKET_KEY_SIZE], uint8_t key_xor,
+                                     sn_tls_options **so, sn_tls_options **co)
+{
+    for (size_t i = 0; i < SN_TICKET_KEY_SIZE; i++)
+        keys[i] = (uint8_t)(i ^ key_xor);
+    *so = sn_tls_options_server(certs->key, certs->cert);
+    assert_int_equal(sn_tls_options_set_ticket_keys(*so, keys, SN_TICKET_KEY_SIZE), SN_OK);
+    *co = sn_tls_options_client(certs->cert, NULL);
+    sn_tcp_server *srv = sn_tcp_server_new();
+    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
+    assert_false(one_connection(srv, *so, *co));
+    return srv;
+}
+
 static void resumes_with_keys(void **state)
 {
     (void)state;
     uint8_t keys[SN_TICKET_KEY_SIZE];
-    for (size_t i = 0; i < sizeof keys; i++)
-        keys[i] = (uint8_t)(i ^ 0xa5);
-    sn_tls_options *so = sn_tls_options_server(certs->key, certs->cert);
-    assert_int_equal(sn_tls_options_set_ticket_keys(so, keys, sizeof keys), SN_OK);
-    sn_tls_options *co = sn_tls_options_client(certs->cert, NULL);
-    sn_tcp_server *srv = sn_tcp_server_new();
-    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
-    assert_false(one_connection(srv, so, co));
+    sn_tls_options *so, *co;
+    sn_tcp_server *srv = start_ticketed(keys, 0xa5, &so, &co);
     sn_tls_ticket_stats st;
     sn_tls_options_get_ticket_stats(so, &st);
     assert_true(st.issued >= 1);
@@ -109,14 +119,8 @@ static void ticket_outlives_failed_connection(void **state)
 {
     (void)state;
     uint8_t keys[SN_TICKET_KEY_SIZE];
-    for (size_t i = 0; i < sizeof keys; i++)
-        keys[i] = (uint8_t)(i ^ 0x3c);
-    sn_tls_options *so = sn_tls_options_server(certs->key, certs->cert);
-    assert_int_equal(sn_tls_options_set_ticket_keys(so, keys, sizeof keys), SN_OK);
-    sn_tls_options *co = sn_tls_options_client(certs->cert, NULL);
-    sn_tcp_server *srv = sn_tcp_server_new();
-    assert_int_equal(sn_tcp_server_listen(srv, 0, "127.0.0.1"), SN_OK);
-    assert_false(one_connection(srv, so, co));
+    sn_tls_options *so, *co;
+    sn_tcp_server *srv = start_ticketed(keys, 0x3c, &so, &co);
     for (int round = 0; round < 2; round++) {
         /* Resumes, reads (so it holds the server's fresh ticket too), then meets garbage in the
          * record stream: a fatal error on the client. */
