@@ -299,6 +299,14 @@ static long io_recv(void *user, void *buf, size_t cap)
     return SN_TLS_IO_WOULD_BLOCK;
 }
 
+/* A datagram waits in the UDP queue or records in the session: what a read or a handshake step
+ * would find. Without either, asking the session is a whole trip through the TLS library (and
+ * its error queue) for nothing. */
+static bool queued_or_buffered(const sn_dtls_peer *p)
+{
+    return sn_udp_peer_peek(p->udp, NULL) || sn_tls_backend_get()->has_buffered_input(p->tls);
+}
+
 /* Drops, as io_recv would, the datagrams at the head of the queue that hold no acceptable
  * record, without asking the session: a poll that then finds nothing else queued need not step
  * it (junk from a spoofer or a broken peer costs no trip through the TLS library). */
@@ -647,7 +655,7 @@ static void read_all(sn_dtls_peer *p)
             /* The same test as the poll's before reading: with no datagram queued and nothing
              * buffered in the session, another read would only come back empty (a whole trip
              * through the TLS library and its error queue, per packet). */
-            if (!sn_udp_peer_peek(p->udp, NULL) && !b->has_buffered_input(p->tls)) return;
+            if (!queued_or_buffered(p)) return;
             continue;
         }
         if (r == SN_TLS_CLOSED) {
@@ -740,8 +748,8 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
         /* Nothing new for a session that asked for input: answer for it. Its timer is asked
          * first, so an expired one still retransmits (mbed TLS does it inside the step). */
         if (p->awaiting_input) drop_unusable(p);
-        bool idle = p->awaiting_input && !p->release_alert && !sn_udp_peer_peek(p->udp, NULL) &&
-                    !b->has_buffered_input(p->tls) && b->next_timeout_ms(p->tls) != 0;
+        bool idle = p->awaiting_input && !p->release_alert && !queued_or_buffered(p) &&
+                    b->next_timeout_ms(p->tls) != 0;
         sn_tls_result r = SN_TLS_WANT;
         if (!idle) {
             p->read_blocked = false;
@@ -803,8 +811,7 @@ void sn_dtls_peer_poll(sn_dtls_peer *p)
     /* Nothing arrived (or only junk) and nothing is buffered in the session: no need to ask
      * it. */
     drop_unusable(p);
-    size_t ignored;
-    if (!sn_udp_peer_peek(p->udp, &ignored) && !b->has_buffered_input(p->tls)) return;
+    if (!queued_or_buffered(p)) return;
     read_all(p);
 }
 
@@ -950,7 +957,7 @@ bool sn_dtls_peer_has_input(const sn_dtls_peer *p)
 {
     if (!p || !p->tls) return false;
     if (p->status == SN_DTLS_STATUS_HANDSHAKING && !p->awaiting_input) return true;
-    return sn_udp_peer_peek(p->udp, NULL) || sn_tls_backend_get()->has_buffered_input(p->tls);
+    return queued_or_buffered(p);
 }
 
 const char *sn_dtls_peer_get_cipher(const sn_dtls_peer *p)

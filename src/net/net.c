@@ -170,21 +170,26 @@ int sn_net_open_bound(int socktype, int port, const char *bind_address, unsigned
                     err);
 }
 
+int sn_net_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
 void sn_net_format(const struct sockaddr *sa, char ip[SN_IP_STRLEN], int *port)
 {
     ip[0] = '\0';
-    if (port) *port = 0;
+    if (port) *port = sn_net_port(sa);
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &v4->sin_addr, ip, SN_IP_STRLEN);
-        if (port) *port = ntohs(v4->sin_port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr))
             inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], ip, SN_IP_STRLEN);
         else
             inet_ntop(AF_INET6, &v6->sin6_addr, ip, SN_IP_STRLEN);
-        if (port) *port = ntohs(v6->sin6_port);
     }
 }
 
@@ -194,10 +199,7 @@ int sn_net_local_port(int fd)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
-    int port = 0;
-    char ip[SN_IP_STRLEN];
-    sn_net_format((struct sockaddr *)&ss, ip, &port);
-    return port;
+    return sn_net_port((struct sockaddr *)&ss);
 }
 
 int sn_net_family(int fd)

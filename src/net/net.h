@@ -48,6 +48,9 @@ int sn_net_open(int family, int socktype, sn_err *err);
 /* Text form of an address (an IPv4-mapped IPv6 address as a dotted quad) and its port. */
 void sn_net_format(const struct sockaddr *sa, char ip[SN_IP_STRLEN], int *port);
 
+/* The port of an IPv4 or IPv6 address (host order), 0 for any other family. No formatting. */
+int sn_net_port(const struct sockaddr *sa);
+
 /* The socket's local port, 0 when unknown. */
 int sn_net_local_port(int fd);
 

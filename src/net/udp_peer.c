@@ -55,10 +55,7 @@ static void peer_reset(sn_udp_peer *p)
     p->hub = NULL;
     p->server_owned = false;
     p->pending = false;
-    if (p->fd >= 0) {
-        sn_udp_sys_forget(p->fd);
-        close(p->fd);
-    }
+    sn_udp_sys_close(p->fd);
     p->fd = -1;
     p->family = 0;
     p->local_port = 0;
@@ -138,10 +135,7 @@ sn_err sn_udp_peer_bind(sn_udp_peer *p, int port, const char *bind_address, int 
     socklen_t sl2 = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl2) == 0) {
         p->family = ss.ss_family;
-        if (ss.ss_family == AF_INET)
-            p->local_port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            p->local_port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+        p->local_port = sn_net_port((struct sockaddr *)&ss);
     }
     apply_socket_options(p);
     return SN_OK;
@@ -438,10 +432,7 @@ const char *sn_udp_peer_get_packet_ip(const sn_udp_peer *p)
 int sn_udp_peer_get_packet_port(const sn_udp_peer *p)
 {
     if (!p || !p->have_last) return 0;
-    /* Read from the address itself: formatting the IP to get the port cost a printf. */
-    if (p->last_from.sa.sa_family == AF_INET) return ntohs(p->last_from.v4.sin_port);
-    if (p->last_from.sa.sa_family == AF_INET6) return ntohs(p->last_from.v6.sin6_port);
-    return 0;
+    return sn_net_port(&p->last_from.sa); /* formatting the IP for it cost a printf */
 }
 
 int sn_udp_peer_get_local_port(const sn_udp_peer *p)

@@ -106,10 +106,7 @@ void sn_udp_server_stop(sn_udp_server *s)
     /* Datagrams still queued on detached peers keep their blocks; the pool goes with the last. */
     sn_udp_pool_release(s->pool);
     s->pool = NULL;
-    if (hub->fd >= 0) {
-        sn_udp_sys_forget(hub->fd);
-        close(hub->fd);
-    }
+    sn_udp_sys_close(hub->fd);
     hub->fd = -1;
     hub->port = 0;
 }

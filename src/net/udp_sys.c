@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 static sn_udp_transport installed;
 static atomic_bool overridden;
@@ -116,4 +117,11 @@ void sn_udp_sys_forget(int fd)
 {
     if (fd >= 0 && sn_udp_transport_is_overridden() && installed.forget)
         installed.forget(installed.user, fd);
+}
+
+void sn_udp_sys_close(int fd)
+{
+    if (fd < 0) return;
+    sn_udp_sys_forget(fd);
+    close(fd);
 }

@@ -20,5 +20,7 @@ uint64_t sn_udp_sys_drops(int fd);
 /* Tells the override (when it asks to know) that fd was just bound or connected, or is about to
  * be closed. */
 void sn_udp_sys_forget(int fd);
+/* Closes a UDP socket, telling the override first (sn_udp_sys_forget). fd < 0: nothing. */
+void sn_udp_sys_close(int fd);
 
 #endif
