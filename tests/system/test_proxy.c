@@ -31,6 +31,9 @@ static sn_tls_options *client_opts;
 
 #define MAX_TRACKED 16
 static sn_test_proc *tracked[MAX_TRACKED];
+/* The backend a test runs, stopped by cleanup_each when the test fails half-way. Tests keep
+ * their backend in static storage, not on their stack: a failed assertion leaves the test
+ * function, and the backend's thread and this pointer must not outlive the object. */
 static struct backend *tracked_backend;
 
 static sn_test_proc *spawn_tracked(const char *const argv[])
@@ -505,7 +508,7 @@ static void pp2_encoder_bytes(void **state)
 static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port;
     sn_test_proc *px = start_proxy(b.port, NULL, &port, NULL);
@@ -584,7 +587,7 @@ static void echo_for_sealnet_openssl_and_gnutls_clients(void **state)
 static void two_hundred_sessions_get_only_their_own_data(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port;
     sn_test_proc *px = start_proxy(
@@ -729,7 +732,7 @@ static char *parse_recorded(backend *b)
 
 static void proxy_protocol_v2(const char *ip, bool every)
 {
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port;
     char listen[64];
@@ -857,7 +860,7 @@ static void reverse_mode_to_openssl_s_server(void **state)
 static void idle_timeout_ends_the_session_with_close_notify(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port;
     sn_test_proc *px = start_proxy(b.port, (const char *[]){"--idle", "1", NULL}, &port, NULL);
@@ -910,7 +913,7 @@ static void backend_down_closes_the_client_session(void **state)
 static void metrics_match_the_traffic(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port, mport;
     sn_test_proc *px = start_proxy(b.port, NULL, &port, &mport);
@@ -995,7 +998,7 @@ static void dtls_server_serves_metrics_too(void **state)
 static void hostile_garbage_before_and_after_the_handshake(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port;
     sn_test_proc *px = start_proxy(b.port, NULL, &port, NULL);
@@ -1030,7 +1033,7 @@ static void hostile_garbage_before_and_after_the_handshake(void **state)
 static void hostile_hello_flood(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_ECHO);
     int port, mport;
     sn_test_proc *px =
@@ -1064,7 +1067,7 @@ static void hostile_hello_flood(void **state)
 static void hostile_oversize_datagrams(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_OVERSIZE);
     int port, mport;
     sn_test_proc *px = start_proxy(b.port, NULL, &port, &mport);
@@ -1098,7 +1101,7 @@ static void hostile_oversize_datagrams(void **state)
 static void hostile_backend_garbage(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_GARBAGE);
     int port;
     sn_test_proc *px = start_proxy(b.port, NULL, &port, NULL);
@@ -1121,7 +1124,7 @@ static void hostile_backend_garbage(void **state)
 static void hostile_backend_flood(void **state)
 {
     (void)state;
-    backend b;
+    static backend b;
     be_start(&b, BE_FLOOD);
     int port, mport;
     sn_test_proc *px = start_proxy(b.port, (const char *[]){"--queue", "32", NULL}, &port, &mport);
