@@ -117,6 +117,47 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_malloc_fill_size=0:quarantine_size_mb=16:malloc_context_size=10}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 FAIL_RE='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|invariant failed'
+# WORKERS processes of one target (binary, log directory, libFuzzer arguments) on the shared
+# corpus directory (each reloads what the others add), output in <logdir>/fuzz-<n>.log, until
+# together they have run GOAL inputs (0: no goal) or -max_total_time is up. Not a fixed share
+# each: two workers' speeds differ by a fifth or more (they mutate different inputs), and a worker
+# done with its share would leave its core idle while the other is still short. So each may run
+# up to the whole goal, and once the executions they have reported (the "#N" of their status
+# lines, a second or less behind) add up to it, all are stopped with SIGUSR1: libFuzzer's
+# graceful exit, which prints the final statistics counted below. A worker that fails stops the
+# others too. Returns the first failing worker's status.
+run_workers() {
+    local bin=$1 logdir=$2
+    shift 2
+    local pids=() i n st total rc=0 stopping=0
+    for ((i = 0; i < WORKERS; i++)); do
+        (cd "$logdir" && exec "$bin" "$@" >"fuzz-$i.log" 2>&1) &
+        pids+=($!)
+    done
+    while :; do
+        local live=()
+        total=0
+        for ((i = 0; i < WORKERS; i++)); do
+            if [ -n "${pids[$i]}" ] && ! kill -0 "${pids[$i]}" 2>/dev/null; then
+                wait "${pids[$i]}"
+                st=$?
+                [ $st -ne 0 ] && [ $rc -eq 0 ] && rc=$st
+                pids[i]=""
+            fi
+            [ -n "${pids[$i]}" ] && live+=("${pids[$i]}")
+            n=$(grep -ao '^#[0-9]*' "$logdir/fuzz-$i.log" 2>/dev/null | tail -1 | tr -d '#')
+            total=$((total + ${n:-0}))
+        done
+        [ ${#live[@]} -eq 0 ] && break
+        if [ $stopping = 0 ] && { [ $rc -ne 0 ] || { [ "$GOAL" -gt 0 ] && [ $total -ge "$GOAL" ]; }; }; then
+            kill -USR1 "${live[@]}" 2>/dev/null
+            stopping=1
+        fi
+        sleep 0.5
+    done
+    return $rc
+}
+
 status=0
 summary=""
 if [ $long = 1 ]; then
@@ -156,10 +197,10 @@ for t in "${targets[@]}"; do
         -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
     args=("$work" "$seeds_dir" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048
         -max_len=$max_len -print_final_stats=1 -artifact_prefix="$art/")
-    # The long run stops a target once it has run the goal's executions (split between the
-    # workers: each stops at its share), so a fast target does not hold the machine for nothing.
+    # The long run stops a target once it has run the goal's executions (run_workers), so a
+    # fast target does not hold the machine for nothing.
     if [ $long = 1 ] && [ "$GOAL" -gt 0 ]; then
-        args+=(-runs=$(((GOAL + WORKERS - 1) / WORKERS)))
+        args+=(-runs="$GOAL")
     fi
     # Extra libFuzzer flags for the run (e.g. FUZZ_FLAGS="-entropic=0 -use_value_profile=1").
     # shellcheck disable=SC2206
@@ -167,12 +208,10 @@ for t in "${targets[@]}"; do
     set +e
     TIMEFORMAT='%R %U %S'
     if [ "$WORKERS" -gt 1 ]; then
-        # One process per core, sharing the corpus directory (each reloads what the others add);
-        # libFuzzer writes each one's output to fuzz-<n>.log in the current directory.
-        { time (cd "$logdir" && "$bin" -jobs="$WORKERS" -workers="$WORKERS" "${args[@]}" \
-            >"$log" 2>&1); } 2>"$logdir/cpu"
+        echo "$WORKERS workers: $logdir/fuzz-<n>.log" >"$log"
+        { time run_workers "$bin" "$logdir" "${args[@]}"; } 2>"$logdir/cpu"
         rc=$?
-        stats=("$logdir"/fuzz-*.log) # the parent's log repeats them: count each worker once
+        stats=("$logdir"/fuzz-*.log)
     else
         { time "$bin" "${args[@]}" >"$log" 2>&1; } 2>"$logdir/cpu"
         rc=$?
@@ -184,8 +223,8 @@ for t in "${targets[@]}"; do
         awk '{s += $1} END {print s + 0}')
     cov=$( (cat "${stats[@]}" 2>/dev/null | grep -o 'cov: [0-9]*' || true) | cut -d' ' -f2 |
         sort -n | tail -1)
-    wall=$(awk '{print $1}' "$logdir/cpu" 2>/dev/null || echo 0)
-    cpu=$(awk '{printf "%.1f", $2 + $3}' "$logdir/cpu" 2>/dev/null || echo 0)
+    wall=$(awk 'END {print $1}' "$logdir/cpu" 2>/dev/null || echo 0)
+    cpu=$(awk 'END {printf "%.1f", $2 + $3}' "$logdir/cpu" 2>/dev/null || echo 0)
     rate=$(awk -v e="$execs" -v s="$wall" 'BEGIN {if (s > 0) printf "%d", e / s; else print "?"}')
     per_cpu=$(awk -v e="$execs" -v c="$cpu" 'BEGIN {if (c > 0) printf "%d", e / c; else print "?"}')
     # The long run's corpus under ASan+UBSan+LSan: a memory error on any input it kept fails.
