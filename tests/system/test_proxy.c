@@ -1021,8 +1021,8 @@ static void hostile_garbage_before_and_after_the_handshake(void **state)
     (void)state;
     static backend b;
     be_start(&b, BE_ECHO);
-    int port;
-    sn_test_proc *px = start_proxy(b.port, NULL, &port, NULL);
+    int port, mport;
+    sn_test_proc *px = start_proxy(b.port, NULL, &port, &mport);
     fx_rng rng;
     fx_rng_seed(&rng, 15);
     int fd = rb_socket("127.0.0.1", 0);
@@ -1048,6 +1048,10 @@ static void hostile_garbage_before_and_after_the_handshake(void **state)
     }
     kill(sn_test_proc_pid(px), SIGCONT);
     echo_after_burst(c, "after garbage after");
+    /* What did not fit the queue was counted, not lost silently. */
+    char *m = scrape(mport);
+    assert_true(metric(m, "sealnet_host_dropped_queue_full_total") > 0);
+    free(m);
     sn_dtls_peer_free(c);
     close(fd);
     assert_alive(px);
