@@ -1,23 +1,23 @@
 /* Socket reuse for fuzz targets that open, bind, connect and close one UDP socket per input
  * (fuzz_dtls_client: sn_udp_peer_connect_to_host, then sn_dtls_peer_free closes it).
  *
- * The kernel's share of that life (socket, bind to an ephemeral port, connect, close, and the names
- * read back) was ~12 % of
- * an input's CPU, none of it about the input: datagrams travel on the in-memory network
- * (fuzz_common.h), never through the socket. So the link wraps those calls
+ * The kernel's share of that life (socket, bind to an ephemeral port, connect, close, and the
+ * names read back) was ~12 % of an input's CPU, none of it about the input: datagrams travel on
+ * the in-memory network (fuzz_common.h), never through the socket. So the link wraps those calls
  * (-Wl,--wrap=..., fuzz/CMakeLists.txt): sealnet still makes every call, in the same order, and
  * gets the same answers; only the kernel work is done once per process instead of per input.
  *
  * One socket is kept. A datagram socket sealnet opens and binds to the wildcard address, port 0,
- * is remembered; when sealnet closes it, it stays open as the spare. The next socket() of the same
- * family and type gets the spare back; its bind to the wildcard address, port 0, succeeds without
- * the kernel (it is bound so already, to the same port, which an input never depends on), and a
- * connect to the address it is already connected to succeeds without the kernel too (connecting
- * a UDP socket again to the same address changes nothing); its name and peer name are read from
- * the kernel once after each real bind or connect. One answer differs: between that
- * bind and the connect, getsockname shows the address the kept socket is still connected from,
- * not the wildcard; sealnet reads only the family and port there. Any other call goes to the
- * kernel.
+ * is remembered; when sealnet closes it, it stays open as the spare. The next socket() of the
+ * same family and type gets the spare back. Its bind to the wildcard address, port 0, succeeds
+ * without the kernel (it is bound so already, to the same port, which an input never depends
+ * on). A bind anywhere else would fail on the spare (already bound) where a fresh socket would
+ * bind, so only a target whose sockets are all bound to the wildcard address may link this
+ * file. A connect to the address it is already connected to succeeds without the kernel
+ * (connecting a UDP socket again to the same address changes nothing). Its name and peer name are
+ * read from the kernel once after each real bind or connect. One answer differs: between that bind
+ * and the connect, getsockname shows the address the kept socket is still connected from, not the
+ * wildcard; sealnet reads only the family and port there. Any other call goes to the kernel.
  * Single-threaded, as the targets are. */
 #include <netinet/in.h>
 #include <stdbool.h>
